@@ -1,0 +1,1 @@
+"""pcm_processor."""
