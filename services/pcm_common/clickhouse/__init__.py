@@ -1,0 +1,1 @@
+"""ClickHouse adapters: connection and versioned, idempotent schema migrations."""

@@ -1,0 +1,61 @@
+"""Fact tables: one row per attention / procedure-stage event, as the processors insert them.
+
+Engine choice: ReplacingMergeTree keyed by event id (last in ORDER BY) collapses replayed copies
+of an event on merge; KPI queries never rely on merges having happened (they aggregate per
+ticket / procedure with max/any, which a duplicate cannot change). Bucket columns (hour, day,
+month starts in the platform's time zone) are computed by the processor so queries stay portable
+across ClickHouse 18.16 and current releases (no timezone-argument functions needed).
+"""
+
+STATEMENTS = [
+    """
+    CREATE TABLE IF NOT EXISTS {db}.attention_events (
+        entity_id String,
+        event_id String,
+        ticket_id String,
+        kind Enum8('ISSUED' = 1, 'CALLED' = 2, 'SERVED' = 3, 'ABANDONED' = 4),
+        channel String,
+        service_id String,
+        office_id String,
+        preferential UInt8,
+        digital UInt8,
+        target_wait_s UInt32,
+        issued_at DateTime,
+        called_at DateTime,
+        finished_at DateTime,
+        hour_start DateTime,
+        day_start DateTime,
+        month_start DateTime,
+        received_at DateTime,
+        kafka_partition UInt16,
+        kafka_offset UInt64
+    ) ENGINE = ReplacingMergeTree(kafka_offset)
+    PARTITION BY toYYYYMM(month_start)
+    ORDER BY (entity_id, month_start, ticket_id, event_id)
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS {db}.procedure_events (
+        entity_id String,
+        event_id String,
+        procedure_id String,
+        service_id String,
+        stage Enum8('FILED' = 1, 'ASSIGNED' = 2, 'IN_REVIEW' = 3, 'OBSERVED' = 4,
+                    'RESUBMITTED' = 5, 'RESOLVED' = 6, 'NOTIFIED' = 7, 'ARCHIVED' = 8),
+        channel String,
+        unit_id String,
+        sequence UInt32,
+        filed_at DateTime,
+        occurred_at DateTime,
+        legal_term_days UInt16,
+        business_days_elapsed UInt16,
+        hour_start DateTime,
+        day_start DateTime,
+        month_start DateTime,
+        received_at DateTime,
+        kafka_partition UInt16,
+        kafka_offset UInt64
+    ) ENGINE = ReplacingMergeTree(kafka_offset)
+    PARTITION BY toYYYYMM(month_start)
+    ORDER BY (entity_id, month_start, procedure_id, event_id)
+    """,
+]

@@ -1,0 +1,1 @@
+"""Numbered schema migrations (NNNN_name.py with STATEMENTS); see pcm_common.clickhouse.migrate."""

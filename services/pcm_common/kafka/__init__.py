@@ -1,0 +1,1 @@
+"""Kafka adapters: the topic registry, the acknowledged producer and envelope helpers."""

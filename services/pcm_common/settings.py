@@ -1,0 +1,61 @@
+"""Settings from environment variables (prefix ``PCM_``), each with a documented default.
+
+One ``Settings`` object is built by each entrypoint (the composition root) and passed down; no
+module reads the environment by itself. ``PCM_ENV`` names the deployment profile; defaults fit
+the local loopback stack (`make stack-up`). Secrets (token pepper, ClickHouse password) have no
+default value in the repository: they come from the environment or a mounted secret file.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    TEST = "test"
+    PROD = "prod"
+
+
+class Settings(BaseSettings):
+    """Every knob of the platform. `pcm-settings` (README) prints them with their values."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PCM_", secrets_dir=None, extra="ignore", frozen=True
+    )
+
+    env: Environment = Field(Environment.DEV, description="Deployment profile: dev, test, prod.")
+    log_level: str = Field("INFO", description="Root log level.")
+    log_json: bool = Field(False, description="JSON log lines (for log shippers) instead of text.")
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    topic_prefix: str = Field(
+        "", description="Prefix for every topic name (isolates test runs sharing one broker)."
+    )
+    kafka_replication_factor: int = Field(
+        1, description="Replication factor of topics created at start (3 on a real cluster)."
+    )
+    kafka_request_timeout_ms: int = Field(
+        10_000, description="How long a produce may wait for the broker's ack before failing."
+    )
+
+    clickhouse_host: str = Field("127.0.0.1", description="ClickHouse host (native protocol).")
+    clickhouse_port: int = Field(9000, description="ClickHouse native port.")
+    clickhouse_user: str = Field("default", description="ClickHouse user.")
+    clickhouse_password: SecretStr = Field(
+        SecretStr(""), description="ClickHouse password (secret; empty on the loopback stack)."
+    )
+    clickhouse_database: str = Field("pcm", description="ClickHouse database of the platform.")
+
+    catalogue_dir: Path | None = Field(
+        None, description="Folder of the catalogues; default: the repository's catalogues/."
+    )
+    metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds.")
+
+
+def load_settings() -> Settings:
+    return Settings()
