@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     catalogue_dir: Path | None = Field(
         None, description="Folder of the catalogues; default: the repository's catalogues/."
     )
+    token_file: Path = Field(
+        Path(".stack/secrets/tokens.json"),
+        description="Token store (hashes only); a mounted secret in production.",
+    )
     metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds.")
 
 

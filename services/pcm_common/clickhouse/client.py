@@ -25,5 +25,4 @@ def connect(settings: Settings, database: str | None = None) -> Client:
         database=database or settings.clickhouse_database,
         connect_timeout=5,
         send_receive_timeout=60,
-        settings={"use_numpy": False},
     )

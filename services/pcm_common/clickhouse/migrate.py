@@ -59,7 +59,8 @@ def migrate(executor: SqlExecutor, db: str) -> list[str]:
         for statement in migration.statements:
             executor.execute(statement.format(db=db))
         executor.execute(
-            f"INSERT INTO {db}.schema_migrations (id, applied_at) VALUES ('{migration.id}', now())"
+            # INSERT ... SELECT, not VALUES: the native driver waits for a data block after VALUES.
+            f"INSERT INTO {db}.schema_migrations (id, applied_at) SELECT '{migration.id}', now()"
         )
         log.info("applied migration", database=db, migration=migration.id)
         applied.append(migration.id)

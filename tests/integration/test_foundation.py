@@ -1,0 +1,82 @@
+"""The foundation on the real servers: topics, an acknowledged protobuf round trip, migrations."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from clickhouse_driver import Client
+from google.protobuf.timestamp_pb2 import Timestamp
+from kafka import KafkaConsumer, TopicPartition
+
+from pcm.monitoring.v1 import attention_pb2
+from pcm_common.clickhouse.migrate import discover, migrate
+from pcm_common.kafka.admin import describe_partitions, ensure_topics
+from pcm_common.kafka.envelope import decode, wrap
+from pcm_common.kafka.producer import AcknowledgedProducer
+from pcm_common.kafka.topics import TOPICS, topic_for_domain
+from pcm_common.settings import Settings
+
+
+def test_topics_are_created_with_their_partition_counts(isolated_settings: Settings) -> None:
+    prefix = isolated_settings.topic_prefix
+    created = ensure_topics(isolated_settings.kafka_bootstrap, prefix)
+    assert sorted(created) == sorted(topic.name(prefix) for topic in TOPICS)
+    assert ensure_topics(isolated_settings.kafka_bootstrap, prefix) == []
+    for topic in TOPICS:
+        assert describe_partitions(isolated_settings.kafka_bootstrap, topic.name(prefix)) == (
+            topic.partitions
+        )
+
+
+def test_protobuf_event_round_trips_through_the_broker(isolated_settings: Settings) -> None:
+    ensure_topics(isolated_settings.kafka_bootstrap, isolated_settings.topic_prefix)
+    topic = topic_for_domain("attention").name(isolated_settings.topic_prefix)
+    attention = attention_pb2.AttentionEvent(
+        event_id="evt-roundtrip-1",
+        entity_id="RENIEC",
+        ticket_id="A-042",
+        kind=attention_pb2.ATTENTION_EVENT_KIND_TICKET_SERVED,
+        channel="PRESENCIAL",
+        service_id="RENIEC-DNI-DUPLICADO",
+        issued_at=Timestamp(seconds=1_764_000_000),
+        called_at=Timestamp(seconds=1_764_000_600),
+        finished_at=Timestamp(seconds=1_764_000_900),
+    )
+    envelope = wrap(attention, "RENIEC", Timestamp(seconds=int(time.time())))
+    producer = AcknowledgedProducer(isolated_settings.kafka_bootstrap, 10_000, "test")
+    producer.send_and_wait(topic, [(b"RENIEC", envelope.SerializeToString())])
+    producer.close()
+
+    received = read_all(isolated_settings.kafka_bootstrap, topic, expected=1)
+    assert [message.key for message in received] == [b"RENIEC"]
+    decoded = decode(received[0].value, "attention")
+    assert decoded.attention == attention
+    assert decoded.time.seconds == 1_764_000_900  # occurrence time = end of service
+    assert decoded.source == "/entities/RENIEC"
+
+
+def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 20) -> list[Any]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    while len(messages) < expected and time.monotonic() < deadline:
+        for batch in consumer.poll(timeout_ms=500).values():
+            messages.extend(batch)
+    consumer.close()
+    return messages
+
+
+def test_migrations_apply_twice_on_the_real_server(
+    clickhouse: Client, isolated_settings: Settings
+) -> None:
+    db = isolated_settings.clickhouse_database
+    every_id = [migration.id for migration in discover()]
+    assert migrate(clickhouse, db) == every_id
+    assert migrate(clickhouse, db) == []
+    tables = {row[0] for row in clickhouse.execute(f"SHOW TABLES FROM {db}")}
+    assert {"schema_migrations", "attention_events", "procedure_events", "kpi_values"} <= tables
+    assert clickhouse.execute(f"SELECT count() FROM {db}.schema_migrations") == [(len(every_id),)]
