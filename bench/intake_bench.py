@@ -1,0 +1,140 @@
+"""Intake throughput: events/s through the real gRPC server into the real broker.
+
+Starts `pcm-intake serve` as its own process (as deployed), pushes batches of 500 from client
+threads for a fixed time, then one event per call, and prints events/s, p50/p99 batch latency
+and the ratio. Needs the local stack (`make stack-up`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from pcm.monitoring.v1 import attention_pb2, intake_service_pb2, intake_service_pb2_grpc
+from pcm_common.auth import TokenStore
+from pcm_common.kafka.admin import ensure_topics
+
+REPO = Path(__file__).resolve().parents[1]
+PORT = 50071
+METRICS_PORT = 9171
+
+
+@dataclass
+class Run:
+    events: int = 0
+    latencies: list[float] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def make_batch(size: int, now: int) -> intake_service_pb2.PushAttentionsRequest:
+    events = []
+    for _ in range(size):
+        ticket = uuid.uuid4().hex
+        events.append(attention_pb2.AttentionEvent(
+            event_id=ticket, entity_id="RENIEC", ticket_id=ticket[:12],
+            kind=attention_pb2.ATTENTION_EVENT_KIND_TICKET_SERVED, channel="PRESENCIAL",
+            service_id="RENIEC_DNI_DUPLICADO", office_id="LIMA-CENTRO",
+        ))
+        events[-1].issued_at.seconds = now - 900
+        events[-1].called_at.seconds = now - 400
+        events[-1].finished_at.seconds = now - 100
+    return intake_service_pb2.PushAttentionsRequest(events=events)
+
+
+def push_for(seconds: float, batch_size: int, threads: int, token: str) -> Run:
+    run = Run()
+    stop_at = time.monotonic() + seconds
+    metadata = (("authorization", f"Bearer {token}"),)
+
+    def worker() -> None:
+        stub = intake_service_pb2_grpc.IntakeServiceStub(grpc.insecure_channel(f"127.0.0.1:{PORT}"))
+        while time.monotonic() < stop_at:
+            request = make_batch(batch_size, int(time.time()))  # fresh ids: no duplicates
+            started = time.perf_counter()
+            accepted = stub.PushAttentions(request, metadata=metadata, timeout=60).result.accepted
+            elapsed = time.perf_counter() - started
+            with run.lock:
+                run.events += accepted
+                run.latencies.append(elapsed)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    started = time.monotonic()
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    run.latencies.append(0.0) if not run.latencies else None
+    run.elapsed = time.monotonic() - started  # type: ignore[attr-defined]
+    return run
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen([sys.executable, "-m", "pcm_intake.cli", "serve"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    health = health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{PORT}"))
+    for _ in range(100):
+        try:
+            health.Check(health_pb2.HealthCheckRequest(), timeout=1)
+            return server
+        except grpc.RpcError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit(f"intake did not start: {server.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args()
+    prefix = f"bench-{uuid.uuid4().hex[:6]}."
+    token_file = Path(tempfile.mkdtemp()) / "tokens.json"
+    token = TokenStore(token_file).issue("RENIEC")
+    env = {**os.environ, "PCM_TOPIC_PREFIX": prefix, "PCM_TOKEN_FILE": str(token_file),
+           "PCM_INTAKE_ADDRESS": f"127.0.0.1:{PORT}", "PCM_INTAKE_METRICS_PORT": str(METRICS_PORT),
+           "PCM_INTAKE_RATE_LIMIT_EVENTS_PER_S": "0", "PCM_LOG_LEVEL": "WARNING"}
+    ensure_topics("127.0.0.1:9092", prefix)
+    server = start_server(env)
+    try:
+        push_for(2, args.batch, args.threads, token)  # warm-up: connections, JIT-free caches
+        batched = push_for(args.seconds, args.batch, args.threads, token)
+        single = push_for(min(args.seconds, 8), 1, args.threads, token)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    batched_rate = batched.events / batched.elapsed  # type: ignore[attr-defined]
+    single_rate = single.events / single.elapsed  # type: ignore[attr-defined]
+    print("intake benchmark (real gRPC server process -> real Kafka, acks=all)")
+    print(f"  batches of {args.batch}, {args.threads} client threads, {args.seconds:.0f} s")
+    print(f"  batched     : {batched_rate:10,.0f} events/s   "
+          f"p50 {percentile(batched.latencies, 0.5) * 1000:6.1f} ms   "
+          f"p99 {percentile(batched.latencies, 0.99) * 1000:6.1f} ms per batch")
+    print(f"  one per call: {single_rate:10,.0f} events/s   "
+          f"p50 {percentile(single.latencies, 0.5) * 1000:6.1f} ms   "
+          f"p99 {percentile(single.latencies, 0.99) * 1000:6.1f} ms per call")
+    print(f"  ratio batched / one-per-call: {batched_rate / max(single_rate, 1e-9):.1f}x")
+    print(f"  target >= 50,000 events/s: {'met' if batched_rate >= 50_000 else 'NOT met'}")
+    print(f"  median of batch latencies: {statistics.median(batched.latencies) * 1000:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
