@@ -21,7 +21,6 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-
 from pcm.monitoring.v1 import attention_pb2, intake_service_pb2, intake_service_pb2_grpc
 from pcm_common.auth import TokenStore
 from pcm_common.kafka.admin import ensure_topics
@@ -42,11 +41,17 @@ def make_batch(size: int, now: int) -> intake_service_pb2.PushAttentionsRequest:
     events = []
     for _ in range(size):
         ticket = uuid.uuid4().hex
-        events.append(attention_pb2.AttentionEvent(
-            event_id=ticket, entity_id="RENIEC", ticket_id=ticket[:12],
-            kind=attention_pb2.ATTENTION_EVENT_KIND_TICKET_SERVED, channel="PRESENCIAL",
-            service_id="RENIEC_DNI_DUPLICADO", office_id="LIMA-CENTRO",
-        ))
+        events.append(
+            attention_pb2.AttentionEvent(
+                event_id=ticket,
+                entity_id="RENIEC",
+                ticket_id=ticket[:12],
+                kind=attention_pb2.ATTENTION_EVENT_KIND_TICKET_SERVED,
+                channel="PRESENCIAL",
+                service_id="RENIEC_DNI_DUPLICADO",
+                office_id="LIMA-CENTRO",
+            )
+        )
         events[-1].issued_at.seconds = now - 900
         events[-1].called_at.seconds = now - 400
         events[-1].finished_at.seconds = now - 100
@@ -86,8 +91,12 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def start_server(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    server = subprocess.Popen([sys.executable, "-m", "pcm_intake.cli", "serve"], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pcm_intake.cli", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     health = health_pb2_grpc.HealthStub(grpc.insecure_channel(f"127.0.0.1:{PORT}"))
     for _ in range(100):
         try:
@@ -108,9 +117,15 @@ def main() -> int:
     prefix = f"bench-{uuid.uuid4().hex[:6]}."
     token_file = Path(tempfile.mkdtemp()) / "tokens.json"
     token = TokenStore(token_file).issue("RENIEC")
-    env = {**os.environ, "PCM_TOPIC_PREFIX": prefix, "PCM_TOKEN_FILE": str(token_file),
-           "PCM_INTAKE_ADDRESS": f"127.0.0.1:{PORT}", "PCM_INTAKE_METRICS_PORT": str(METRICS_PORT),
-           "PCM_INTAKE_RATE_LIMIT_EVENTS_PER_S": "0", "PCM_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "PCM_TOPIC_PREFIX": prefix,
+        "PCM_TOKEN_FILE": str(token_file),
+        "PCM_INTAKE_ADDRESS": f"127.0.0.1:{PORT}",
+        "PCM_INTAKE_METRICS_PORT": str(METRICS_PORT),
+        "PCM_INTAKE_RATE_LIMIT_EVENTS_PER_S": "0",
+        "PCM_LOG_LEVEL": "WARNING",
+    }
     ensure_topics("127.0.0.1:9092", prefix)
     server = start_server(env)
     try:
@@ -124,12 +139,16 @@ def main() -> int:
     single_rate = single.events / single.elapsed  # type: ignore[attr-defined]
     print("intake benchmark (real gRPC server process -> real Kafka, acks=all)")
     print(f"  batches of {args.batch}, {args.threads} client threads, {args.seconds:.0f} s")
-    print(f"  batched     : {batched_rate:10,.0f} events/s   "
-          f"p50 {percentile(batched.latencies, 0.5) * 1000:6.1f} ms   "
-          f"p99 {percentile(batched.latencies, 0.99) * 1000:6.1f} ms per batch")
-    print(f"  one per call: {single_rate:10,.0f} events/s   "
-          f"p50 {percentile(single.latencies, 0.5) * 1000:6.1f} ms   "
-          f"p99 {percentile(single.latencies, 0.99) * 1000:6.1f} ms per call")
+    print(
+        f"  batched     : {batched_rate:10,.0f} events/s   "
+        f"p50 {percentile(batched.latencies, 0.5) * 1000:6.1f} ms   "
+        f"p99 {percentile(batched.latencies, 0.99) * 1000:6.1f} ms per batch"
+    )
+    print(
+        f"  one per call: {single_rate:10,.0f} events/s   "
+        f"p50 {percentile(single.latencies, 0.5) * 1000:6.1f} ms   "
+        f"p99 {percentile(single.latencies, 0.99) * 1000:6.1f} ms per call"
+    )
     print(f"  ratio batched / one-per-call: {batched_rate / max(single_rate, 1e-9):.1f}x")
     print(f"  target >= 50,000 events/s: {'met' if batched_rate >= 50_000 else 'NOT met'}")
     print(f"  median of batch latencies: {statistics.median(batched.latencies) * 1000:.1f} ms")

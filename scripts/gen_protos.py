@@ -89,9 +89,11 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as scratch:
         generate(Path(scratch))
-        stale = differences(target, Path(scratch) / GENERATED_PACKAGE) if target.exists() else [
-            str(target)
-        ]
+        stale = (
+            differences(target, Path(scratch) / GENERATED_PACKAGE)
+            if target.exists()
+            else [str(target)]
+        )
     if stale:
         print("error: generated code is stale; run `make protos`:", *stale, sep="\n  ")
         return 1

@@ -8,7 +8,15 @@ from pathlib import Path
 
 from pcm_common.auth import Role, TokenStore
 from pcm_common.catalogues import load_catalogues
-from pcm_common.settings import load_settings
+from pcm_common.settings import Settings, load_settings
+
+
+def is_catalogued(entity_id: str, settings: Settings) -> bool:
+    try:
+        load_catalogues(settings.catalogue_dir).entity(entity_id)
+    except KeyError:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,10 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     store = TokenStore(args.file or settings.token_file)
     if args.command == "issue":
-        if args.role == Role.ENTITY.value and not load_catalogues(settings.catalogue_dir).has_entity(
-            args.entity_id
-        ):
-            print(f"error: entity {args.entity_id!r} is not in the entity catalogue", file=sys.stderr)
+        if args.role == Role.ENTITY.value and not is_catalogued(args.entity_id, settings):
+            print(
+                f"error: entity {args.entity_id!r} is not in the entity catalogue", file=sys.stderr
+            )
             return 2
         print(store.issue(args.entity_id, Role(args.role), args.label))
         return 0

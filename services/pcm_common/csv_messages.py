@@ -8,7 +8,7 @@ the platform's time zone, America/Lima), enums by their short name (``SERVED`` f
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from google.protobuf.descriptor import FieldDescriptor
@@ -41,8 +41,11 @@ def message_from_row(
     return message, errors
 
 
-def _set(message: Message, field: FieldDescriptor, value: str, zone: ZoneInfo) -> None:
-    if field.message_type is not None and field.message_type.full_name == "google.protobuf.Timestamp":
+def _set(message: Message, field: Any, value: str, zone: ZoneInfo) -> None:
+    if (
+        field.message_type is not None
+        and field.message_type.full_name == "google.protobuf.Timestamp"
+    ):
         getattr(message, field.name).FromDatetime(parse_time(value, zone))
     elif field.enum_type is not None:
         setattr(message, field.name, enum_number(field, value))

@@ -48,9 +48,7 @@ INTAKE_RATE_LIMITED = Counter(
 )
 
 # --- stream processors -------------------------------------------------------------------------
-PROCESSOR_EVENTS = Counter(
-    "pcm_processor_events_total", "Events written to ClickHouse.", ["topic"]
-)
+PROCESSOR_EVENTS = Counter("pcm_processor_events_total", "Events written to ClickHouse.", ["topic"])
 PROCESSOR_BATCH_SIZE = Histogram(
     "pcm_processor_batch_size",
     "Events per columnar insert.",

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         Path(".stack/secrets/tokens.json"),
         description="Token store (hashes only); a mounted secret in production.",
     )
+    token_reload_interval_s: float = Field(
+        1.0, description="How often services look for token-store changes (revocations)."
+    )
     metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds.")
 
 

@@ -81,6 +81,6 @@ def check_time(
 
 def check_order(message: Message, earlier: str, later: str) -> Iterable[FieldError]:
     """`later` must not precede `earlier` (a negative duration); silent if either is unset."""
-    if message.HasField(earlier) and message.HasField(later):
-        if seconds_of(getattr(message, later)) < seconds_of(getattr(message, earlier)):
-            yield FieldError(later, f"before {earlier} (negative duration)")
+    both_set = message.HasField(earlier) and message.HasField(later)
+    if both_set and seconds_of(getattr(message, later)) < seconds_of(getattr(message, earlier)):
+        yield FieldError(later, f"before {earlier} (negative duration)")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from pcm_common.validation import FieldError
+
 from pcm_intake.dedupe import DedupeWindow, Key
 
 

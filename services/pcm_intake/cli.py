@@ -6,6 +6,7 @@ import argparse
 
 from pcm_common.catalogues import CatalogueError
 from pcm_common.logging import configure_logging
+
 from pcm_intake.server import serve
 from pcm_intake.settings import IntakeSettings
 

@@ -10,19 +10,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import grpc
-from tenacity import (
-    retry,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
-
 from pcm.monitoring.v1 import (
     attention_pb2,
     common_pb2,
     intake_service_pb2,
     intake_service_pb2_grpc,
     procedure_pb2,
+)
+from tenacity import (
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
 )
 
 RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}
@@ -62,7 +61,7 @@ class IntakeClient:
         request = intake_service_pb2.PushAttentionsRequest(events=events)
         call = self._retrying(self._stub.PushAttentions)
         response = call(request, metadata=self._metadata, timeout=self._timeout_s)
-        return response.result  # type: ignore[no-any-return]
+        return response.result
 
     def push_procedure_stages(
         self, events: Sequence[procedure_pb2.ProcedureStageEvent]
@@ -70,7 +69,7 @@ class IntakeClient:
         request = intake_service_pb2.PushProcedureStagesRequest(events=events)
         call = self._retrying(self._stub.PushProcedureStages)
         response = call(request, metadata=self._metadata, timeout=self._timeout_s)
-        return response.result  # type: ignore[no-any-return]
+        return response.result
 
     def close(self) -> None:
         self._channel.close()

@@ -18,15 +18,16 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 from zoneinfo import ZoneInfo
 
 import grpc
 from google.protobuf.message import Message
-from tqdm import tqdm
-
 from pcm.monitoring.v1 import attention_pb2, common_pb2, procedure_pb2
 from pcm_common.csv_messages import message_from_row
+from pcm_common.validation import FieldError
+from tqdm import tqdm
+
 from pcm_intake.client import IntakeClient
 
 KINDS: dict[str, type[Message]] = {
@@ -50,8 +51,9 @@ class Row:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="pcm-push", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="pcm-push", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("kind", choices=sorted(KINDS))
     parser.add_argument("csv_file", type=Path)
     parser.add_argument("--entity", required=True, help="your entity id (filled where empty)")
@@ -59,7 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token-env", default="PCM_TOKEN", help="env var holding the token")
     parser.add_argument("--ca", type=Path, help="CA certificate (PEM) to use TLS")
     parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--report", type=Path, help="rejected rows CSV (default: <file>.rejected.csv)")
+    parser.add_argument(
+        "--report", type=Path, help="rejected rows CSV (default: <file>.rejected.csv)"
+    )
     parser.add_argument("--timezone", default="America/Lima", help="zone of naive timestamps")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -84,26 +88,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         client.close()
-    print(f"{summary.rows} rows: {summary.accepted} stored, {summary.duplicates} duplicates, "
-          f"{len(summary.rejected_rows)} refused" +
-          (f" (details in {report_path})" if summary.rejected_rows else ""))
+    print(
+        f"{summary.rows} rows: {summary.accepted} stored, {summary.duplicates} duplicates, "
+        f"{len(summary.rejected_rows)} refused"
+        + (f" (details in {report_path})" if summary.rejected_rows else "")
+    )
     return 1 if summary.rejected_rows else 0
 
 
-def run_import(args: argparse.Namespace, client: IntakeClient, report_file: TextIO) -> ImportSummary:
+def run_import(
+    args: argparse.Namespace, client: IntakeClient, report_file: TextIO
+) -> ImportSummary:
     report = csv.writer(report_file)
     report.writerow(["row", "event_id", "field", "reason"])
     summary = ImportSummary()
     total = count_rows(args.csv_file)
     with tqdm(total=total, unit="row", disable=args.quiet, file=sys.stderr) as progress:
         batch: list[Row] = []
-        for row, errors in read_rows(args.csv_file, KINDS[args.kind], args.entity,
-                                      ZoneInfo(args.timezone)):
+        for row, errors in read_rows(
+            args.csv_file, KINDS[args.kind], args.entity, ZoneInfo(args.timezone)
+        ):
             summary.rows += 1
             if errors:
                 summary.rejected_rows.add(row.line)
-                report.writerows([row.line, getattr(row.message, "event_id", ""), e.field, e.reason]
-                                 for e in errors)
+                report.writerows(
+                    [row.line, getattr(row.message, "event_id", ""), e.field, e.reason]
+                    for e in errors
+                )
                 progress.update(1)
                 continue
             batch.append(row)
@@ -122,12 +133,13 @@ def count_rows(path: Path) -> int:
 
 def read_rows(
     path: Path, message_type: type[Message], entity_id: str, zone: ZoneInfo
-) -> Iterator[tuple[Row, list]]:  # type: ignore[type-arg]
+) -> Iterator[tuple[Row, list[FieldError]]]:
     with path.open(newline="", encoding="utf-8-sig") as file:
         for line, record in enumerate(csv.DictReader(file), start=2):
             message, errors = message_from_row(record, message_type, zone)
-            if not getattr(message, "entity_id"):
-                setattr(message, "entity_id", entity_id)
+            # Every pushed message type has entity_id; the export may leave it out.
+            if not getattr(message, "entity_id"):  # noqa: B009
+                setattr(message, "entity_id", entity_id)  # noqa: B010
             yield Row(line, message), errors
 
 
@@ -136,7 +148,7 @@ def send(
     client: IntakeClient,
     batch: list[Row],
     summary: ImportSummary,
-    report: "csv._writer",  # type: ignore[name-defined]
+    report: Any,  # csv.writer's type is private
     progress: tqdm,  # type: ignore[type-arg]
 ) -> None:
     messages = [row.message for row in batch]

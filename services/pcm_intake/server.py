@@ -6,7 +6,6 @@ import signal
 import threading
 
 import grpc
-
 from pcm.monitoring.v1 import intake_service_pb2, intake_service_pb2_grpc
 from pcm_common.auth import TokenStore
 from pcm_common.catalogues import Catalogues, load_catalogues
@@ -15,6 +14,7 @@ from pcm_common.kafka.admin import ensure_topics
 from pcm_common.kafka.producer import AcknowledgedProducer
 from pcm_common.logging import get_logger
 from pcm_common.metrics import serve_metrics
+
 from pcm_intake.service import IntakeServicer
 from pcm_intake.settings import IntakeSettings
 from pcm_intake.validation import IntakeCatalogue
@@ -51,7 +51,12 @@ def create_server(settings: IntakeSettings) -> tuple[grpc.Server, int, Acknowled
     producer = AcknowledgedProducer(
         settings.kafka_bootstrap, settings.kafka_request_timeout_ms, "pcm-intake"
     )
-    servicer = IntakeServicer(settings, catalogue, TokenStore(settings.token_file), producer)
+    servicer = IntakeServicer(
+        settings,
+        catalogue,
+        TokenStore(settings.token_file, settings.token_reload_interval_s),
+        producer,
+    )
     options = ServerOptions(
         address=settings.intake_address,
         max_message_bytes=settings.intake_max_message_bytes,
@@ -77,8 +82,13 @@ def serve(settings: IntakeSettings) -> None:
     serve_metrics(settings.intake_metrics_port, settings.metrics_host)
     server, port, producer = create_server(settings)
     server.start()
-    log.info("intake serving", address=settings.intake_address, port=port,
-             tls=tls_files(settings) is not None, metrics_port=settings.intake_metrics_port)
+    log.info(
+        "intake serving",
+        address=settings.intake_address,
+        port=port,
+        tls=tls_files(settings) is not None,
+        metrics_port=settings.intake_metrics_port,
+    )
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())

@@ -13,7 +13,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from limits import RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
-
 from pcm.monitoring.v1 import common_pb2, intake_service_pb2, intake_service_pb2_grpc
 from pcm_common import metrics
 from pcm_common.auth import Principal, Role, TokenStore
@@ -23,6 +22,7 @@ from pcm_common.kafka.producer import AcknowledgedProducer, BrokerUnavailable
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
 from pcm_common.validation import FieldError, TimeWindow
+
 from pcm_intake.batch import BatchPlan, PushedEvent, plan_batch
 from pcm_intake.dedupe import DedupeWindow
 from pcm_intake.settings import IntakeSettings
@@ -111,8 +111,11 @@ class IntakeServicer(intake_service_pb2_grpc.IntakeServiceServicer):
             self._dedupe,
         )
         if events and plan.foreign_items == len(events):
-            abort(context, grpc.StatusCode.PERMISSION_DENIED,
-                  f"every event belongs to another entity than {principal.entity_id!r}")
+            abort(
+                context,
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"every event belongs to another entity than {principal.entity_id!r}",
+            )
         self._produce(kind, plan, principal, context)
         self._count(kind, plan, principal)
         return to_result(plan)
@@ -128,13 +131,19 @@ class IntakeServicer(intake_service_pb2_grpc.IntakeServiceServicer):
     ) -> None:
         limit = self._settings.intake_max_batch
         if count > limit:
-            abort(context, grpc.StatusCode.INVALID_ARGUMENT,
-                  f"events: batch of {count} exceeds the limit of {limit} per call")
+            abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"events: batch of {count} exceeds the limit of {limit} per call",
+            )
         if not self._rate.allow(principal.entity_id, count):
             metrics.INTAKE_RATE_LIMITED.labels(entity=principal.entity_id).inc()
-            self._abort_with_retry(context, grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                   f"rate limit of {self._settings.intake_rate_limit_events_per_s}"
-                                   f" events/s for {principal.entity_id} exceeded")
+            self._abort_with_retry(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"rate limit of {self._settings.intake_rate_limit_events_per_s}"
+                f" events/s for {principal.entity_id} exceeded",
+            )
 
     def _time_window(self) -> TimeWindow:
         return TimeWindow(
@@ -160,10 +169,17 @@ class IntakeServicer(intake_service_pb2_grpc.IntakeServiceServicer):
         except BrokerUnavailable as error:
             self._dedupe.release(plan.accepted_keys)
             metrics.INTAKE_KAFKA_PRODUCE_ERRORS.inc()
-            log.warning("batch refused: broker unavailable", entity=principal.entity_id,
-                        events=len(records), error=str(error))
-            self._abort_with_retry(context, grpc.StatusCode.UNAVAILABLE,
-                                   "event store (Kafka) unavailable; nothing was stored, retry")
+            log.warning(
+                "batch refused: broker unavailable",
+                entity=principal.entity_id,
+                events=len(records),
+                error=str(error),
+            )
+            self._abort_with_retry(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "event store (Kafka) unavailable; nothing was stored, retry",
+            )
         self._dedupe.confirm(plan.accepted_keys)
 
     def _abort_with_retry(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
-
 from pcm_common.settings import Settings
+from pydantic import Field
 
 
 class IntakeSettings(Settings):

@@ -58,9 +58,7 @@ def attention_errors(
         *check_entity(event.entity_id, caller),
         *check_id(event.ticket_id, "ticket_id"),
         *check_code(event.channel, "channel", catalogue.channels, "channel"),
-        *check_code(
-            event.service_id, "service_id", catalogue.services(caller, False), "service"
-        ),
+        *check_code(event.service_id, "service_id", catalogue.services(caller, False), "service"),
         *check_optional_text(event.office_id, "office_id"),
         *check_optional_text(event.desk_id, "desk_id"),
         *check_time(event, "issued_at", window, required=True),

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_driver import Client
 from kafka import KafkaAdminClient
-
 from pcm_common.clickhouse.client import connect
 from pcm_common.kafka.topics import topic_names
 from pcm_common.settings import Settings

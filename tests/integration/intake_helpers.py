@@ -8,7 +8,6 @@ from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from kafka import KafkaConsumer, TopicPartition
-
 from pcm.monitoring.v1 import attention_pb2, envelope_pb2
 
 SERVED = attention_pb2.ATTENTION_EVENT_KIND_TICKET_SERVED

@@ -8,7 +8,6 @@ from typing import Any
 from clickhouse_driver import Client
 from google.protobuf.timestamp_pb2 import Timestamp
 from kafka import KafkaConsumer, TopicPartition
-
 from pcm.monitoring.v1 import attention_pb2
 from pcm_common.clickhouse.migrate import discover, migrate
 from pcm_common.kafka.admin import describe_partitions, ensure_topics

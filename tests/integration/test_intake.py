@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,6 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-
 from pcm.monitoring.v1 import intake_service_pb2, intake_service_pb2_grpc, procedure_pb2
 from pcm_common.auth import TokenStore
 from pcm_common.kafka.admin import ensure_topics
@@ -21,6 +19,7 @@ from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.settings import Settings
 from pcm_intake.server import create_server
 from pcm_intake.settings import IntakeSettings
+
 from tests.integration.intake_helpers import read_envelopes, served_attention, stamp
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,15 +47,18 @@ class Intake:
 
 
 @pytest.fixture(scope="module")
-def intake(isolated_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Intake]:
+def intake(
+    isolated_settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Intake]:
     token_file = tmp_path_factory.mktemp("secrets") / "tokens.json"
-    settings = IntakeSettings(
-        **isolated_settings.model_dump(exclude={"token_file"}),
-        token_file=token_file,
-        intake_address="127.0.0.1:0",
-        intake_rate_limit_events_per_s=5_000,
-        kafka_request_timeout_ms=4_000,
-    )
+    overrides = {
+        "token_file": token_file,
+        "intake_address": "127.0.0.1:0",
+        "intake_rate_limit_events_per_s": 5_000,
+        "kafka_request_timeout_ms": 4_000,
+        "token_reload_interval_s": 0,  # see revocations at once
+    }
+    settings = IntakeSettings(**{**isolated_settings.model_dump(), **overrides})
     ensure_topics(settings.kafka_bootstrap, settings.topic_prefix)
     store = TokenStore(token_file, reload_interval_s=0)
     tokens = {entity: store.issue(entity) for entity in ("RENIEC", "SUNARP", "MUNI-MIRAFLORES")}
@@ -248,7 +250,8 @@ def test_broker_down_is_unavailable_and_later_events_arrive(intake: Intake) -> N
         with pytest.raises(grpc.RpcError) as refused:
             stub.PushAttentions(
                 intake_service_pb2.PushAttentionsRequest(events=[during]),
-                metadata=intake.auth(), timeout=30,
+                metadata=intake.auth(),
+                timeout=30,
             )
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
         assert "retry" in (refused.value.details() or "")
@@ -257,7 +260,8 @@ def test_broker_down_is_unavailable_and_later_events_arrive(intake: Intake) -> N
     after = served_attention()
     retried = stub.PushAttentions(
         intake_service_pb2.PushAttentionsRequest(events=[during, after]),
-        metadata=intake.auth(), timeout=60,
+        metadata=intake.auth(),
+        timeout=60,
     )
     assert retried.result.accepted == 2  # the refused event was not remembered as stored
     arrived = {env.id for _, env in intake.on_topic(minimum=2)}

@@ -6,7 +6,6 @@ import time
 from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from pcm.monitoring.v1 import attention_pb2, procedure_pb2
 from pcm_common.csv_messages import message_from_row
 from pcm_common.validation import TimeWindow
@@ -29,9 +28,14 @@ def at(offset_s: float) -> Timestamp:
 
 def attention(**overrides: object) -> attention_pb2.AttentionEvent:
     fields: dict[str, object] = {
-        "event_id": "e1", "entity_id": "RENIEC", "ticket_id": "T1",
-        "kind": attention_pb2.ATTENTION_EVENT_KIND_TICKET_SERVED, "channel": "PRESENCIAL",
-        "service_id": "RENIEC_DNI_DUPLICADO", "issued_at": at(-900), "called_at": at(-600),
+        "event_id": "e1",
+        "entity_id": "RENIEC",
+        "ticket_id": "T1",
+        "kind": attention_pb2.ATTENTION_EVENT_KIND_TICKET_SERVED,
+        "channel": "PRESENCIAL",
+        "service_id": "RENIEC_DNI_DUPLICADO",
+        "issued_at": at(-900),
+        "called_at": at(-600),
         "finished_at": at(-300),
     }
     fields.update(overrides)
@@ -54,13 +58,21 @@ def test_each_rule_names_its_field_and_reason() -> None:
         "finished_at": "before called_at (negative duration)"
     }
     assert "in the future" in problems(attention(finished_at=at(3600)))["finished_at"]
-    assert "older than 400 days" in problems(
-        attention(issued_at=at(-401 * 86_400), called_at=at(-401 * 86_400 + 60))
-    )["issued_at"]
+    assert (
+        "older than 400 days"
+        in problems(attention(issued_at=at(-401 * 86_400), called_at=at(-401 * 86_400 + 60)))[
+            "issued_at"
+        ]
+    )
     assert problems(attention(ticket_id="")) == {"ticket_id": "required"}
-    assert "unknown service 'SUNAT_RUC'" in problems(attention(service_id="SUNAT_RUC"))["service_id"]
-    assert problems(attention(kind=attention_pb2.ATTENTION_EVENT_KIND_TICKET_CALLED,
-                              called_at=None, finished_at=None)) == {"called_at": "required"}
+    assert (
+        "unknown service 'SUNAT_RUC'" in problems(attention(service_id="SUNAT_RUC"))["service_id"]
+    )
+    assert problems(
+        attention(
+            kind=attention_pb2.ATTENTION_EVENT_KIND_TICKET_CALLED, called_at=None, finished_at=None
+        )
+    ) == {"called_at": "required"}
     assert "belongs to 'SUNARP'" in problems(attention(entity_id="SUNARP"))["entity_id"]
     assert "no spaces" in problems(attention(event_id="a b"))["event_id"]
     assert problems(attention(preferential_reason=attention_pb2.PREFERENTIAL_REASON_PREGNANT)) == {
@@ -70,9 +82,14 @@ def test_each_rule_names_its_field_and_reason() -> None:
 
 def test_procedure_must_be_a_tupa_procedure_and_after_filing() -> None:
     event = procedure_pb2.ProcedureStageEvent(
-        event_id="p1", entity_id="RENIEC", procedure_id="EXP-1", service_id="ORIENTACION",
-        stage=procedure_pb2.PROCEDURE_STAGE_RESOLVED, channel="VIRTUAL",
-        filed_at=at(-86_400), occurred_at=at(-90_000),
+        event_id="p1",
+        entity_id="RENIEC",
+        procedure_id="EXP-1",
+        service_id="ORIENTACION",
+        stage=procedure_pb2.PROCEDURE_STAGE_RESOLVED,
+        channel="VIRTUAL",
+        filed_at=at(-86_400),
+        occurred_at=at(-90_000),
     )
     found = {e.field: e.reason for e in procedure_errors(event, "RENIEC", CATALOGUE, WINDOW)}
     assert set(found) == {"service_id", "occurred_at"}
@@ -80,8 +97,10 @@ def test_procedure_must_be_a_tupa_procedure_and_after_filing() -> None:
 
 
 def test_batch_keeps_valid_items_beside_bad_ones_and_flags_repeats() -> None:
-    good, bad, repeat = attention(event_id="a"), attention(event_id="b", channel="FAX"), attention(
-        event_id="a"
+    good, bad, repeat = (
+        attention(event_id="a"),
+        attention(event_id="b", channel="FAX"),
+        attention(event_id="a"),
     )
     plan = plan_batch(
         [good, bad, repeat],
@@ -106,15 +125,19 @@ def test_dedupe_window_forgets_released_and_oldest_ids() -> None:
 
 
 def test_csv_cells_become_typed_fields_or_field_errors() -> None:
-    row = {"event_id": "x1", "kind": "SERVED", "preferential": "sí",
-           "issued_at": "2026-11-20T09:15:00", "called_at": "ayer", "unknown_column": "ignored"}
+    row = {
+        "event_id": "x1",
+        "kind": "SERVED",
+        "preferential": "sí",
+        "issued_at": "2026-11-20T09:15:00",
+        "called_at": "ayer",
+        "unknown_column": "ignored",
+    }
     message, errors = message_from_row(row, attention_pb2.AttentionEvent, ZoneInfo("America/Lima"))
     assert message.kind == attention_pb2.ATTENTION_EVENT_KIND_TICKET_SERVED
     assert message.preferential is True
     assert message.issued_at.ToSeconds() == 1_795_184_100  # 2026-11-20 09:15 Lima = 14:15 UTC
-    assert [(e.field, e.reason) for e in errors] == [
-        ("called_at", "not an ISO 8601 time: 'ayer'")
-    ]
+    assert [(e.field, e.reason) for e in errors] == [("called_at", "not an ISO 8601 time: 'ayer'")]
 
 
 def test_time_window_accepts_now() -> None:

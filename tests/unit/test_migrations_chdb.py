@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from chdb import session as chdb_session
-
 from pcm_common.clickhouse.migrate import discover, migrate
 
 
@@ -46,7 +45,12 @@ def test_migrations_apply_once_then_nothing(chdb_executor: ChdbExecutor) -> None
     assert every_id, "no migrations discovered"
     assert migrate(chdb_executor, "pcm_test") == every_id
     assert migrate(chdb_executor, "pcm_test") == []
-    tables = {row[0] for row in chdb_executor.execute("SELECT name FROM system.tables WHERE database = 'pcm_test'")}
+    tables = {
+        row[0]
+        for row in chdb_executor.execute(
+            "SELECT name FROM system.tables WHERE database = 'pcm_test'"
+        )
+    }
     assert {"schema_migrations", "attention_events", "procedure_events", "kpi_values"} <= tables
     recorded = chdb_executor.execute("SELECT count() FROM pcm_test.schema_migrations")
     assert recorded == [(len(every_id),)]

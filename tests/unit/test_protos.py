@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from pcm.monitoring.v1 import attention_pb2, envelope_pb2
 
 REPO = Path(__file__).resolve().parents[2]

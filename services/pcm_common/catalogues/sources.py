@@ -13,7 +13,7 @@ import csv
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -22,6 +22,7 @@ from pydantic_core import ErrorDetails
 from .errors import CatalogueError
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class FieldError(ValueError):
@@ -50,7 +51,7 @@ class LineList(list[Any]):
         self.item_lines: list[int] = []
 
 
-class _DuplicateKey(Exception):
+class _DuplicateKeyError(Exception):
     """PyYAML keeps the last of two equal keys silently; a catalogue must not."""
 
     def __init__(self, key: object, line: int, first_line: int) -> None:
@@ -71,9 +72,9 @@ def _construct_map(loader: yaml.SafeLoader, node: yaml.MappingNode) -> LineDict:
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
         if not isinstance(key, Hashable):
-            raise _DuplicateKey(key, line, 0)
+            raise _DuplicateKeyError(key, line, 0)
         if key in result:
-            raise _DuplicateKey(key, line, result.key_lines[key])
+            raise _DuplicateKeyError(key, line, result.key_lines[key])
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[key] = line
     return result
@@ -93,7 +94,8 @@ _LineLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 def _read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: spreadsheet tools put a BOM before the header of the CSVs they save.
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise CatalogueError(path, None, None, "file not found") from None
     except UnicodeDecodeError as exc:
@@ -104,8 +106,8 @@ def read_yaml(path: Path) -> LineDict:
     """Parse a YAML catalogue whose top level is a mapping."""
     text = _read_text(path)
     try:
-        data = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
-    except _DuplicateKey as exc:
+        data = yaml.load(text, Loader=_LineLoader)  # a SafeLoader subclass: no arbitrary objects
+    except _DuplicateKeyError as exc:
         if exc.first_line == 0:
             raise CatalogueError(path, exc.line, None, "mapping keys must be scalars") from None
         reason = f"duplicate key (first defined at line {exc.first_line})"
@@ -169,13 +171,21 @@ def _rows(path: Path, reader: Iterator[list[str]], header: list[str]) -> Iterato
 
 
 @dataclass(frozen=True)
-class Located[T]:
+class Located(Generic[T]):
     """A validated record with the place it was read from, for cross-file checks."""
 
     value: T
     path: Path
     line: int
     key_lines: Mapping[Any, int]
+    raw: LineDict | None = None  # the source mapping, to locate nested records
+
+    def child(self, key: str) -> Located[T]:
+        """The same record located at its nested mapping ``key`` (e.g. a level's ``rule``)."""
+        nested = self.raw.get(key) if self.raw is not None else None
+        if not isinstance(nested, LineDict):
+            return self
+        return Located(self.value, self.path, nested.line, nested.key_lines, nested)
 
     def error(self, field: str | None, reason: str) -> CatalogueError:
         line = self.key_lines.get(field, self.line) if field is not None else self.line
@@ -184,13 +194,14 @@ class Located[T]:
 
 def located(path: Path, values: Sequence[M], raw: object) -> list[Located[M]]:
     """Pair each validated record with the raw mapping it came from (same order)."""
-    raws = raw if isinstance(raw, list) else []
+    items = raw if isinstance(raw, LineList) else LineList(1)
     result: list[Located[M]] = []
     for index, value in enumerate(values):
-        item = raws[index] if index < len(raws) else None
-        line = item.line if isinstance(item, LineDict) else 1
-        key_lines = item.key_lines if isinstance(item, LineDict) else {}
-        result.append(Located(value, path, line, key_lines))
+        item = items[index] if index < len(items) else None
+        if isinstance(item, LineDict):
+            result.append(Located(value, path, item.line, item.key_lines, item))
+        else:
+            result.append(Located(value, path, items.line, {}))
     return result
 
 

@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     db = settings.clickhouse_database
     if args.action == "apply":
         applied = migrate(client, db)
-        print(f"{db}: applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+        print(
+            f"{db}: applied {len(applied)} migration(s)"
+            + (f": {', '.join(applied)}" if applied else "")
+        )
         return 0
     done = applied_ids(client, db)
     for migration in discover():

@@ -28,7 +28,10 @@ def new_topic(topic: Topic, prefix: str, replication_factor: int) -> NewTopic:
 
 
 def ensure_topics(
-    bootstrap: str, prefix: str = "", replication_factor: int = 1, topics: tuple[Topic, ...] = TOPICS
+    bootstrap: str,
+    prefix: str = "",
+    replication_factor: int = 1,
+    topics: tuple[Topic, ...] = TOPICS,
 ) -> list[str]:
     """Create the registry's missing topics with their partition counts; return those created."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap.split(","), client_id="pcm-admin")

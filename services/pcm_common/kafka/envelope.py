@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from pcm.monitoring.v1 import envelope_pb2
 
 # Highest payload schema version each consumer of this build understands.

@@ -27,9 +27,7 @@ class Topic:
 
 TOPICS: tuple[Topic, ...] = (
     Topic("attention", "pcm.attention.v1", "attention", 6, 14, "Attention lifecycle events."),
-    Topic(
-        "procedure", "pcm.procedure.v1", "procedure_stage", 6, 14, "Procedure stage changes."
-    ),
+    Topic("procedure", "pcm.procedure.v1", "procedure_stage", 6, 14, "Procedure stage changes."),
     Topic("complaint", "pcm.complaint.v1", "complaint", 3, 30, "Complaint lifecycle events."),
     Topic(
         "survey_collection",

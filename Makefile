@@ -1,0 +1,100 @@
+# Developer entry points. `make help` lists them. CI runs `.ci/run`, which ends in `make test`.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON3 ?= python3
+VENV ?= .venv
+PY ?= $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+STACK := $(PYTHON3) deploy/local/stack.py
+# Empty folders are not in git, so only lint the ones that exist in this checkout.
+LINT_PATHS := $(wildcard services tests scripts bench deploy/local)
+PYTEST_FLAGS ?= -q -p no:cacheprovider
+
+# The Compose Specification schema comes from compose-go, the reference implementation that
+# Docker Compose uses, through the Go module proxy; bump the version here to update it.
+COMPOSE_GO_VERSION ?= v2.16.2
+COMPOSE_SCHEMA := .stack/schemas/compose-spec.json
+# buf (protobuf lint, used by tests/unit/test_protos.py) from the npm registry, whose package
+# ships the prebuilt binary; installed under .stack/tools, not globally.
+BUF_VERSION ?= 1.75.0
+BUF := .stack/tools/node_modules/.bin/buf
+
+.PHONY: help venv install-system stack-up stack-down stack-status stack-reset protos protos-check lint \
+	typecheck schemas tools test-unit test-integration test demo bench
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+venv: $(VENV_STAMP) ## Create .venv and install the project with its dev extras (when pyproject.toml changed)
+
+$(VENV_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON3) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install-system: ## Install the Debian packages the stack needs (Java, Maven, ClickHouse, Prometheus, Go), if missing
+	bash scripts/install_system.sh
+
+stack-up: ## Start Kafka, ClickHouse and Prometheus on loopback (idempotent, data in .stack/)
+	$(STACK) up
+
+stack-down: ## Stop the local stack (data is kept)
+	$(STACK) down
+
+stack-status: ## Show whether each stack component runs
+	$(STACK) status
+
+stack-reset: ## Stop the local stack and wipe its data (topics, tables, metrics)
+	$(STACK) reset
+
+protos: venv ## Regenerate the Python code for protos/ (into services/pcm/, committed)
+	$(PY) scripts/gen_protos.py
+
+protos-check: venv ## Fail when the committed generated code is stale against protos/
+	$(PY) scripts/gen_protos.py --check
+
+lint: venv ## ruff check and ruff format --check
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m ruff format --check $(LINT_PATHS)
+
+typecheck: venv ## mypy (strict) on the services and the stack script
+	$(PY) -m mypy
+	$(PY) -m mypy deploy/local/stack.py
+
+schemas: $(COMPOSE_SCHEMA) ## Fetch the Compose Specification JSON schema (needs Go)
+
+# From a temporary folder, so that no go.mod of ours is read or touched.
+$(COMPOSE_SCHEMA): Makefile
+	mkdir -p $(@D)
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	dir=$$(cd "$$tmp" && go mod download -json \
+		github.com/compose-spec/compose-go/v2@$(COMPOSE_GO_VERSION) \
+		| $(PYTHON3) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'); \
+	install -m 0644 "$$dir/schema/compose-spec.json" $@
+
+tools: $(BUF) ## Install developer tools under .stack/tools (buf)
+
+$(BUF): Makefile
+	mkdir -p .stack/tools
+	npm install --prefix .stack/tools --no-audit --no-fund --loglevel=error \
+		@bufbuild/buf@$(BUF_VERSION)
+	touch $@
+
+test-unit: venv schemas tools ## Unit tests (no servers needed)
+	$(PY) -m pytest $(PYTEST_FLAGS) tests/unit
+
+test-integration: venv stack-up ## Integration tests against the local stack (starts it)
+	$(PY) -m pytest $(PYTEST_FLAGS) tests/integration
+
+test: venv lint typecheck protos-check schemas tools stack-up ## Everything CI runs: lint, types, all tests on the local stack
+	$(PY) -m pytest $(PYTEST_FLAGS) tests
+
+demo: venv stack-up ## End-to-end demo on the local stack
+	# TODO(lead): pcm_demo does not exist yet; fill in once the demo module lands.
+	$(PY) -m pcm_demo
+
+bench: venv stack-up ## Throughput benchmark (results in bench/results/)
+	$(PY) bench/run.py

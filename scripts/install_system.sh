@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Install the system packages the project needs on Debian bookworm (run as root, or with sudo).
+# Only what is missing is installed, so it is quick and safe to run again.
+#   java (OpenJDK 17)   Kafka broker, run from jars that Maven resolves (deploy/local/stack.py)
+#   mvn                 resolves those Kafka jars from Maven Central
+#   clickhouse-server   analytics store (Debian ships 18.16); clickhouse-client for humans
+#   prometheus          metrics and alerts; also provides promtool for the rule unit tests
+#   go                  fetches the Compose Specification schema (`make schemas`)
+#   npm                 installs buf, the protobuf linter (`make tools`)
+#   python3 venv        the project's virtualenv
+set -euo pipefail
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null || { echo "run as root (or install sudo)" >&2; exit 1; }
+  SUDO=(sudo)
+fi
+
+have() {
+  # Debian installs the servers in /usr/sbin, which a non-root PATH may lack.
+  command -v "$1" >/dev/null 2>&1 || [[ -x /usr/sbin/$1 ]]
+}
+
+missing=()
+have java || missing+=(openjdk-17-jre-headless)
+have mvn || missing+=(maven)
+have clickhouse-server || missing+=(clickhouse-server)
+have clickhouse-client || missing+=(clickhouse-client)
+{ have prometheus && have promtool; } || missing+=(prometheus)
+have go || missing+=(golang-go)
+have npm || missing+=(npm)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "install_system: all system packages present"
+  exit 0
+fi
+
+echo "install_system: installing ${missing[*]}"
+# The stack runs these servers itself on loopback; a packaged service started by the install
+# would take their ports. policy-rc.d exit 101 tells invoke-rc.d/deb-systemd-invoke not to start
+# anything during this install (only if no policy exists already).
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$policy" >/dev/null
+  "${SUDO[@]}" chmod 0755 "$policy"
+  trap '"${SUDO[@]}" rm -f "$policy"' EXIT
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "install_system: done"

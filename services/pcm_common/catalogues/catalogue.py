@@ -1,0 +1,166 @@
+"""The loaded catalogues: immutable records plus the lookups services need."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import TypeVar
+
+from .calendar import BusinessCalendar
+from .models import (
+    ALL,
+    Channel,
+    ChannelLevel,
+    ComplaintTerm,
+    Driver,
+    Entity,
+    Indicator,
+    Kpi,
+    LikertScale,
+    PeerGroup,
+    Region,
+    Service,
+    Standard,
+)
+
+R = TypeVar("R")
+
+
+def _index(records: Iterable[R], key: Callable[[R], str]) -> Mapping[str, R]:
+    return MappingProxyType({key(record): record for record in records})
+
+
+def _get(index: Mapping[str, R], key: str, what: str) -> R:
+    try:
+        return index[key]
+    except KeyError:
+        raise KeyError(f"unknown {what} {key!r}") from None
+
+
+@dataclass(frozen=True, eq=False)
+class Catalogues:
+    """Everything in ``catalogues/``, validated; build it with ``load_catalogues()``."""
+
+    directory: Path
+    versions: Mapping[str, str]
+    channels: tuple[Channel, ...]
+    channel_levels: tuple[ChannelLevel, ...]
+    likert: LikertScale
+    drivers: tuple[Driver, ...]
+    kpis: tuple[Kpi, ...]
+    """Every KPI, including the per-driver ones derived from ``per_driver: true``."""
+    indicators: tuple[Indicator, ...]
+    standard_levels: tuple[str, ...]
+    standards: tuple[Standard, ...]
+    regions: tuple[Region, ...]
+    peer_groups: tuple[PeerGroup, ...]
+    entities: tuple[Entity, ...]
+    services: tuple[Service, ...]
+    complaint_terms: tuple[ComplaintTerm, ...]
+    calendar: BusinessCalendar
+    _channels: Mapping[str, Channel] = field(init=False, repr=False)
+    _drivers: Mapping[str, Driver] = field(init=False, repr=False)
+    _kpis: Mapping[str, Kpi] = field(init=False, repr=False)
+    _indicators: Mapping[str, Indicator] = field(init=False, repr=False)
+    _standards: Mapping[str, Standard] = field(init=False, repr=False)
+    _regions: Mapping[str, Region] = field(init=False, repr=False)
+    _peer_groups: Mapping[str, PeerGroup] = field(init=False, repr=False)
+    _entities: Mapping[str, Entity] = field(init=False, repr=False)
+    _services: Mapping[str, Service] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Indexes are derived once; the dataclass stays frozen for callers.
+        def put(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        put("_channels", _index(self.channels, lambda c: c.code))
+        put("_drivers", _index(self.drivers, lambda d: d.code))
+        put("_kpis", _index(self.kpis, lambda k: k.code))
+        put("_indicators", _index(self.indicators, lambda i: i.code))
+        put("_standards", _index(self.standards, lambda s: s.code))
+        put("_regions", _index(self.regions, lambda r: r.code))
+        put("_peer_groups", _index(self.peer_groups, lambda g: g.code))
+        put("_entities", _index(self.entities, lambda e: e.entity_id))
+        put("_services", _index(self.services, lambda s: s.service_id))
+
+    def entity(self, entity_id: str) -> Entity:
+        return _get(self._entities, entity_id, "entity")
+
+    def service(self, service_id: str) -> Service:
+        return _get(self._services, service_id, "service")
+
+    def services_for(self, entity_id: str) -> tuple[Service, ...]:
+        """The entity's own services plus the generic (``*``) ones every entity offers."""
+        self.entity(entity_id)  # an unknown entity is a caller bug, not an empty list
+        return tuple(s for s in self.services if s.entity_id in {entity_id, ALL})
+
+    def service_channels(self, service_id: str, entity_id: str) -> tuple[str, ...]:
+        """Channels on which ``entity_id`` offers the service.
+
+        A generic service lists every channel it may use; an entity offers it only on the
+        channels that entity has (e.g. ORIENTACION is not itinerant where there is no MOVIL).
+        """
+        service = self.service(service_id)
+        entity = self.entity(entity_id)
+        if not service.is_generic and service.entity_id != entity_id:
+            raise KeyError(f"service {service_id!r} is not offered by entity {entity_id!r}")
+        return tuple(code for code in service.channels if code in entity.channels)
+
+    def channel(self, code: str) -> Channel:
+        return _get(self._channels, code, "channel")
+
+    def channel_level(self, active_channels: Iterable[str]) -> ChannelLevel | None:
+        """Highest level whose rule the active channels meet (None: not even the lowest)."""
+        active = frozenset(active_channels)
+        for code in active:
+            self.channel(code)
+        for level in reversed(self.channel_levels):
+            if level.rule.holds(active):
+                return level
+        return None
+
+    def driver(self, code: str) -> Driver:
+        return _get(self._drivers, code, "driver")
+
+    def kpi(self, code: str) -> Kpi:
+        return _get(self._kpis, code, "KPI")
+
+    def indicator(self, code: str) -> Indicator:
+        return _get(self._indicators, code, "indicator")
+
+    def standard(self, code: str) -> Standard:
+        return _get(self._standards, code, "standard")
+
+    def region(self, code: str) -> Region:
+        return _get(self._regions, code, "region")
+
+    def peer_group(self, code: str) -> PeerGroup:
+        return _get(self._peer_groups, code, "peer group")
+
+    def complaint_term(self, entity_id: str, category: str | None = None) -> ComplaintTerm:
+        """The most specific complaint-answer term: entity+category, entity, category, default."""
+        wanted = category or ALL
+        for entity, cat in ((entity_id, wanted), (entity_id, ALL), (ALL, wanted), (ALL, ALL)):
+            for term in self.complaint_terms:
+                if term.entity_id == entity and term.category == cat:
+                    return term
+        raise KeyError("no default complaint term ('*,*')")  # the loader guarantees one
+
+    @property
+    def kpi_definitions(self) -> tuple[Kpi, ...]:
+        """KPIs as written in kpis.yaml, without the derived per-driver ones."""
+        return tuple(k for k in self.kpis if k.parent is None)
+
+    def summary(self) -> str:
+        """One line of counts, e.g. for ``pcm-catalogues check``."""
+        years = self.calendar.decreed_years
+        calendar = f"{years[0]}\N{EN DASH}{years[1]} calendar" if years else "no decreed days"
+        derived = len(self.kpis) - len(self.kpi_definitions)
+        return (
+            f"{len(self.entities)} entities, {len(self.services)} services, "
+            f"{len(self.channels)} channels, {len(self.drivers)} drivers, "
+            f"{len(self.standards)} standards, {len(self.kpi_definitions)} KPIs "
+            f"(+{derived} per driver), {calendar}"
+        )

@@ -1,0 +1,76 @@
+"""``pcm-catalogues``: check the catalogue files, list entities.
+
+Exit codes: 0 OK, 2 the catalogues are wrong (one line on stderr, no traceback), so CI and
+operators can run ``pcm-catalogues check`` before deploying an edited catalogue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .catalogue import Catalogues
+from .errors import CatalogueError
+from .loader import ENV_VAR, load_catalogues
+
+EXIT_INVALID = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pcm-catalogues", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("check", "validate every catalogue file and print a one-line summary"),
+        ("entities", "list the entities as a table"),
+    ):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument(
+            "--dir",
+            type=Path,
+            default=None,
+            help=f"catalogue directory (default: ${ENV_VAR} or the repository's catalogues/)",
+        )
+    return parser
+
+
+def _entities_table(catalogues: Catalogues) -> str:
+    header = ("ENTITY_ID", "LEVEL", "REGION", "PEER_GROUP", "CHANNEL_LEVEL", "CHANNELS", "NAME")
+    rows = [header]
+    for entity in catalogues.entities:
+        level = catalogues.channel_level(entity.channels)
+        rows.append(
+            (
+                entity.entity_id,
+                entity.government_level.value,
+                entity.region,
+                entity.peer_group,
+                level.code if level is not None else "-",
+                "|".join(entity.channels),
+                entity.name,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]])
+        for row in rows
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        catalogues = load_catalogues(args.dir)
+    except CatalogueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.command == "entities":
+        print(_entities_table(catalogues))
+    else:
+        print(f"catalogues OK: {catalogues.summary()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,461 @@
+"""Typed records of the catalogue files (pydantic v2, frozen).
+
+Only rules that one record can check on its own live here; rules that need another file
+(does this channel exist? this entity?) are in ``checks.py``, which knows file and line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from .sources import FieldError
+
+_CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
+_SLUG = re.compile(r"[A-Z][A-Z0-9]*(?:-[A-Z0-9]+)*")
+_FIELD = re.compile(r"[a-z][a-z0-9_]*")
+_CRITERION_ID = re.compile(r"[A-Z0-9]+(?:[-_.][A-Z0-9]+)*")
+
+ALL = "*"
+"""Wildcard in ``entity_id`` / ``category``: applies to every entity (or category)."""
+
+
+def _matching(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _split_pipe(value: object) -> object:
+    # CSV cells hold lists as "A|B|C"; YAML already gives a list.
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split("|"))
+    return value
+
+
+def _entity_ref(value: str) -> str:
+    if value != ALL and not _SLUG.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not an entity id (UPPER ASCII slug such as GR-CUSCO) or '*'"
+        )
+    return value
+
+
+def _code_or_all(value: str) -> str:
+    if value != ALL and not _CODE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an UPPER_SNAKE ASCII code or '*'")
+    return value
+
+
+Code = Annotated[str, _matching(_CODE, "an UPPER_SNAKE ASCII code (A-Z, 0-9, _)")]
+EntityId = Annotated[str, _matching(_SLUG, "an entity id (UPPER ASCII slug such as GR-CUSCO)")]
+EntityRef = Annotated[str, AfterValidator(_entity_ref)]
+CodeOrAll = Annotated[str, AfterValidator(_code_or_all)]
+FieldName = Annotated[str, _matching(_FIELD, "a lower_snake field name")]
+Text = Annotated[str, Field(min_length=1)]
+CodeList = Annotated[tuple[Code, ...], BeforeValidator(_split_pipe), Field(min_length=1)]
+
+
+class Record(BaseModel):
+    """Base of every catalogue record: immutable, no unknown keys, trimmed strings."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class CatalogueFile(Record):
+    """Every YAML catalogue starts with a version the oversight body bumps on each edit."""
+
+    version: Text
+
+
+# --- channels.yaml --------------------------------------------------------------------------
+
+
+class Channel(Record):
+    code: Code
+    name: Text
+    description: Text
+    digital: bool
+
+
+class LevelRule(Record):
+    """A channel level's condition, evaluated generically (no level is special in code)."""
+
+    min_channels: int = Field(default=0, ge=0)
+    required: tuple[Code, ...] = ()
+    any_of: tuple[Code, ...] = ()
+
+    def holds(self, active: frozenset[str]) -> bool:
+        return (
+            len(active) >= self.min_channels
+            and active.issuperset(self.required)
+            and (not self.any_of or not active.isdisjoint(self.any_of))
+        )
+
+
+class ChannelLevel(Record):
+    code: Code
+    name: Text
+    rank: int = Field(ge=1)
+    description: Text
+    rule: LevelRule
+
+
+class ChannelsFile(CatalogueFile):
+    channels: tuple[Channel, ...] = Field(min_length=1)
+    levels: tuple[ChannelLevel, ...] = Field(min_length=1)
+
+
+# --- drivers.yaml ---------------------------------------------------------------------------
+
+
+class LikertScale(Record):
+    min: int = 1
+    max: int = 5
+    satisfied_min: int
+    labels: dict[int, Text]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> LikertScale:
+        if self.min >= self.max:
+            raise FieldError("max", f"must be greater than min ({self.min})")
+        if not self.min <= self.satisfied_min <= self.max:
+            raise FieldError("satisfied_min", f"must be between {self.min} and {self.max}")
+        if sorted(self.labels) != list(range(self.min, self.max + 1)):
+            raise FieldError("labels", f"need exactly one label per point {self.min}..{self.max}")
+        return self
+
+    def is_valid(self, score: int) -> bool:
+        return self.min <= score <= self.max
+
+    def is_satisfied(self, score: int) -> bool:
+        """Top-box rule: a valid answer at or above ``satisfied_min``."""
+        return self.satisfied_min <= score <= self.max
+
+
+class Driver(Record):
+    code: Code
+    name: Text
+    description: Text
+    question: Text | None = None
+
+
+class DriversFile(CatalogueFile):
+    scale: LikertScale
+    drivers: tuple[Driver, ...] = Field(min_length=1)
+
+
+# --- kpis.yaml ------------------------------------------------------------------------------
+
+
+class Domain(StrEnum):
+    ATTENTION = "attention"
+    PROCEDURE = "procedure"
+    COMPLAINT = "complaint"
+    SURVEY = "survey"
+    INDICATOR = "indicator"
+
+
+class Unit(StrEnum):
+    COUNT = "count"
+    SECONDS = "seconds"
+    PERCENT = "percent"
+    RATIO = "ratio"
+    LEVEL = "level"
+    BUSINESS_DAYS = "business_days"
+    SCORE = "score"
+    BOOLEAN = "boolean"
+
+
+class Direction(StrEnum):
+    HIGHER_IS_BETTER = "higher_is_better"
+    LOWER_IS_BETTER = "lower_is_better"
+    NEUTRAL = "neutral"
+
+
+class Grain(StrEnum):
+    HOUR = "HOUR"
+    DAY = "DAY"
+    MONTH = "MONTH"
+    QUARTER = "QUARTER"
+    YEAR = "YEAR"
+
+
+class Fn(StrEnum):
+    COUNT = "count"
+    COUNT_DISTINCT = "count_distinct"
+    SUM = "sum"
+    MEAN = "mean"
+    P90 = "p90"
+    MAX = "max"
+    CHANNEL_LEVEL = "channel_level"
+
+
+FilterValue = bool | int | str | tuple[str, ...]
+
+
+class Measure(Record):
+    """One aggregate over events: ``fn(field)`` of the events matching ``where``."""
+
+    fn: Fn
+    field: FieldName | None = None
+    where: dict[FieldName, FilterValue] = Field(default_factory=dict)
+    source: Domain | None = None
+
+    @model_validator(mode="after")
+    def _field_needed(self) -> Measure:
+        if self.fn is not Fn.COUNT and self.field is None:
+            raise FieldError("field", f"required for fn '{self.fn.value}'")
+        return self
+
+
+class Kpi(Record):
+    code: Code
+    name: Text
+    description: Text
+    formula: Text
+    aggregate: Measure | None = None
+    numerator: Measure | None = None
+    denominator: Measure | None = None
+    scale: float = Field(default=1.0, gt=0)
+    unit: Unit
+    direction: Direction
+    grains: tuple[Grain, ...] = Field(min_length=1)
+    source: Domain
+    per_driver: bool = False
+    # Set on the per-driver KPIs the catalogue derives (SATISFACTION_PCT_TIEMPO, ...).
+    driver: Code | None = None
+    parent: Code | None = None
+
+    @model_validator(mode="after")
+    def _one_formula(self) -> Kpi:
+        ratio = self.numerator is not None or self.denominator is not None
+        if self.aggregate is not None and ratio:
+            raise FieldError(
+                "aggregate", "give either aggregate or numerator/denominator, not both"
+            )
+        if self.aggregate is None and not ratio:
+            raise FieldError("aggregate", "missing: give aggregate or numerator and denominator")
+        if ratio and self.numerator is None:
+            raise FieldError("numerator", "missing (denominator needs a numerator)")
+        if ratio and self.denominator is None:
+            raise FieldError("denominator", "missing (numerator needs a denominator)")
+        return self
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.aggregate is None
+
+    def for_driver(self, driver: Driver) -> Kpi:
+        """The same KPI restricted to one satisfaction driver (``<CODE>_<DRIVER>``)."""
+
+        def narrowed(measure: Measure | None) -> Measure | None:
+            if measure is None:
+                return None
+            where = {**measure.where, "driver": driver.code}
+            return measure.model_copy(update={"where": where})
+
+        return self.model_copy(
+            update={
+                "code": f"{self.code}_{driver.code}",
+                "name": f"{self.name}: {driver.name.lower()}",
+                "aggregate": narrowed(self.aggregate),
+                "numerator": narrowed(self.numerator),
+                "denominator": narrowed(self.denominator),
+                "per_driver": False,
+                "driver": driver.code,
+                "parent": self.code,
+            }
+        )
+
+
+class KpisFile(CatalogueFile):
+    kpis: tuple[Kpi, ...] = Field(min_length=1)
+
+
+# --- standards.yaml -------------------------------------------------------------------------
+
+
+class Op(StrEnum):
+    GE = ">="
+    LE = "<="
+    EQ = "=="
+
+
+class Indicator(Record):
+    """A value the entity self-reports with evidence (IndicatorValue.indicator_code)."""
+
+    code: Code
+    name: Text
+    unit: Unit
+    description: Text | None = None
+
+    @model_validator(mode="after")
+    def _reportable_unit(self) -> Indicator:
+        if self.unit not in {Unit.BOOLEAN, Unit.PERCENT, Unit.COUNT}:
+            raise FieldError("unit", "a reported indicator is boolean, percent or count")
+        return self
+
+
+class Criterion(Record):
+    """A machine-checkable condition: ``<kpi or indicator value> <op> <threshold>``."""
+
+    id: Annotated[str, _matching(_CRITERION_ID, "a criterion id such as E01-B1")]
+    description: Text
+    kpi: Code | None = None
+    indicator: Code | None = None
+    op: Op
+    threshold: float
+    reported: bool = False
+
+    @model_validator(mode="after")
+    def _one_measure(self) -> Criterion:
+        if (self.kpi is None) == (self.indicator is None):
+            raise FieldError("kpi", "give exactly one of kpi or indicator")
+        if self.indicator is not None and not self.reported:
+            raise FieldError("reported", "must be true for a self-reported indicator")
+        if self.kpi is not None and self.reported:
+            raise FieldError("reported", "a computed KPI is not self-reported (remove it)")
+        return self
+
+    @property
+    def measure(self) -> str:
+        """The KPI or indicator code whose value this criterion tests."""
+        return self.kpi if self.kpi is not None else str(self.indicator)
+
+    def holds(self, value: float) -> bool:
+        if self.op is Op.GE:
+            return value >= self.threshold
+        if self.op is Op.LE:
+            return value <= self.threshold
+        return value == self.threshold
+
+
+class Standard(Record):
+    number: int = Field(ge=1)
+    code: Code
+    name: Text
+    description: Text
+    evidence: tuple[Text, ...] = Field(min_length=1)
+    levels: dict[Code, tuple[Criterion, ...]]
+
+    def achieved_level(self, values: Mapping[str, float]) -> str | None:
+        """Highest level whose criteria, and those of every lower level, all hold.
+
+        Levels are cumulative checklists; a measure without a value does not hold (an entity
+        gets no credit for what it did not report).
+        """
+        achieved: str | None = None
+        for level, criteria in self.levels.items():
+            if not all(c.measure in values and c.holds(values[c.measure]) for c in criteria):
+                break
+            achieved = level
+        return achieved
+
+
+class StandardsFile(CatalogueFile):
+    levels: tuple[Code, ...] = Field(min_length=1)
+    indicators: tuple[Indicator, ...] = ()
+    standards: tuple[Standard, ...] = Field(min_length=1)
+
+
+# --- CSV catalogues -------------------------------------------------------------------------
+
+
+class GovernmentLevel(StrEnum):
+    NACIONAL = "NACIONAL"
+    REGIONAL = "REGIONAL"
+    LOCAL = "LOCAL"
+
+
+class Region(Record):
+    code: Code
+    ubigeo: Annotated[str, Field(pattern=r"^\d{2}$")]
+    name: Text
+
+
+class PeerGroup(Record):
+    code: Code
+    government_level: GovernmentLevel
+    name: Text
+    description: Text | None = None
+
+
+class Entity(Record):
+    entity_id: EntityId
+    name: Text
+    sector: Code
+    government_level: GovernmentLevel
+    region: Code
+    peer_group: Code
+    channels: CodeList
+
+
+class ServiceKind(StrEnum):
+    ATENCION = "ATENCION"
+    TRAMITE = "TRAMITE"
+
+
+class Service(Record):
+    service_id: Code
+    entity_id: EntityRef
+    name: Text
+    kind: ServiceKind
+    target_wait_minutes: int | None = Field(default=None, ge=0)
+    target_service_minutes: int | None = Field(default=None, ge=0)
+    legal_term_business_days: int | None = Field(default=None, ge=0)
+    channels: CodeList
+    legal_basis: Text | None = None
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Service:
+        if self.kind is ServiceKind.TRAMITE and self.legal_term_business_days is None:
+            raise FieldError("legal_term_business_days", "required for kind TRAMITE")
+        if self.kind is ServiceKind.ATENCION:
+            if self.legal_term_business_days is not None:
+                reason = "only a TRAMITE has a legal term (leave empty for ATENCION)"
+                raise FieldError("legal_term_business_days", reason)
+            if self.target_wait_minutes is None:
+                raise FieldError("target_wait_minutes", "required for kind ATENCION")
+            if self.target_service_minutes is None:
+                raise FieldError("target_service_minutes", "required for kind ATENCION")
+        return self
+
+    @property
+    def is_generic(self) -> bool:
+        """Offered by every entity (``entity_id`` is ``*``)."""
+        return self.entity_id == ALL
+
+
+class ComplaintTerm(Record):
+    entity_id: EntityRef
+    category: CodeOrAll
+    legal_term_business_days: int = Field(ge=1)
+    legal_basis: Text
+
+
+class DayKind(StrEnum):
+    NO_LABORABLE = "NO_LABORABLE"  # decreed non-working day for the public sector
+    FERIADO_REGIONAL = "FERIADO_REGIONAL"
+    FERIADO_NACIONAL = "FERIADO_NACIONAL"  # only if the holidays package misses one
+
+
+class NonWorkingDay(Record):
+    date: dt.date
+    scope: Code
+    kind: DayKind
+    reference: Text
+    description: Text
+
+
+def dump(record: Record) -> dict[str, Any]:
+    """Plain data of a record (enums as values), e.g. for JSON output."""
+    return record.model_dump(mode="json")
