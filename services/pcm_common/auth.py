@@ -79,7 +79,7 @@ class TokenStore:
         self.path = path
         self._reload_interval_s = reload_interval_s
         self._records: dict[str, TokenRecord] = {}
-        self._loaded_mtime: float | None = None
+        self._loaded_mtime: int | None = None
         self._checked_at = 0.0
         self._lock = threading.Lock()
 
@@ -94,14 +94,14 @@ class TokenStore:
         return Principal(record.token_id, record.entity_id, Role(record.role))
 
     def _current(self) -> dict[str, TokenRecord]:
-        now = time.monotonic()
-        if now - self._checked_at >= self._reload_interval_s:
+        if time.monotonic() - self._checked_at >= self._reload_interval_s:
             with self._lock:
-                self._checked_at = now
-                mtime = self.path.stat().st_mtime if self.path.exists() else None
+                mtime = self.path.stat().st_mtime_ns if self.path.exists() else None
                 if mtime != self._loaded_mtime:
                     self._records = {r.token_id: r for r in self.read()}
                     self._loaded_mtime = mtime
+                # Only now: a concurrent caller must not skip the check before records exist.
+                self._checked_at = time.monotonic()
         return self._records
 
     def read(self) -> list[TokenRecord]:

@@ -7,7 +7,8 @@ keeps every item that has none (one bad item never costs its valid neighbours).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
@@ -53,13 +54,11 @@ def check_optional_text(value: str, field: str, max_length: int = 64) -> Iterabl
         yield FieldError(field, f"longer than {max_length} characters")
 
 
-def check_code(value: str, field: str, known: Iterable[str], what: str) -> Iterable[FieldError]:
+def check_code(value: str, field: str, known: AbstractSet[str], what: str) -> Iterable[FieldError]:
     if not value:
         yield FieldError(field, "required")
-        return
-    allowed = set(known)
-    if value not in allowed:
-        listed = ", ".join(sorted(allowed)[:8]) + (", ..." if len(allowed) > 8 else "")
+    elif value not in known:
+        listed = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
         yield FieldError(field, f"unknown {what} {value!r} (expected one of {listed})")
 
 
@@ -79,8 +78,13 @@ def check_time(
         yield FieldError(field, problem)
 
 
-def check_order(message: Message, earlier: str, later: str) -> Iterable[FieldError]:
-    """`later` must not precede `earlier` (a negative duration); silent if either is unset."""
-    both_set = message.HasField(earlier) and message.HasField(later)
-    if both_set and seconds_of(getattr(message, later)) < seconds_of(getattr(message, earlier)):
-        yield FieldError(later, f"before {earlier} (negative duration)")
+def check_chronology(message: Message, fields: Sequence[str]) -> Iterable[FieldError]:
+    """Each set timestamp must not precede the previous set one (a negative duration)."""
+    previous_name, previous = "", 0.0
+    for name in fields:
+        if not message.HasField(name):
+            continue
+        current = seconds_of(getattr(message, name))
+        if previous_name and current < previous:
+            yield FieldError(name, f"before {previous_name} (negative duration)")
+        previous_name, previous = name, current

@@ -149,7 +149,7 @@ def send(
     batch: list[Row],
     summary: ImportSummary,
     report: Any,  # csv.writer's type is private
-    progress: tqdm,  # type: ignore[type-arg]
+    progress: tqdm,
 ) -> None:
     messages = [row.message for row in batch]
     result: common_pb2.PushResult = (

@@ -12,15 +12,19 @@ from pcm.monitoring.v1 import attention_pb2, procedure_pb2
 from pcm_common.validation import (
     FieldError,
     TimeWindow,
+    check_chronology,
     check_code,
     check_id,
     check_optional_text,
-    check_order,
     check_time,
 )
 
 _Kind = attention_pb2.AttentionEventKind
 _CALLED_KINDS = {_Kind.ATTENTION_EVENT_KIND_TICKET_CALLED, _Kind.ATTENTION_EVENT_KIND_TICKET_SERVED}
+_KNOWN_KINDS = frozenset(_Kind.values()) - {_Kind.ATTENTION_EVENT_KIND_UNSPECIFIED}
+_KNOWN_STAGES = frozenset(procedure_pb2.ProcedureStage.values()) - {
+    procedure_pb2.PROCEDURE_STAGE_UNSPECIFIED
+}
 _FINISHED_KINDS = {
     _Kind.ATTENTION_EVENT_KIND_TICKET_SERVED,
     _Kind.ATTENTION_EVENT_KIND_TICKET_ABANDONED,
@@ -64,11 +68,9 @@ def attention_errors(
         *check_time(event, "issued_at", window, required=True),
         *check_time(event, "called_at", window, required=event.kind in _CALLED_KINDS),
         *check_time(event, "finished_at", window, required=event.kind in _FINISHED_KINDS),
-        *check_order(event, "issued_at", "called_at"),
-        *check_order(event, "called_at", "finished_at"),
-        *check_order(event, "issued_at", "finished_at"),
+        *check_chronology(event, ("issued_at", "called_at", "finished_at")),
     ]
-    if event.kind == _Kind.ATTENTION_EVENT_KIND_UNSPECIFIED or event.kind not in _Kind.values():
+    if event.kind not in _KNOWN_KINDS:
         errors.append(FieldError("kind", "required (TICKET_ISSUED, _CALLED, _SERVED, _ABANDONED)"))
     if event.preferential_reason and not event.preferential:
         errors.append(FieldError("preferential_reason", "set while preferential is false"))
@@ -92,9 +94,8 @@ def procedure_errors(
         *check_optional_text(event.unit_id, "unit_id"),
         *check_time(event, "filed_at", window, required=True),
         *check_time(event, "occurred_at", window, required=True),
-        *check_order(event, "filed_at", "occurred_at"),
+        *check_chronology(event, ("filed_at", "occurred_at")),
     ]
-    stages = procedure_pb2.ProcedureStage
-    if event.stage == stages.PROCEDURE_STAGE_UNSPECIFIED or event.stage not in stages.values():
+    if event.stage not in _KNOWN_STAGES:
         errors.append(FieldError("stage", "required (FILED, ASSIGNED, ..., RESOLVED, ARCHIVED)"))
     return errors
