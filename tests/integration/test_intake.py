@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -266,3 +267,109 @@ def test_broker_down_is_unavailable_and_later_events_arrive(intake: Intake) -> N
     assert retried.result.accepted == 2  # the refused event was not remembered as stored
     arrived = {env.id for _, env in intake.on_topic(minimum=2)}
     assert {during.event_id, after.event_id} <= arrived
+
+
+def test_pcm_push_imports_a_csv_and_reports_rejected_rows(intake: Intake, tmp_path: Path) -> None:
+    export = tmp_path / "cola_sede_lima.csv"
+    export.write_text(
+        "event_id,ticket_id,kind,channel,service_id,issued_at,called_at,finished_at,preferential\n"
+        "csv-1,A001,SERVED,PRESENCIAL,RENIEC_DNI_DUPLICADO,{t0},{t1},{t2},no\n"
+        "csv-2,A002,ABANDONED,PRESENCIAL,RENIEC_DNI_DUPLICADO,{t0},,{t2},si\n"
+        "csv-3,A003,SERVED,PRESENCIAL,RENIEC_DNI_DUPLICADO,{t0},mañana,{t2},no\n"
+        "csv-4,A004,SERVED,FAX,RENIEC_DNI_DUPLICADO,{t0},{t1},{t2},no\n".format(
+            t0=stamp(1800).ToDatetime().isoformat() + "+00:00",
+            t1=stamp(1200).ToDatetime().isoformat() + "+00:00",
+            t2=stamp(600).ToDatetime().isoformat() + "+00:00",
+        )
+    )
+    report = tmp_path / "rejected.csv"
+    command = [
+        sys.executable,
+        "-m",
+        "pcm_intake.push_csv",
+        "attentions",
+        str(export),
+        "--entity",
+        "RENIEC",
+        "--target",
+        intake.target,
+        "--report",
+        str(report),
+        "--batch-size",
+        "2",
+        "--quiet",
+    ]
+    env = {"PCM_TOKEN": intake.tokens["RENIEC"], "PATH": "/usr/bin:/bin"}
+    first = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert first.returncode == 1, first.stderr
+    assert "4 rows: 2 stored, 0 duplicates, 2 refused" in first.stdout
+    rows = list(csv.reader(report.open()))
+    assert rows[0] == ["row", "event_id", "field", "reason"]
+    assert rows[1] == ["4", "csv-3", "called_at", "not an ISO 8601 time: 'mañana'"]
+    assert rows[2][:3] == ["5", "csv-4", "channel"]
+    assert rows[2][3].startswith("unknown channel 'FAX'")
+    arrived = {env.id: env for _, env in intake.on_topic(minimum=2)}
+    assert arrived["csv-2"].attention.preferential is True
+    again = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert "4 rows: 0 stored, 2 duplicates, 2 refused" in again.stdout
+
+
+def test_tls_is_supported_by_configuration(
+    isolated_settings: Settings, intake: Intake, tmp_path: Path
+) -> None:
+    certificate, key = tmp_path / "server.pem", tmp_path / "server.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(certificate),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    overrides = {
+        "intake_tls_cert": certificate,
+        "intake_tls_key": key,
+        "intake_address": "127.0.0.1:0",
+        "token_file": intake.settings.token_file,
+    }
+    settings = IntakeSettings(**{**isolated_settings.model_dump(), **overrides})
+    server, port, producer = create_server(settings)
+    server.start()
+    try:
+        credentials = grpc.ssl_channel_credentials(certificate.read_bytes())
+        secure = intake_service_pb2_grpc.IntakeServiceStub(
+            grpc.secure_channel(f"localhost:{port}", credentials)
+        )
+        response = secure.PushAttentions(
+            intake_service_pb2.PushAttentionsRequest(events=[served_attention()]),
+            metadata=intake.auth(),
+            timeout=20,
+        )
+        assert response.result.accepted == 1
+        plaintext = intake_service_pb2_grpc.IntakeServiceStub(
+            grpc.insecure_channel(f"127.0.0.1:{port}")
+        )
+        with pytest.raises(grpc.RpcError) as refused:
+            plaintext.PushAttentions(
+                intake_service_pb2.PushAttentionsRequest(events=[served_attention()]),
+                metadata=intake.auth(),
+                timeout=5,
+            )
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        server.stop(grace=1).wait()
+        producer.close()
