@@ -1,0 +1,1 @@
+"""End-to-end demo: a realistic synthetic national dataset pushed through the public API."""
