@@ -89,11 +89,10 @@ test-unit: venv schemas tools ## Unit tests (no servers needed)
 test-integration: venv stack-up ## Integration tests against the local stack (starts it)
 	$(PY) -m pytest $(PYTEST_FLAGS) tests/integration
 
-test: venv lint typecheck protos-check schemas tools stack-up ## Everything CI runs: lint, types, all tests on the local stack
+test: install-system venv lint typecheck protos-check schemas tools stack-up ## Everything CI runs: lint, types, all tests on the local stack
 	$(PY) -m pytest $(PYTEST_FLAGS) tests
 
-demo: venv stack-up ## End-to-end demo on the local stack
-	# TODO(lead): pcm_demo does not exist yet; fill in once the demo module lands.
+demo: install-system venv stack-up ## The main job: national synthetic dataset through the public API, KPIs, chart
 	$(PY) -m pcm_demo
 
 bench: venv stack-up ## Throughput benchmark (results in bench/results/)

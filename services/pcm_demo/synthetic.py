@@ -17,7 +17,6 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from pcm.monitoring.v1 import attention_pb2, procedure_pb2
 from pcm_common.catalogues import Catalogues
 from pcm_common.catalogues.models import Entity, Service
@@ -79,7 +78,8 @@ class Generator:
         return data
 
     def _recent_business_days(self, days: int) -> list[date]:
-        calendar, found, day = self._catalogues.calendar, [], self._now.astimezone(LIMA).date()
+        calendar, day = self._catalogues.calendar, self._now.astimezone(LIMA).date()
+        found: list[date] = []
         while len(found) < days:
             if calendar.is_business_day(day):
                 found.append(day)
@@ -111,7 +111,12 @@ class Generator:
         return start + timedelta(seconds=self._random.uniform(0, seconds))
 
     def _ticket(
-        self, entity: Entity, service: Service, channel: str, issued: datetime, quality: float,
+        self,
+        entity: Entity,
+        service: Service,
+        channel: str,
+        issued: datetime,
+        quality: float,
         ticket_id: str,
     ) -> list[attention_pb2.AttentionEvent]:
         target_wait = (service.target_wait_minutes or 15) * 60
@@ -121,32 +126,53 @@ class Generator:
         if preferential:
             wait *= 0.4  # preferential lines are served first
         base = attention_pb2.AttentionEvent(
-            entity_id=entity.entity_id, ticket_id=ticket_id, channel=channel,
-            service_id=service.service_id, office_id=f"{entity.region}-SEDE-{ticket_id[-1]}",
+            entity_id=entity.entity_id,
+            ticket_id=ticket_id,
+            channel=channel,
+            service_id=service.service_id,
+            office_id=f"{entity.region}-SEDE-{ticket_id[-1]}",
             preferential=preferential,
-            preferential_reason=attention_pb2.PREFERENTIAL_REASON_OLDER_ADULT if preferential else 0,
+            preferential_reason=(
+                attention_pb2.PREFERENTIAL_REASON_OLDER_ADULT
+                if preferential
+                else attention_pb2.PREFERENTIAL_REASON_UNSPECIFIED
+            ),
             issued_at=stamp(issued),
         )
         events = [self._event(base, Kind.ATTENTION_EVENT_KIND_TICKET_ISSUED)]
         if self._random.random() < min(0.35, wait / (target_wait * 8)):
             gave_up = issued + timedelta(seconds=wait * 0.7)
             if gave_up < self._now:
-                events.append(self._event(base, Kind.ATTENTION_EVENT_KIND_TICKET_ABANDONED,
-                                          finished_at=gave_up))
+                events.append(
+                    self._event(
+                        base, Kind.ATTENTION_EVENT_KIND_TICKET_ABANDONED, finished_at=gave_up
+                    )
+                )
             return events
         called = issued + timedelta(seconds=wait)
         if called >= self._now:
             return events
         events.append(self._event(base, Kind.ATTENTION_EVENT_KIND_TICKET_CALLED, called_at=called))
-        service_time = self._random.lognormvariate(0, 0.4) * (service.target_service_minutes or 8) * 60
+        service_time = (
+            self._random.lognormvariate(0, 0.4) * (service.target_service_minutes or 8) * 60
+        )
         served = called + timedelta(seconds=service_time)
         if served < self._now:
-            events.append(self._event(base, Kind.ATTENTION_EVENT_KIND_TICKET_SERVED,
-                                      called_at=called, finished_at=served))
+            events.append(
+                self._event(
+                    base,
+                    Kind.ATTENTION_EVENT_KIND_TICKET_SERVED,
+                    called_at=called,
+                    finished_at=served,
+                )
+            )
         return events
 
     def _event(
-        self, base: attention_pb2.AttentionEvent, kind: int, called_at: datetime | None = None,
+        self,
+        base: attention_pb2.AttentionEvent,
+        kind: int,
+        called_at: datetime | None = None,
         finished_at: datetime | None = None,
     ) -> attention_pb2.AttentionEvent:
         event = attention_pb2.AttentionEvent()
@@ -194,9 +220,14 @@ class Generator:
         return [
             procedure_pb2.ProcedureStageEvent(
                 event_id=uuid.UUID(int=self._random.getrandbits(128)).hex,
-                entity_id=entity.entity_id, procedure_id=procedure_id,
-                service_id=service.service_id, stage=stage, channel=channel,
-                filed_at=stamp(filed), occurred_at=stamp(moment), sequence=sequence,
+                entity_id=entity.entity_id,
+                procedure_id=procedure_id,
+                service_id=service.service_id,
+                stage=stage,
+                channel=channel,
+                filed_at=stamp(filed),
+                occurred_at=stamp(moment),
+                sequence=sequence,
                 unit_id="UNIDAD-TRAMITE",
             )
             for sequence, (stage, moment) in enumerate(stages, start=1)

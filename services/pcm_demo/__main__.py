@@ -1,0 +1,3 @@
+from pcm_demo.run import main
+
+raise SystemExit(main())
