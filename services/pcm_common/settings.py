@@ -22,7 +22,7 @@ class Environment(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Every knob of the platform. `pcm-settings` (README) prints them with their values."""
+    """Every knob shared by the services; each service adds its own in a subclass."""
 
     model_config = SettingsConfigDict(
         env_prefix="PCM_", secrets_dir=None, extra="ignore", frozen=True
