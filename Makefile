@@ -20,9 +20,12 @@ COMPOSE_SCHEMA := .stack/schemas/compose-spec.json
 # ships the prebuilt binary; installed under .stack/tools, not globally.
 BUF_VERSION ?= 1.75.0
 BUF := .stack/tools/node_modules/.bin/buf
+# helm (chart lint and render, used by tests/unit/test_helm.py), built from its Go module.
+HELM_VERSION ?= v3.16.4
+HELM := .stack/tools/bin/helm
 
 .PHONY: help venv install-system stack-up stack-down stack-status stack-reset protos protos-check lint \
-	typecheck schemas tools test-unit test-integration test demo bench
+	typecheck schemas tools helm test-unit test-integration test demo bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -83,13 +86,18 @@ $(BUF): Makefile
 		@bufbuild/buf@$(BUF_VERSION)
 	touch $@
 
-test-unit: venv schemas tools ## Unit tests (no servers needed)
+helm: $(HELM) ## Build helm into .stack/tools/bin with go install (skipped when present)
+
+$(HELM):
+	GOBIN=$(CURDIR)/.stack/tools/bin go install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+test-unit: venv schemas tools helm ## Unit tests (no servers needed)
 	$(PY) -m pytest $(PYTEST_FLAGS) tests/unit
 
 test-integration: venv stack-up ## Integration tests against the local stack (starts it)
 	$(PY) -m pytest $(PYTEST_FLAGS) tests/integration
 
-test: install-system venv lint typecheck protos-check schemas tools stack-up ## Everything CI runs: lint, types, all tests on the local stack
+test: install-system venv lint typecheck protos-check schemas tools helm stack-up ## Everything CI runs: lint, types, all tests on the local stack
 	$(PY) -m pytest $(PYTEST_FLAGS) tests
 
 demo: install-system venv stack-up ## The main job: national synthetic dataset through the public API, KPIs, chart

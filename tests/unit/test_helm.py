@@ -1,0 +1,543 @@
+"""The Helm chart (deploy/helm/pcm-monitoring) lints, renders, and every manifest it renders is a
+valid Kubernetes object of a current release, checked in strict mode (an unknown field fails).
+
+helm is built by `make helm` into .stack/tools/bin (go install, no prebuilt download); the API
+schemas come from the kubernetes-validate package (dev extra). Two value sets are rendered: the
+defaults, and a production-like one (TLS, catalogue override, 3 replicas, NetworkPolicy).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate  # type: ignore[import-untyped]
+import pytest
+import yaml
+from pcm_intake.settings import IntakeSettings
+from pcm_processor.settings import ProcessorSettings
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "pcm-monitoring"
+CATALOGUES = REPO / "catalogues"
+HELM = Path(os.environ.get("PCM_HELM", REPO / ".stack" / "tools" / "bin" / "helm"))
+KUBE_VERSION = "1.31.0"
+RELEASE = "pcm"
+NAMESPACE = "pcm"
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|PEPPER|TOKEN|_KEY$", re.IGNORECASE)
+
+Manifest = dict[str, Any]
+
+
+def catalogue_files() -> dict[str, str]:
+    return {
+        path.relative_to(CATALOGUES).as_posix(): path.read_text()
+        for path in sorted(CATALOGUES.rglob("*"))
+        if path.is_file() and path.suffix in {".csv", ".yaml"}
+    }
+
+
+# TLS, a catalogue override with the repository's own catalogues, 3 replicas, network policies.
+PRODUCTION_VALUES: dict[str, Any] = {
+    "image": {"repository": "registry.invalid/pcm/pcm-monitoring", "tag": "0.1.0"},
+    "imagePullSecrets": [{"name": "registry-credentials"}],
+    "kafka": {"bootstrap": "kafka-0.kafka:9092,kafka-1.kafka:9092,kafka-2.kafka:9092"},
+    "clickhouse": {"host": "clickhouse.data.svc", "existingSecret": "ch-credentials"},
+    "tokens": {"existingSecret": "intake-tokens"},
+    "config": {"topicPrefix": "prod.", "extraEnv": {"PCM_INTAKE_RATE_LIMIT_EVENTS_PER_S": 5000}},
+    "catalogues": {"files": catalogue_files()},
+    "intake": {
+        "replicaCount": 3,
+        "tls": {"enabled": True, "existingSecret": "pcm-intake-tls"},
+        "service": {
+            "type": "LoadBalancer",
+            "loadBalancerSourceRanges": ["190.0.0.0/8"],
+            "externalTrafficPolicy": "Local",
+        },
+        "priorityClassName": "high-priority",
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "pcm"}],
+    },
+    "processor": {"replicaCount": 3},
+    "networkPolicy": {
+        "enabled": True,
+        "metricsFrom": [
+            {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+        ],
+        "egress": {
+            "enabled": True,
+            "to": [
+                {
+                    "to": [{"namespaceSelector": {"matchLabels": {"name": "kafka"}}}],
+                    "ports": [{"port": 9092, "protocol": "TCP"}],
+                }
+            ],
+        },
+    },
+}
+VALUE_SETS: dict[str, dict[str, Any]] = {"default": {}, "production": PRODUCTION_VALUES}
+
+
+# --- running helm ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def helm_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    if not (HELM.is_file() and os.access(HELM, os.X_OK)):
+        pytest.fail(f"{HELM} missing: run `make helm` (builds helm with Go)", pytrace=False)
+    home = tmp_path_factory.mktemp("helm-home")
+    # helm keeps no state between tests, and never touches the user's ~/.config or ~/.cache.
+    return {
+        **os.environ,
+        "HELM_CACHE_HOME": str(home / "cache"),
+        "HELM_CONFIG_HOME": str(home / "config"),
+        "HELM_DATA_HOME": str(home / "data"),
+    }
+
+
+@pytest.fixture(scope="session")
+def values_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("helm-values")
+
+
+def helm(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(HELM), *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def values_args(values_dir: Path, name: str, values: dict[str, Any]) -> list[str]:
+    if not values:
+        return []
+    path = values_dir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return ["--values", str(path)]
+
+
+def template(
+    env: dict[str, str], extra: list[str], chart: Path = CHART
+) -> subprocess.CompletedProcess[str]:
+    return helm(
+        env,
+        "template",
+        RELEASE,
+        str(chart),
+        "--namespace",
+        NAMESPACE,
+        "--kube-version",
+        KUBE_VERSION,
+        *extra,
+    )
+
+
+def render(env: dict[str, str], extra: list[str]) -> list[Manifest]:
+    result = template(env, extra)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+@pytest.fixture(scope="module")
+def rendered(helm_env: dict[str, str], values_dir: Path) -> dict[str, list[Manifest]]:
+    return {
+        name: render(helm_env, values_args(values_dir, name, values))
+        for name, values in VALUE_SETS.items()
+    }
+
+
+@pytest.fixture()
+def default(rendered: dict[str, list[Manifest]]) -> list[Manifest]:
+    return copy.deepcopy(rendered["default"])
+
+
+@pytest.fixture()
+def production(rendered: dict[str, list[Manifest]]) -> list[Manifest]:
+    return copy.deepcopy(rendered["production"])
+
+
+# --- reading manifests -------------------------------------------------------------------------
+
+
+def kinds(manifests: list[Manifest]) -> list[str]:
+    return sorted(m["kind"] for m in manifests)
+
+
+def one(manifests: list[Manifest], kind: str, component: str | None = None) -> Manifest:
+    found = [
+        m
+        for m in manifests
+        if m["kind"] == kind
+        and (
+            component is None
+            or m["metadata"]["labels"].get("app.kubernetes.io/component") == component
+        )
+    ]
+    assert len(found) == 1, f"expected one {kind} {component or ''}, got {len(found)}"
+    return found[0]
+
+
+def config_map(manifests: list[Manifest]) -> Manifest:
+    return next(
+        m
+        for m in manifests
+        if m["kind"] == "ConfigMap" and "app.kubernetes.io/component" not in m["metadata"]["labels"]
+    )
+
+
+def pod_specs(manifests: list[Manifest]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for m in manifests:
+        if m["kind"] in {"Deployment", "Job"}:
+            yield f"{m['kind']}/{m['metadata']['name']}", m["spec"]["template"]["spec"]
+
+
+def containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {entry["name"]: entry for entry in container.get("env", [])}
+
+
+def schema_errors(manifest: Manifest) -> str | None:
+    try:
+        kubernetes_validate.validate(manifest, KUBE_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as error:
+        return f"{manifest['kind']}/{manifest['metadata']['name']}: {error.message}"
+    return None
+
+
+# --- lint and schema validation ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_helm_lint_strict(helm_env: dict[str, str], values_dir: Path, name: str) -> None:
+    result = helm(
+        helm_env,
+        "lint",
+        "--strict",
+        str(CHART),
+        "--kube-version",
+        KUBE_VERSION,
+        *values_args(values_dir, name, VALUE_SETS[name]),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_every_manifest_is_valid_for_kubernetes(
+    rendered: dict[str, list[Manifest]], name: str
+) -> None:
+    manifests = rendered[name]
+    assert manifests
+    errors = [e for e in map(schema_errors, manifests) if e]
+    assert errors == []
+
+
+def test_validator_rejects_an_unknown_field(default: list[Manifest]) -> None:
+    deployment = one(default, "Deployment", "intake")
+    assert schema_errors(deployment) is None
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProb"] = {
+        "grpc": {"port": 50051}
+    }
+    with pytest.raises(kubernetes_validate.ValidationError, match="readinessProb"):
+        kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
+
+
+def test_validator_rejects_a_wrong_type(default: list[Manifest]) -> None:
+    deployment = one(default, "Deployment", "processor")
+    deployment["spec"]["replicas"] = "three"
+    with pytest.raises(kubernetes_validate.ValidationError, match="three"):
+        kubernetes_validate.validate(deployment, KUBE_VERSION, strict=True)
+
+
+def test_validator_rejects_a_named_port_in_a_grpc_probe(default: list[Manifest]) -> None:
+    # The kubelet's gRPC probe takes a number only (unlike httpGet/tcpSocket): a real trap.
+    deployment = one(default, "Deployment", "intake")
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbe"]["grpc"]["port"] = (
+        "grpc"
+    )
+    assert schema_errors(deployment) is not None
+
+
+def test_values_schema_rejects_a_misspelt_value(helm_env: dict[str, str]) -> None:
+    result = helm(helm_env, "lint", "--strict", str(CHART), "--set", "intake.replicas=3")
+    assert result.returncode != 0
+    assert "replicas" in result.stdout + result.stderr
+
+
+def test_secret_looking_extra_env_is_refused(helm_env: dict[str, str]) -> None:
+    result = template(helm_env, ["--set", "config.extraEnv.PCM_CLICKHOUSE_PASSWORD=hunter2"])
+    assert result.returncode != 0
+    assert "PCM_CLICKHOUSE_PASSWORD" in result.stderr
+
+
+def test_tls_without_its_secret_is_refused(helm_env: dict[str, str]) -> None:
+    result = template(helm_env, ["--set", "intake.tls.enabled=true"])
+    assert result.returncode != 0
+    assert "intake.tls.existingSecret is required" in result.stderr
+
+
+# --- what the chart renders --------------------------------------------------------------------
+
+
+def test_default_objects(default: list[Manifest]) -> None:
+    assert kinds(default) == [
+        "ConfigMap",
+        "Deployment",
+        "Deployment",
+        "Job",
+        "PodDisruptionBudget",
+        "PodDisruptionBudget",
+        "Service",
+        "ServiceAccount",
+    ]
+
+
+def test_production_objects(production: list[Manifest]) -> None:
+    assert kinds(production).count("NetworkPolicy") == 2
+    assert kinds(production).count("ConfigMap") == 2  # settings + catalogues
+    assert one(production, "Deployment", "intake")["spec"]["replicas"] == 3
+    assert one(production, "Deployment", "processor")["spec"]["replicas"] == 3
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_no_secret_value_is_rendered(rendered: dict[str, list[Manifest]], name: str) -> None:
+    manifests = rendered[name]
+    assert "Secret" not in kinds(manifests)
+    assert not [key for key in config_map(manifests)["data"] if SECRET_NAME.search(key)]
+    for where, pod in pod_specs(manifests):
+        secret_mounts = {
+            mount["mountPath"]
+            for container in containers(pod)
+            for mount in container.get("volumeMounts", [])
+            if any(v["name"] == mount["name"] and "secret" in v for v in pod.get("volumes", []))
+        }
+        for container in containers(pod):
+            for name_, entry in env_of(container).items():
+                if not SECRET_NAME.search(name_):
+                    continue
+                if "valueFrom" in entry:
+                    assert "secretKeyRef" in entry["valueFrom"], f"{where}: {name_}"
+                else:  # a path (token store, TLS key): it must lie in a mounted Secret
+                    assert any(entry["value"].startswith(p + "/") for p in secret_mounts), (
+                        f"{where}: {name_}={entry['value']!r} is not a file of a mounted Secret"
+                    )
+
+
+def test_values_file_names_secrets_but_holds_none() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["tokens"]["existingSecret"]
+    assert values["clickhouse"]["existingSecret"]
+    assert "password" not in values["clickhouse"]
+
+
+def test_env_names_are_platform_settings(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    fields = {*IntakeSettings.model_fields, *ProcessorSettings.model_fields}
+    known = {f"PCM_{field.upper()}" for field in fields}
+    for manifests in rendered.values():
+        names = set(config_map(manifests)["data"])
+        for _, pod in pod_specs(manifests):
+            for container in containers(pod):
+                names |= set(env_of(container))
+        unknown = {n for n in names if n.startswith("PCM_")} - known
+        assert unknown == set(), "settings that no service reads (typo?)"
+
+
+# --- intake ------------------------------------------------------------------------------------
+
+
+def intake_container(manifests: list[Manifest]) -> dict[str, Any]:
+    container: dict[str, Any] = one(manifests, "Deployment", "intake")["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+def test_intake_probes_ask_the_grpc_health_service(default: list[Manifest]) -> None:
+    container = intake_container(default)
+    assert container["command"] == ["pcm-intake", "serve"]
+    grpc_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "grpc")
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": grpc_port}, probe
+    assert env_of(container)["PCM_INTAKE_ADDRESS"]["value"] == f"0.0.0.0:{grpc_port}"
+
+
+def test_intake_tls_from_a_secret(production: list[Manifest]) -> None:
+    pod = one(production, "Deployment", "intake")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls["secret"]["secretName"] == "pcm-intake-tls"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    env = env_of(container)
+    assert env["PCM_INTAKE_TLS_CERT"]["value"] == mount["mountPath"] + "/tls.crt"
+    assert env["PCM_INTAKE_TLS_KEY"]["value"] == mount["mountPath"] + "/tls.key"
+    # The kubelet's gRPC probe speaks no TLS: the probes check the port instead.
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert "grpc" not in container[probe]
+        assert container[probe]["tcpSocket"] == {"port": "grpc"}
+
+
+def test_token_store_is_a_mounted_secret_folder(production: list[Manifest]) -> None:
+    pod = one(production, "Deployment", "intake")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    volume = next(v for v in pod["volumes"] if v["name"] == "tokens")
+    assert volume["secret"]["secretName"] == "intake-tokens"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tokens")
+    # No subPath: an updated Secret (a revocation) must reach the running pod.
+    assert "subPath" not in mount
+    assert env_of(container)["PCM_TOKEN_FILE"]["value"] == mount["mountPath"] + "/tokens.json"
+
+
+def test_intake_service_reaches_the_intake_pods(production: list[Manifest]) -> None:
+    service = one(production, "Service", "intake")
+    deployment = one(production, "Deployment", "intake")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    container_ports = {
+        p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
+    }
+    assert (
+        {p["targetPort"] for p in service["spec"]["ports"]}
+        == container_ports
+        == {
+            "grpc",
+            "metrics",
+        }
+    )
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert service["spec"]["loadBalancerSourceRanges"] == ["190.0.0.0/8"]
+
+
+# --- processor, migrations, catalogues ---------------------------------------------------------
+
+
+def test_processor_runs_the_worker_with_a_pdb(default: list[Manifest]) -> None:
+    deployment = one(default, "Deployment", "processor")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["pcm-processor", "worker"]
+    assert env_of(container)["PCM_PROCESSOR_METRICS_PORT"]["value"] == "9102"
+    assert "secretKeyRef" in env_of(container)["PCM_CLICKHOUSE_PASSWORD"]["valueFrom"]
+    pdb = one(default, "PodDisruptionBudget", "processor")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_pods_are_hardened(rendered: dict[str, list[Manifest]], name: str) -> None:
+    for where, pod in pod_specs(rendered[name]):
+        assert pod["securityContext"]["runAsNonRoot"] is True, where
+        assert pod["automountServiceAccountToken"] is False, where
+        assert pod["enableServiceLinks"] is False, where
+        for container in containers(pod):
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True, where
+            assert context["allowPrivilegeEscalation"] is False, where
+            assert context["capabilities"]["drop"] == ["ALL"], where
+            assert {"requests", "limits"} <= container["resources"].keys(), where
+            assert container["resources"]["limits"]["memory"], where
+            assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), where
+
+
+@pytest.mark.parametrize("component", ["intake", "processor"])
+def test_prometheus_scrapes_the_metrics_port(default: list[Manifest], component: str) -> None:
+    template_ = one(default, "Deployment", component)["spec"]["template"]
+    annotations = template_["metadata"]["annotations"]
+    metrics = next(
+        p["containerPort"]
+        for p in template_["spec"]["containers"][0]["ports"]
+        if p["name"] == "metrics"
+    )
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(metrics)
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert config_map(default)["data"]["PCM_METRICS_HOST"] == "0.0.0.0"
+
+
+def test_migration_hook_creates_topics_then_migrates(default: list[Manifest]) -> None:
+    job = one(default, "Job", "migrations")
+    annotations = job["metadata"]["annotations"]
+    assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert "before-hook-creation" in annotations["helm.sh/hook-delete-policy"]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert [c["command"] for c in containers(pod)] == [
+        ["pcm-topics", "create"],
+        ["pcm-migrate", "apply"],
+    ]
+    # A pre-install hook runs before the release's ConfigMap and ServiceAccount exist.
+    assert "serviceAccountName" not in pod
+    settings = config_map(default)["data"]
+    for container in containers(pod):
+        assert "envFrom" not in container
+        env = env_of(container)
+        for key in ("PCM_KAFKA_BOOTSTRAP", "PCM_KAFKA_REPLICATION_FACTOR", "PCM_TOPIC_PREFIX"):
+            assert env[key]["value"] == settings[key]
+    assert "PCM_CLICKHOUSE_PASSWORD" not in env_of(pod["initContainers"][0])
+    assert "secretKeyRef" in env_of(pod["containers"][0])["PCM_CLICKHOUSE_PASSWORD"]["valueFrom"]
+
+
+def test_catalogue_override_is_mounted_where_the_settings_point(
+    production: list[Manifest],
+) -> None:
+    directory = config_map(production)["data"]["PCM_CATALOGUE_DIR"]
+    catalogues = one(production, "ConfigMap", "catalogues")
+    for component in ("intake", "processor"):
+        pod = one(production, "Deployment", component)["spec"]["template"]["spec"]
+        volume = next(v for v in pod["volumes"] if v["name"] == "catalogues")
+        assert volume["configMap"]["name"] == catalogues["metadata"]["name"]
+        mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "catalogues")
+        assert mount["mountPath"] == directory
+        # Every file, sub-folders included, lands at its own path with its own content.
+        mounted = {
+            item["path"]: catalogues["data"][item["key"]] for item in volume["configMap"]["items"]
+        }
+        assert mounted == PRODUCTION_VALUES["catalogues"]["files"]
+    assert "calendar/non_working_days.csv" in PRODUCTION_VALUES["catalogues"]["files"]
+
+
+def test_default_uses_the_catalogues_of_the_image(default: list[Manifest]) -> None:
+    assert "PCM_CATALOGUE_DIR" not in config_map(default)["data"]
+
+
+def test_config_change_rolls_the_pods(helm_env: dict[str, str]) -> None:
+    def checksum(extra: list[str]) -> str:
+        deployment = one(render(helm_env, extra), "Deployment", "intake")
+        value: str = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/config"]
+        return value
+
+    assert checksum([]) != checksum(["--set", "kafka.bootstrap=other:9092"])
+
+
+# --- NOTES.txt ---------------------------------------------------------------------------------
+
+
+def render_notes(env: dict[str, str], tmp_path: Path, extra: list[str]) -> str:
+    """NOTES.txt as `helm install` would print it (helm template does not render it)."""
+    chart = tmp_path / "chart"
+    shutil.copytree(CHART, chart)
+    notes = chart / "templates" / "NOTES.txt"
+    (chart / "templates" / "_notes.tpl").write_text(
+        '{{- define "notes" }}' + notes.read_text() + "{{- end }}"
+    )
+    notes.unlink()
+    (chart / "templates" / "notes.yaml").write_text('notes: {{ include "notes" . | quote }}\n')
+    result = template(env, [*extra, "--show-only", "templates/notes.yaml"], chart=chart)
+    assert result.returncode == 0, result.stderr
+    text: str = yaml.safe_load(result.stdout)["notes"]
+    return text
+
+
+def test_notes_explain_the_secrets_and_warn(helm_env: dict[str, str], tmp_path: Path) -> None:
+    notes = render_notes(helm_env, tmp_path, ["--set", "processor.replicaCount=8"])
+    assert "create secret generic pcm-tokens" in notes
+    assert "create secret generic pcm-clickhouse" in notes
+    assert "WARNING: processor.replicaCount (8) exceeds" in notes
+    assert "plaintext gRPC" in notes
