@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from clickhouse_driver import Client
 from google.protobuf.timestamp_pb2 import Timestamp
-from kafka import KafkaConsumer, TopicPartition
 from pcm.monitoring.v1 import attention_pb2
 from pcm_common.clickhouse.migrate import discover, migrate
 from pcm_common.kafka.admin import describe_partitions, ensure_topics
@@ -15,6 +13,8 @@ from pcm_common.kafka.envelope import decode, wrap
 from pcm_common.kafka.producer import AcknowledgedProducer
 from pcm_common.kafka.topics import TOPICS, topic_for_domain
 from pcm_common.settings import Settings
+
+from tests.integration.intake_helpers import read_envelopes
 
 
 def test_topics_are_created_with_their_partition_counts(isolated_settings: Settings) -> None:
@@ -47,26 +47,13 @@ def test_protobuf_event_round_trips_through_the_broker(isolated_settings: Settin
     producer.send_and_wait(topic, [(b"RENIEC", envelope.SerializeToString())])
     producer.close()
 
-    received = read_all(isolated_settings.kafka_bootstrap, topic, expected=1)
-    assert [message.key for message in received] == [b"RENIEC"]
-    decoded = decode(received[0].value, "attention")
+    received = read_envelopes(isolated_settings.kafka_bootstrap, topic, minimum=1)
+    assert [key for key, _ in received] == [b"RENIEC"]
+    decoded = decode(envelope.SerializeToString(), "attention")
+    assert received[0][1] == decoded
     assert decoded.attention == attention
     assert decoded.time.seconds == 1_764_000_900  # occurrence time = end of service
     assert decoded.source == "/entities/RENIEC"
-
-
-def read_all(bootstrap: str, topic: str, expected: int, timeout_s: float = 20) -> list[Any]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-    consumer.assign(partitions)
-    consumer.seek_to_beginning(*partitions)
-    messages: list[Any] = []
-    deadline = time.monotonic() + timeout_s
-    while len(messages) < expected and time.monotonic() < deadline:
-        for batch in consumer.poll(timeout_ms=500).values():
-            messages.extend(batch)
-    consumer.close()
-    return messages
 
 
 def test_migrations_apply_twice_on_the_real_server(
