@@ -21,7 +21,7 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from pcm.monitoring.v1 import attention_pb2, intake_service_pb2, intake_service_pb2_grpc
+from pcm.monitoring.v1 import attention_pb2, intake_service_pb2
 from pcm_common.auth import TokenStore
 from pcm_common.kafka.admin import ensure_topics
 

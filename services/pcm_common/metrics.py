@@ -80,6 +80,12 @@ PROCESSOR_FRESHNESS_SECONDS = Gauge(
 PROCESSOR_KPI_ROWS = Counter(
     "pcm_processor_kpi_rows_total", "KPI rows recomputed and written.", ["grain"]
 )
+PROCESSOR_KPI_SECONDS = Histogram(
+    "pcm_processor_kpi_recompute_seconds",
+    "Time to recompute the touched KPI periods of one grain from the facts (one flush).",
+    ["domain", "grain"],
+    buckets=_LATENCY_BUCKETS,
+)
 
 
 def serve_metrics(port: int, host: str = "127.0.0.1") -> None:

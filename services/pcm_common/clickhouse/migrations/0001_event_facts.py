@@ -4,7 +4,9 @@ Engine choice: ReplacingMergeTree keyed by event id (last in ORDER BY) collapses
 of an event on merge; KPI queries never rely on merges having happened (they aggregate per
 ticket / procedure with max/any, which a duplicate cannot change). Bucket columns (hour, day,
 month starts in the platform's time zone) are computed by the processor so queries stay portable
-across ClickHouse 18.16 and current releases (no timezone-argument functions needed).
+across ClickHouse 18.16 and current releases (no timezone-argument functions needed). Enum labels
+are the proto enum names without their type prefix (TICKET_SERVED, RESOLVED): the vocabulary of
+the KPI catalogue's filters (catalogues/kpis.yaml), so a filter needs no translation.
 """
 
 STATEMENTS = [
@@ -13,7 +15,8 @@ STATEMENTS = [
         entity_id String,
         event_id String,
         ticket_id String,
-        kind Enum8('ISSUED' = 1, 'CALLED' = 2, 'SERVED' = 3, 'ABANDONED' = 4),
+        kind Enum8('TICKET_ISSUED' = 1, 'TICKET_CALLED' = 2, 'TICKET_SERVED' = 3,
+                   'TICKET_ABANDONED' = 4),
         channel String,
         service_id String,
         office_id String,

@@ -1,0 +1,1 @@
+"""Adapters of the processor: ClickHouse, Kafka outputs, faust consumer, lag, retries."""

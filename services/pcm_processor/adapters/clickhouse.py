@@ -1,0 +1,114 @@
+"""ClickHouse adapter: columnar fact inserts, KPI aggregate queries, KPI row inserts.
+
+clickhouse-driver is blocking, so each call runs in a worker thread: the event loop keeps
+fetching the next batch from Kafka while ClickHouse works. One ``ClickHouseStore`` per domain
+pipeline; its calls are sequential (the pipeline holds a lock), so one connection suffices.
+Every call is retried until it succeeds (see ``retry.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from clickhouse_driver import Client
+from pcm_common.metrics import PROCESSOR_INSERT_SECONDS
+
+from pcm_processor.adapters.retry import retry_forever
+from pcm_processor.domain.facts import Row
+from pcm_processor.domain.kpis import KpiRow
+
+KPI_COLUMNS = (
+    "entity_id",
+    "kpi_code",
+    "grain",
+    "period_start",
+    "channel",
+    "service_id",
+    "value",
+    "numerator",
+    "denominator",
+    "computed_at",
+    "version",
+)
+
+
+def columnar(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows to one list per column (lists: the driver converts some columns in place)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
+class ClickHouseStore:
+    def __init__(self, connect: Callable[[], Client], database: str, max_backoff_s: float) -> None:
+        self._connect = connect
+        self.database = database
+        self._max_backoff_s = max_backoff_s
+        self._client: Client | None = None
+
+    def _execute(self, sql: str, data: Any = None, **options: Any) -> Any:
+        """Runs in a worker thread; a failed connection is dropped so the retry reconnects."""
+        if self._client is None:
+            self._client = self._connect()
+        try:
+            if data is None:
+                return self._client.execute(sql, **options)
+            return self._client.execute(sql, data, **options)
+        except Exception:
+            client, self._client = self._client, None
+            # The connection is broken already; the retry reports the original error.
+            with contextlib.suppress(Exception):
+                client.disconnect()
+            raise
+
+    async def _call(self, what: str, sql: str, data: Any = None, **options: Any) -> Any:
+        return await retry_forever(
+            what,
+            lambda: asyncio.to_thread(self._execute, sql, data, **options),
+            self._max_backoff_s,
+        )
+
+    async def insert_columns(
+        self, table: str, columns: Sequence[str], data: list[list[Any]]
+    ) -> None:
+        sql = f"INSERT INTO {self.database}.{table} ({', '.join(columns)}) VALUES"
+        started = time.perf_counter()
+        await self._call(f"insert {table}", sql, data, columnar=True, types_check=False)
+        PROCESSOR_INSERT_SECONDS.labels(table).observe(time.perf_counter() - started)
+
+    async def insert_facts(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        await self.insert_columns(table, columns, columnar(rows, len(columns)))
+
+    async def query(self, what: str, sql: str) -> list[tuple[Any, ...]]:
+        result: list[tuple[Any, ...]] = await self._call(what, sql)
+        return result
+
+    async def insert_kpis(
+        self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int
+    ) -> None:
+        data = [
+            (
+                r.entity_id,
+                r.kpi_code,
+                r.grain,
+                r.period_start,
+                r.channel,
+                r.service_id,
+                r.value,
+                r.numerator,
+                r.denominator,
+                computed_at,
+                version,
+            )
+            for r, version in zip(rows, versions, strict=True)
+        ]
+        await self.insert_columns("kpi_values", KPI_COLUMNS, columnar(data, len(KPI_COLUMNS)))
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client = None

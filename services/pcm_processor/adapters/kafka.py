@@ -1,0 +1,132 @@
+"""Kafka outputs of the processor: dead letters and KPI values, sent and acknowledged.
+
+The pipeline only releases a batch's offsets after these sends are acknowledged, so a crash
+repeats them instead of losing them (at-least-once: a KPI consumer keeps the highest version per
+key; a dead-letter reader may see a message twice after a crash).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from pcm.monitoring.v1 import common_pb2, kpi_pb2
+from pcm_common.kafka.envelope import wrap
+
+from pcm_processor.adapters.retry import retry_forever
+from pcm_processor.domain.kpis import KpiRow
+from pcm_processor.domain.poison import DeadLetter
+
+SOURCE = "/platform/pcm-processor"
+PROTO_GRAINS = {
+    "HOUR": common_pb2.GRAIN_HOUR,
+    "DAY": common_pb2.GRAIN_DAY,
+    "MONTH": common_pb2.GRAIN_MONTH,
+}
+Headers = list[tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class OutRecord:
+    key: bytes | None
+    value: bytes | None
+    headers: Headers = field(default_factory=list)
+
+
+class RecordSender(Protocol):
+    async def send_all(self, topic: str, records: Sequence[OutRecord]) -> None:
+        """Produce every record; return once the broker acknowledged all of them."""
+
+
+class FaustSender:
+    """``RecordSender`` over the faust app's producer (aiokafka, acks=all)."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+
+    async def send_all(self, topic: str, records: Sequence[OutRecord]) -> None:
+        producer = self._app.producer
+        pending = [
+            await producer.send(topic, r.key, r.value, None, None, r.headers or None)
+            for r in records
+        ]
+        await asyncio.gather(*pending)
+
+
+def dead_letter_record(item: DeadLetter) -> OutRecord:
+    """Original key and bytes; why and where from in headers (a reader can replay it)."""
+    return OutRecord(
+        item.key,
+        item.value,
+        [
+            ("reason", item.reason.encode()),
+            ("detail", item.detail.encode()[:2000]),
+            ("source_topic", item.topic.encode()),
+            ("source_partition", str(item.partition).encode()),
+            ("source_offset", str(item.offset).encode()),
+        ],
+    )
+
+
+def kpi_envelope(row: KpiRow, version: int, computed_at: int) -> bytes:
+    value = kpi_pb2.KpiValue(
+        entity_id=row.entity_id,
+        kpi_code=row.kpi_code,
+        grain=PROTO_GRAINS[row.grain],
+        channel=row.channel,
+        service_id=row.service_id,
+        value=row.value,
+        numerator=row.numerator,
+        denominator=row.denominator,
+        unit=row.unit,
+        version=version,
+    )
+    value.period_start.seconds = row.period_start
+    value.computed_at.seconds = computed_at
+    envelope = wrap(value, row.entity_id, Timestamp(seconds=computed_at), source=SOURCE)
+    # KpiValue has no event_id: the key plus version identifies this value (CloudEvents id).
+    envelope.id = "/".join(
+        (
+            row.entity_id,
+            row.kpi_code,
+            row.grain,
+            str(row.period_start),
+            row.channel,
+            row.service_id,
+            str(version),
+        )
+    )
+    return envelope.SerializeToString()
+
+
+class Outbox:
+    def __init__(
+        self, sender: RecordSender, dead_letter_topic: str, kpi_topic: str, max_backoff_s: float
+    ) -> None:
+        self._sender = sender
+        self.dead_letter_topic = dead_letter_topic
+        self.kpi_topic = kpi_topic
+        self._max_backoff_s = max_backoff_s
+
+    async def _send(self, what: str, topic: str, records: Sequence[OutRecord]) -> None:
+        if records:
+            await retry_forever(
+                what, lambda: self._sender.send_all(topic, records), self._max_backoff_s
+            )
+
+    async def dead_letter(self, items: Sequence[DeadLetter]) -> None:
+        await self._send(
+            "dead letters", self.dead_letter_topic, [dead_letter_record(i) for i in items]
+        )
+
+    async def publish_kpis(
+        self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int
+    ) -> None:
+        records = [
+            OutRecord(row.entity_id.encode(), kpi_envelope(row, version, computed_at))
+            for row, version in zip(rows, versions, strict=True)
+        ]
+        await self._send("publish kpis", self.kpi_topic, records)

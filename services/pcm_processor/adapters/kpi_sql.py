@@ -1,0 +1,152 @@
+"""Compiles a ``KpiPlan`` into ClickHouse SQL that recomputes KPI aggregates from the facts.
+
+One query per grain and chunk of touched (entity, period) keys:
+
+    inner: facts of those keys, merged per (entity, period, *dedup_by*) with max() of every column
+           -> one logical fact per ticket and kind, so a duplicate event cannot move any KPI;
+    outer: ARRAY JOIN of the four slices (channel+service, channel, service, all), then one
+           aggregate per ``Agg`` of the plan (countIf, uniqExactIf, sumIf, quantileExactIf, ...).
+
+Only functions ClickHouse 18.16 already had are used (no window functions, no WITH ROLLUP, no
+timezone-argument functions), so the same SQL runs on the local 18.16 server and current
+releases; ``tests/unit/test_processor_sql_chdb.py`` runs it on the current engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pcm_processor.domain.buckets import BUCKET_COLUMNS
+from pcm_processor.domain.fields import AtMost, Col, Diff, Expr, SubjectHas, columns_of
+from pcm_processor.domain.kpis import QUANTILE, Agg, KpiPlan
+
+PeriodKey = tuple[str, int]  # (entity_id, period start)
+
+
+def literal(value: Any) -> str:
+    """A SQL literal; strings escaped for ClickHouse (backslash and quote)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    raise TypeError(f"no SQL literal for {value!r}")
+
+
+def literals(values: Iterable[Any]) -> str:
+    return ", ".join(literal(value) for value in values)
+
+
+def _alias(column: str) -> str:
+    return f"f_{column}"
+
+
+@dataclass(frozen=True)
+class SqlCompiler:
+    plan: KpiPlan
+    database: str
+
+    @property
+    def table(self) -> str:
+        return f"{self.database}.{self.plan.domain.table}"
+
+    def expression(self, expr: Expr, entities: str) -> str:
+        """SQL of a field on a logical fact of the inner query."""
+        if isinstance(expr, Col):
+            return _alias(expr.column)
+        if isinstance(expr, Diff):
+            return f"(toInt64({_alias(expr.minuend)}) - toInt64({_alias(expr.subtrahend)}))"
+        if isinstance(expr, AtMost):
+            left, right = (
+                self.expression(expr.left, entities),
+                self.expression(expr.right, entities),
+            )
+            return f"({left} <= {right})"
+        assert isinstance(expr, SubjectHas)
+        subject = self.plan.domain.subject
+        return (
+            f"((entity_id, {_alias(subject)}) IN (SELECT entity_id, {subject} FROM {self.table} "
+            f"WHERE entity_id IN ({entities}) AND {expr.column} IN ({literals(expr.values)})))"
+        )
+
+    def condition(self, agg: Agg, entities: str) -> str:
+        fields = self.plan.domain.fields
+        parts = [
+            f"{self.expression(fields[name], entities)} IN ({literals(values)})"
+            for name, values in agg.where
+        ]
+        return " AND ".join(parts) if parts else "1"
+
+    def aggregate(self, agg: Agg, entities: str) -> str:
+        cond = self.condition(agg, entities)
+        if agg.fn == "count":
+            return f"countIf({cond})"
+        assert agg.field is not None
+        value = self.expression(self.plan.domain.fields[agg.field], entities)
+        functions = {
+            "uniq": "uniqExactIf",
+            "sum": "sumIf",
+            "max": "maxIf",
+            "p90": f"quantileExactIf({QUANTILE})",
+            "collect": "groupUniqArrayIf",
+        }
+        return f"{functions[agg.fn]}({value}, {cond})"
+
+    def _merged_columns(self) -> list[str]:
+        domain = self.plan.domain
+        used = set().union(*(columns_of(expr) for expr in domain.fields.values()))
+        return sorted(used - set(domain.dedup_by))
+
+    def recompute(self, grain: str, keys: Sequence[PeriodKey], months: Iterable[int]) -> str:
+        """Aggregates of every slice of the given (entity, period) keys at one grain.
+
+        Columns: entity_id, period (UInt32), channel slice, service slice, distinct events of the
+        (entity, period) counted by ``n_events`` on the all/all slice, then one per plan aggregate.
+        """
+        domain = self.plan.domain
+        bucket = BUCKET_COLUMNS[grain]
+        entities = literals(sorted({entity for entity, _ in keys}))
+        tuples = ", ".join(f"({literal(entity)}, {period})" for entity, period in keys)
+        dedup = ", ".join(f"{column} AS {_alias(column)}" for column in domain.dedup_by)
+        merged = "".join(f", max({c}) AS {_alias(c)}" for c in self._merged_columns())
+        prefilter = ""
+        if self.plan.prefilter is not None:
+            column, labels = self.plan.prefilter
+            prefilter = f" AND {column} IN ({literals(labels)})"
+        first, second = (_alias(name) for name in domain.slice_by)
+        aggregates = "".join(f",\n  {self.aggregate(a, entities)}" for a in self.plan.aggregates)
+        return f"""
+SELECT entity_id, period, tupleElement(slice, 1) AS s_first, tupleElement(slice, 2) AS s_second,
+  sum(n_events) AS n_events{aggregates}
+FROM (
+  SELECT entity_id, toUInt32({bucket}) AS period, {dedup}{merged}, uniqExact(event_id) AS n_events
+  FROM {self.table}
+  WHERE entity_id IN ({entities}) AND month_start IN ({literals(sorted(set(months)))})
+    AND (entity_id, toUInt32({bucket})) IN ({tuples}){prefilter}
+  GROUP BY entity_id, period, {", ".join(_alias(c) for c in domain.dedup_by)}
+)
+ARRAY JOIN [({first}, {second}), ({first}, ''), ('', {second}), ('', '')] AS slice
+GROUP BY entity_id, period, s_first, s_second
+"""
+
+    def subject_buckets(self, subjects: Sequence[tuple[str, str]]) -> str:
+        """Bucket starts of every KPI-relevant fact of these subjects, in any period.
+
+        When an event changes a derived field of its whole subject (an observation makes the
+        procedure "reworked"), the periods of the subject's other facts must be recomputed too.
+        """
+        subject = self.plan.domain.subject
+        entities = literals(sorted({entity for entity, _ in subjects}))
+        pairs = ", ".join(f"({literal(e)}, {literal(s)})" for e, s in subjects)
+        prefilter = ""
+        if self.plan.prefilter is not None:
+            column, labels = self.plan.prefilter
+            prefilter = f" AND {column} IN ({literals(labels)})"
+        return (
+            "SELECT DISTINCT entity_id, toUInt32(hour_start), toUInt32(day_start), "
+            f"toUInt32(month_start) FROM {self.table} WHERE entity_id IN ({entities}) "
+            f"AND (entity_id, {subject}) IN ({pairs}){prefilter}"
+        )

@@ -1,0 +1,324 @@
+"""The faust application: per fact domain, a pipeline fed with batches, and a flush timer.
+
+Two ways to feed a domain's ``DomainRunner`` (``PCM_PROCESSOR_DELIVERY``):
+
+- ``batch`` (default): faust's consumer hands each fetch of the domain's topic to the runner in
+  one call (``adapters/faust_consumer.py``), and a faust task stores the batches. About twice
+  the throughput of ``stream``: faust's per-message stream machinery is skipped.
+- ``stream``: a faust agent takes batches with ``Stream.noack_take`` (nothing acked by faust).
+  Used as well whenever the installed faust is not the reviewed version.
+
+Either way a message is acknowledged only once the pipeline released it (facts and KPIs
+written), and commits never pass the ``OffsetLedger``. Faust's ``exactly_once`` guarantee and
+its tables are not used: ClickHouse holds the facts, the only source of truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+from faust.types import TP
+from pcm_common.catalogues import Catalogues
+from pcm_common.clickhouse.client import connect
+from pcm_common.kafka.topics import topic_for_domain
+from pcm_common.logging import get_logger
+from pcm_common.metrics import PROCESSOR_FRESHNESS_SECONDS
+
+from pcm_processor.adapters.clickhouse import ClickHouseStore
+from pcm_processor.adapters.faust_consumer import (
+    REVIEWED_DRAIN_SHA256,
+    BatchSink,
+    GuardedConsumer,
+    GuardedTransport,
+    OffsetLedger,
+    drain_source_digest,
+)
+from pcm_processor.adapters.kafka import FaustSender, Outbox
+from pcm_processor.adapters.kpi_sql import SqlCompiler
+from pcm_processor.adapters.lag import LagMonitor
+from pcm_processor.domain.buckets import BucketClock
+from pcm_processor.domain.facts import CatalogueView, MappingContext
+from pcm_processor.domain.kpis import build_plan
+from pcm_processor.domain.registry import fact_domain
+from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig
+from pcm_processor.settings import ProcessorSettings
+
+log = get_logger(__name__)
+CRASH_EXIT_CODE = 70
+Acker = Callable[[Any], None]
+
+
+class ProcessorApp(faust.App):
+    """A faust app whose consumer never commits past what the processor released."""
+
+    offset_ledger: OffsetLedger
+    batch_sinks: dict[str, BatchSink]
+
+    def _new_transport(self) -> Any:
+        return GuardedTransport(self.conf.broker_consumer, self)
+
+
+class DomainRunner:
+    """Accumulates one domain's messages into batches (size or time, whichever first), stores
+    them with the pipeline, and acks what the pipeline's flushes released.
+
+    Two faust tasks per domain: the storing loop and the flushing loop, so fact inserts go on
+    while KPIs are recomputed. The queue between the feeder (consumer or agent) and the storing
+    loop is short: while a batch is stored the next one is fetched, and when ClickHouse is slow or
+    down the feeder blocks on the queue, so consumption stops instead of buffering without bound.
+    """
+
+    def __init__(
+        self,
+        pipeline: DomainPipeline,
+        ledger: OffsetLedger,
+        ack: Acker,
+        max_events: int,
+        max_seconds: float,
+        queued: int = 8,
+    ) -> None:
+        self.pipeline = pipeline
+        self._ledger = ledger
+        self._ack = ack
+        self._max_events = max_events
+        self._max_seconds = max_seconds
+        self._queued = queued
+        self._queue: asyncio.Queue[list[Inbound]] | None = None
+
+    def _inbox(self) -> asyncio.Queue[list[Inbound]]:
+        if self._queue is None:
+            self._queue = asyncio.Queue(maxsize=self._queued)
+        return self._queue
+
+    async def submit_messages(self, messages: list[Any]) -> None:
+        """Batch delivery: faust ``Message`` objects straight from the consumer's fetch."""
+        await self._inbox().put(
+            [Inbound(m.topic, m.partition, m.offset, m.key, m.value, m) for m in messages]
+        )
+
+    async def submit_events(self, events: Sequence[Any]) -> None:
+        """Stream delivery: faust ``Event`` objects from ``noack_take``."""
+        await self._inbox().put(
+            [
+                Inbound(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.message.value,
+                    e,
+                )
+                for e in events
+            ]
+        )
+
+    async def run(self) -> None:
+        """The storing loop (a faust task): take, accumulate up to a full batch, store it."""
+        inbox = self._inbox()
+        while True:
+            batch = await inbox.get()
+            deadline = time.monotonic() + self._max_seconds
+            while len(batch) < self._max_events:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    batch += await asyncio.wait_for(inbox.get(), remaining)
+                except TimeoutError:
+                    break
+            await self.pipeline.process(batch)
+
+    async def flush_forever(self, tick_s: float) -> None:
+        """The flushing loop (a faust task): recompute KPIs when due, then ack what they cover."""
+        while True:
+            if self.pipeline.flush_due():
+                self._release(await self.pipeline.flush())
+            else:
+                await asyncio.sleep(tick_s)
+
+    def _release(self, released: Sequence[Inbound]) -> None:
+        ends: dict[TP, int] = {}
+        for message in released:
+            tp = TP(message.topic, message.partition)
+            ends[tp] = max(ends.get(tp, 0), message.offset + 1)
+        for tp, end in ends.items():
+            self._ledger.release(tp, end)
+        for message in released:
+            self._ack(message.token)
+
+
+async def _crash_on_error(what: str, work: Callable[[], Awaitable[None]]) -> None:
+    try:
+        await work()
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        # Infrastructure errors are retried inside the pipeline; reaching this is a bug.
+        # Crash-only: exit without acking, Kafka replays the uncommitted batches on restart.
+        log.exception("processor failed; exiting so that a restart replays its batches", step=what)
+        os._exit(CRASH_EXIT_CODE)
+
+
+def _task(what: str, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    async def task() -> None:
+        await _crash_on_error(what, work)
+
+    return task
+
+
+def _agent(runner: DomainRunner, settings: ProcessorSettings) -> Callable[[Any], Awaitable[None]]:
+    async def consume(stream: Any) -> None:
+        async def take() -> None:
+            async for events in stream.noack_take(
+                settings.processor_batch_max_events, within=settings.processor_batch_max_seconds
+            ):
+                await runner.submit_events(events)
+
+        await _crash_on_error("take", take)
+
+    return consume
+
+
+def _new_app(settings: ProcessorSettings) -> tuple[ProcessorApp, str]:
+    brokers = [f"kafka://{server}" for server in settings.kafka_bootstrap.split(",")]
+    # Faust wants a data directory even without tables; keep it out of the working directory.
+    datadir = settings.processor_state_dir or (
+        Path(tempfile.gettempdir()) / "pcm-processor" / settings.group_id
+    )
+    datadir.parent.mkdir(parents=True, exist_ok=True)
+    app = ProcessorApp(
+        settings.group_id,
+        broker=brokers,
+        store="memory://",
+        datadir=str(datadir),
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,  # topics are created explicitly (ensure_topics at start)
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.processor_session_timeout_s,
+        broker_heartbeat_interval=settings.processor_heartbeat_interval_s,
+        broker_commit_interval=settings.processor_commit_interval_s,
+        broker_max_poll_records=settings.processor_batch_max_events,
+        stream_buffer_maxsize=max(4_096, 2 * settings.processor_batch_max_events),
+        producer_acks=-1,
+    )
+    app.offset_ledger = OffsetLedger()
+    app.batch_sinks = {}
+    reviewed = drain_source_digest() == REVIEWED_DRAIN_SHA256
+    GuardedConsumer.fast_drain = reviewed and settings.processor_fast_drain
+    delivery = settings.processor_delivery
+    if delivery == "batch" and not GuardedConsumer.fast_drain:
+        log.warning("batch delivery needs the reviewed faust drain; using stream delivery")
+        delivery = "stream"
+    return app, delivery
+
+
+def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorApp:
+    """The faust app with one pipeline per configured fact domain, ready for a faust Worker."""
+    app, delivery = _new_app(settings)
+    ctx = MappingContext(CatalogueView.of(catalogues), BucketClock(settings.processor_time_zone))
+    outbox = Outbox(
+        FaustSender(app),
+        topic_for_domain("dead_letter").name(settings.topic_prefix),
+        topic_for_domain("kpi").name(settings.topic_prefix),
+        settings.processor_retry_max_backoff_s,
+    )
+    config = PipelineConfig(
+        kpi_interval_s=settings.processor_kpi_interval_s,
+        query_keys=settings.processor_query_keys,
+        publish_slices=settings.processor_publish_slices,
+    )
+    freshness = Freshness()
+    PROCESSOR_FRESHNESS_SECONDS.set_function(freshness.seconds)
+    topics = []
+    for name in settings.domain_names:
+        plan = build_plan(fact_domain(name), catalogues)
+        for code, reason in plan.skipped:
+            log.info("KPI not computed by the stream", domain=name, kpi=code, reason=reason)
+
+        def store() -> ClickHouseStore:
+            return ClickHouseStore(
+                lambda: connect(settings),
+                settings.clickhouse_database,
+                settings.processor_retry_max_backoff_s,
+            )
+
+        pipeline = DomainPipeline(
+            plan,
+            ctx,
+            SqlCompiler(plan, settings.clickhouse_database),
+            store(),
+            outbox,
+            config,
+            freshness,
+            kpi_store=store(),
+        )
+        topic_name = topic_for_domain(name).name(settings.topic_prefix)
+        topics.append(topic_name)
+        topic = app.topic(
+            topic_name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        runner = DomainRunner(
+            pipeline,
+            app.offset_ledger,
+            _message_acker(app) if delivery == "batch" else _event_ack,
+            settings.processor_batch_max_events,
+            settings.processor_batch_max_seconds,
+        )
+        if delivery == "batch":
+            app.topics.add(topic)  # subscribe; the consumer hands its fetches to the runner
+            app.batch_sinks[topic_name] = runner.submit_messages
+        else:
+            app.agent(topic, name=f"pcm_processor.{name}")(_agent(runner, settings))
+        app.task(_task(f"store {name}", runner.run))
+        app.task(
+            _task(f"flush {name}", partial(runner.flush_forever, settings.processor_flush_tick_s))
+        )
+    _watch_lag(app, settings, topics)
+    log.info("processor wired", delivery=delivery, domains=settings.domain_names)
+
+    async def reset_ledger(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+        assigned: set[TP] = args[0]
+        app.offset_ledger.reset(assigned)
+
+    # mode's handler type (mypy_extensions VarArg/NamedArg) does not accept a coroutine function.
+    cast(Any, app.on_partitions_assigned).connect(reset_ledger)
+
+    return app
+
+
+def _event_ack(event: Any) -> None:
+    # Event.ack, not Stream.ack: the same acknowledgement without the per-event sensor
+    # bookkeeping (faust's Monitor only keeps counters there).
+    event.ack()
+
+
+def _message_acker(app: ProcessorApp) -> Acker:
+    def ack(message: Any) -> None:
+        message.ack(app.consumer)
+
+    return ack
+
+
+def _watch_lag(app: ProcessorApp, settings: ProcessorSettings, topics: list[str]) -> None:
+    monitor = LagMonitor(settings.kafka_bootstrap, settings.group_id, topics)
+
+    async def refresh_lag() -> None:
+        try:
+            await asyncio.to_thread(monitor.refresh)
+        except Exception as error:  # a metric must never stop the processor
+            log.warning("consumer lag refresh failed", error=str(error))
+
+    app.timer(settings.processor_lag_refresh_s, name="pcm_processor.lag")(refresh_lag)

@@ -1,0 +1,98 @@
+"""`pcm-processor`: run the stream processor worker, or show which KPIs it computes.
+
+pcm-processor worker   # create topics and tables if missing, serve /metrics, consume
+pcm-processor plan     # KPIs per fact domain, and those the stream leaves to others
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+import faust
+from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.clickhouse.client import connect
+from pcm_common.clickhouse.migrate import migrate
+from pcm_common.kafka.admin import ensure_topics
+from pcm_common.logging import configure_logging, get_logger
+from pcm_common.metrics import serve_metrics
+from tenacity import Retrying, stop_after_delay, wait_exponential
+
+from pcm_processor.app import build_app
+from pcm_processor.domain.kpis import build_plan
+from pcm_processor.domain.registry import fact_domain
+from pcm_processor.settings import ProcessorSettings, load_processor_settings
+
+log = get_logger(__name__)
+_PREPARE_TIMEOUT_S = 300
+_FAUST_LEVELS = {"CRITICAL": "crit", "ERROR": "error", "WARNING": "warn", "DEBUG": "debug"}
+
+
+def prepare(settings: ProcessorSettings) -> None:
+    """Topics and tables must exist before consuming; wait (bounded) for Kafka and ClickHouse."""
+    for attempt in Retrying(
+        wait=wait_exponential(multiplier=0.5, max=10),
+        stop=stop_after_delay(_PREPARE_TIMEOUT_S),
+        reraise=True,
+    ):
+        with attempt:
+            ensure_topics(
+                settings.kafka_bootstrap, settings.topic_prefix, settings.kafka_replication_factor
+            )
+            client = connect(settings, database="default")
+            try:
+                migrate(client, settings.clickhouse_database)
+            finally:
+                client.disconnect()
+
+
+def run_worker(settings: ProcessorSettings, catalogues: Catalogues) -> None:
+    prepare(settings)
+    if settings.processor_metrics_port:
+        serve_metrics(settings.processor_metrics_port, settings.metrics_host)
+    app = build_app(settings, catalogues)
+    log.info(
+        "processor starting",
+        domains=settings.domain_names,
+        group=settings.group_id,
+        database=settings.clickhouse_database,
+        metrics_port=settings.processor_metrics_port,
+    )
+    worker = faust.Worker(
+        app,
+        loglevel=_FAUST_LEVELS.get(settings.log_level.upper(), "info"),
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,  # keep the platform's structured logging
+    )
+    worker.execute_from_commandline()
+
+
+def show_plan(settings: ProcessorSettings, catalogues: Catalogues) -> None:
+    for name in settings.domain_names:
+        plan = build_plan(fact_domain(name), catalogues)
+        print(f"{name}: table {plan.domain.table}, grains {', '.join(plan.grains)}")
+        for planned in plan.kpis:
+            print(f"  {planned.kpi.code:28} {planned.kpi.unit.value:8} {', '.join(planned.grains)}")
+        for code, reason in plan.skipped:
+            print(f"  {code:28} not computed: {reason}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pcm-processor", description=__doc__)
+    parser.add_argument("command", choices=["worker", "plan"])
+    args = parser.parse_args(argv)
+    settings = load_processor_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    # The driver logs every failed connect with a traceback; the retry loop already reports it.
+    logging.getLogger("clickhouse_driver").setLevel(logging.ERROR)
+    catalogues = load_catalogues(settings.catalogue_dir)
+    if args.command == "plan":
+        show_plan(settings, catalogues)
+    else:
+        run_worker(settings, catalogues)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,264 @@
+"""From a decoded envelope to one fact-table row, with the catalogue enrichment (pure).
+
+A row is a tuple in the column order of its table, ready for a columnar insert. Everything a KPI
+needs later is put on the row now (bucket starts in local time, the service's target wait, the
+channel's digital flag, the procedure's legal term and the business days it took), so KPI
+queries never join catalogues and a KPI can be recomputed from the facts alone.
+
+A payload the catalogues cannot make sense of (unknown service, a ticket served without a call
+time, ...) raises ``PoisonMessage``: it goes to the dead-letter topic with that reason instead of
+stopping the processor or polluting a KPI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from google.protobuf.message import Message
+from pcm.monitoring.v1 import attention_pb2, envelope_pb2, procedure_pb2
+from pcm_common.catalogues import BusinessCalendar, Catalogues, Service
+from pcm_common.kafka.envelope import PoisonMessage
+
+from pcm_processor.domain.buckets import BucketClock
+
+_DATETIME_MAX = 2**32 - 1  # ClickHouse DateTime is a UInt32 of unix seconds
+_UINT16_MAX = 2**16 - 1
+
+Row = tuple[Any, ...]
+
+
+def enum_labels(enum_type: Any, prefix: str) -> Mapping[int, str]:
+    """Proto enum number -> label without the type prefix (the ClickHouse Enum8 labels)."""
+    return MappingProxyType(
+        {
+            number: name.removeprefix(prefix)
+            for name, number in enum_type.items()
+            if number != 0  # *_UNSPECIFIED is never a valid value
+        }
+    )
+
+
+ATTENTION_KINDS = enum_labels(attention_pb2.AttentionEventKind, "ATTENTION_EVENT_KIND_")
+PROCEDURE_STAGES = enum_labels(procedure_pb2.ProcedureStage, "PROCEDURE_STAGE_")
+_CALLED_KINDS = frozenset({"TICKET_CALLED", "TICKET_SERVED"})
+_FINISHED_KINDS = frozenset({"TICKET_SERVED", "TICKET_ABANDONED"})
+
+ATTENTION_COLUMNS: tuple[str, ...] = (
+    "entity_id",
+    "event_id",
+    "ticket_id",
+    "kind",
+    "channel",
+    "service_id",
+    "office_id",
+    "preferential",
+    "digital",
+    "target_wait_s",
+    "issued_at",
+    "called_at",
+    "finished_at",
+    "hour_start",
+    "day_start",
+    "month_start",
+    "received_at",
+    "kafka_partition",
+    "kafka_offset",
+)
+
+PROCEDURE_COLUMNS: tuple[str, ...] = (
+    "entity_id",
+    "event_id",
+    "procedure_id",
+    "service_id",
+    "stage",
+    "channel",
+    "unit_id",
+    "sequence",
+    "filed_at",
+    "occurred_at",
+    "legal_term_days",
+    "business_days_elapsed",
+    "hour_start",
+    "day_start",
+    "month_start",
+    "received_at",
+    "kafka_partition",
+    "kafka_offset",
+)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a message was read: stored on the fact for traceability and as merge version."""
+
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class CatalogueView:
+    """What mapping needs from the catalogues, indexed once (the hot path runs per event)."""
+
+    channel_digital: Mapping[str, bool]
+    services: Mapping[str, Service]
+    entity_region: Mapping[str, str]
+    calendar: BusinessCalendar
+
+    @classmethod
+    def of(cls, catalogues: Catalogues) -> CatalogueView:
+        return cls(
+            channel_digital=MappingProxyType({c.code: c.digital for c in catalogues.channels}),
+            services=MappingProxyType({s.service_id: s for s in catalogues.services}),
+            entity_region=MappingProxyType({e.entity_id: e.region for e in catalogues.entities}),
+            calendar=catalogues.calendar,
+        )
+
+    def region(self, entity_id: str) -> str:
+        region = self.entity_region.get(entity_id)
+        if region is None:
+            raise PoisonMessage("unknown_entity", f"entity {entity_id!r} is not in the catalogue")
+        return region
+
+    def service(self, entity_id: str, service_id: str) -> Service:
+        service = self.services.get(service_id)
+        if service is None:
+            raise PoisonMessage(
+                "unknown_service", f"service {service_id!r} is not in the catalogue"
+            )
+        if not service.is_generic and service.entity_id != entity_id:
+            raise PoisonMessage(
+                "service_not_offered", f"service {service_id!r} belongs to {service.entity_id!r}"
+            )
+        return service
+
+    def digital(self, channel: str) -> bool:
+        digital = self.channel_digital.get(channel)
+        if digital is None:
+            raise PoisonMessage("unknown_channel", f"channel {channel!r} is not in the catalogue")
+        return digital
+
+
+@dataclass(frozen=True)
+class MappingContext:
+    view: CatalogueView
+    clock: BucketClock
+
+
+def seconds(payload: Message, field: str, required: bool) -> int:
+    """Unix seconds of a Timestamp field; 0 when unset and optional."""
+    if not payload.HasField(field):
+        if required:
+            raise PoisonMessage("missing_time", f"{field} is required")
+        return 0
+    value = int(getattr(payload, field).seconds)
+    if not 0 < value <= _DATETIME_MAX:
+        raise PoisonMessage("time_out_of_range", f"{field}={value} is outside 1970..2106")
+    return value
+
+
+def _check_order(earlier: tuple[str, int], later: tuple[str, int]) -> None:
+    if earlier[1] and later[1] and later[1] < earlier[1]:
+        raise PoisonMessage("time_order", f"{later[0]} is before {earlier[0]}")
+
+
+def _required_id(value: str, field: str) -> str:
+    if not value:
+        raise PoisonMessage("missing_field", f"{field} is required")
+    return value
+
+
+def _entity(envelope: envelope_pb2.EventEnvelope, payload_entity: str) -> str:
+    if payload_entity and payload_entity != envelope.entity_id:
+        raise PoisonMessage(
+            "entity_mismatch",
+            f"payload entity {payload_entity!r} != envelope entity {envelope.entity_id!r}",
+        )
+    return envelope.entity_id
+
+
+def attention_row(
+    envelope: envelope_pb2.EventEnvelope, position: Position, ctx: MappingContext
+) -> Row:
+    event = envelope.attention
+    entity = _entity(envelope, event.entity_id)
+    ctx.view.region(entity)  # unknown entities are refused for every domain alike
+    kind = ATTENTION_KINDS.get(event.kind)
+    if kind is None:
+        raise PoisonMessage("unknown_kind", f"attention kind {event.kind}")
+    service = ctx.view.service(entity, event.service_id)
+    if service.target_wait_minutes is None:
+        raise PoisonMessage("no_wait_target", f"service {service.service_id!r} has no target wait")
+    issued = seconds(event, "issued_at", required=True)
+    called = seconds(event, "called_at", required=kind in _CALLED_KINDS)
+    finished = seconds(event, "finished_at", required=kind in _FINISHED_KINDS)
+    _check_order(("issued_at", issued), ("called_at", called))
+    _check_order(("called_at", called), ("finished_at", finished))
+    _check_order(("issued_at", issued), ("finished_at", finished))
+    buckets = ctx.clock.buckets(issued)
+    return (
+        entity,
+        _required_id(event.event_id, "event_id"),
+        _required_id(event.ticket_id, "ticket_id"),
+        kind,
+        event.channel,
+        event.service_id,
+        event.office_id,
+        int(event.preferential),
+        int(ctx.view.digital(event.channel)),
+        service.target_wait_minutes * 60,
+        issued,
+        called,
+        finished,
+        buckets.hour_start,
+        buckets.day_start,
+        buckets.month_start,
+        envelope.received_at.seconds if envelope.HasField("received_at") else 0,
+        position.partition,
+        position.offset,
+    )
+
+
+def procedure_row(
+    envelope: envelope_pb2.EventEnvelope, position: Position, ctx: MappingContext
+) -> Row:
+    event = envelope.procedure_stage
+    entity = _entity(envelope, event.entity_id)
+    region = ctx.view.region(entity)
+    stage = PROCEDURE_STAGES.get(event.stage)
+    if stage is None:
+        raise PoisonMessage("unknown_stage", f"procedure stage {event.stage}")
+    service = ctx.view.service(entity, event.service_id)
+    if service.legal_term_business_days is None:
+        raise PoisonMessage("no_legal_term", f"service {service.service_id!r} has no legal term")
+    ctx.view.digital(event.channel)  # validates the channel code
+    filed = seconds(event, "filed_at", required=True)
+    occurred = seconds(event, "occurred_at", required=True)
+    _check_order(("filed_at", filed), ("occurred_at", occurred))
+    buckets = ctx.clock.buckets(occurred)
+    # Business days counted from the day after filing, in local dates and the entity's region.
+    elapsed = ctx.view.calendar.business_days_between(
+        ctx.clock.local_date(filed), buckets.local_date, region
+    )
+    return (
+        entity,
+        _required_id(event.event_id, "event_id"),
+        _required_id(event.procedure_id, "procedure_id"),
+        event.service_id,
+        stage,
+        event.channel,
+        event.unit_id,
+        event.sequence,
+        filed,
+        occurred,
+        min(service.legal_term_business_days, _UINT16_MAX),
+        min(max(elapsed, 0), _UINT16_MAX),
+        buckets.hour_start,
+        buckets.day_start,
+        buckets.month_start,
+        envelope.received_at.seconds if envelope.HasField("received_at") else 0,
+        position.partition,
+        position.offset,
+    )

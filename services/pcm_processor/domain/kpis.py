@@ -1,0 +1,299 @@
+"""Which catalogue KPIs a fact domain computes, and how a KPI value follows from aggregates (pure).
+
+Each KPI is defined once, in ``catalogues/kpis.yaml``, as ``fn(field) where filters`` or a ratio of
+two such measures. A ``KpiPlan`` turns the domain's KPIs into the distinct aggregates (``Agg``)
+needed per (entity, grain, period, slice); the ClickHouse adapter computes them in SQL, the
+reference in Python, and ``KpiPlan.finalize`` turns either into KPI values with the same code.
+KPIs the stream cannot compute (another domain's facts, state at period close) are listed in
+``KpiPlan.skipped`` with the reason, and logged at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pcm_common.catalogues import Catalogues, Kpi, Measure
+
+from pcm_processor.domain.buckets import GRAINS
+from pcm_processor.domain.fields import Col, SubjectHas, subject_lookups
+from pcm_processor.domain.registry import FactDomain
+
+ALL = ""
+"""Slice value meaning "all channels" / "all services" (as in kpi.proto)."""
+
+QUANTILE = 0.9
+"""Level of the ``p90`` aggregate: the value at 0-based rank floor(0.9 * n) of the sorted values,
+which is what ClickHouse's quantileExact(0.9) returns (on 18.16 and current releases alike)."""
+
+Where = tuple[tuple[str, tuple[Any, ...]], ...]
+Measured = tuple[float, float, float]  # value, numerator, denominator
+
+
+@dataclass(frozen=True)
+class Agg:
+    """One aggregate over the logical facts of a slice: ``fn(field)`` where all filters hold."""
+
+    fn: str  # count | uniq | sum | max | p90 | collect
+    field: str | None
+    where: Where
+
+
+@dataclass(frozen=True, slots=True)
+class KpiRow:
+    """A KPI value for one entity, grain, period and slice."""
+
+    entity_id: str
+    kpi_code: str
+    grain: str
+    period_start: int
+    channel: str
+    service_id: str
+    value: float
+    numerator: float
+    denominator: float
+    unit: str
+
+    @property
+    def key(self) -> tuple[str, str, str, int, str, str]:
+        return (
+            self.entity_id,
+            self.kpi_code,
+            self.grain,
+            self.period_start,
+            self.channel,
+            self.service_id,
+        )
+
+
+@dataclass(frozen=True)
+class SliceKey:
+    entity_id: str
+    grain: str
+    period_start: int
+    channel: str
+    service_id: str
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """A measure compiled against the plan's aggregate list (positions, not lookups: hot path)."""
+
+    fn: str
+    main: int
+    count: int | None  # position of the matching count, for means, p90 and max
+
+    def evaluate(
+        self, values: Sequence[Any], level_of: Callable[[Iterable[str]], int | None]
+    ) -> Measured | None:
+        """Value, numerator and denominator; None where the measure is undefined (no data)."""
+        result = values[self.main]
+        if self.count is None:
+            if self.fn != "channel_level":  # count, count_distinct, sum
+                return float(result), float(result), 1.0
+            channels = set(result)
+            if not channels:
+                return None
+            # Active channels that meet no level (no in-person channel) rank 0: below básico.
+            return float(level_of(channels) or 0), float(len(channels)), 1.0
+        count = int(values[self.count])
+        if count == 0:
+            return None
+        if self.fn == "mean":
+            return int(result) / count, float(result), float(count)
+        return float(result), float(result), float(count)  # p90, max
+
+
+@dataclass(frozen=True)
+class PlannedKpi:
+    kpi: Kpi
+    grains: tuple[str, ...]
+    aggregated_slices: frozenset[str]
+    """Slice fields this KPI aggregates over (ACTIVE_CHANNELS counts channels): not kept on the
+    slices that fix them, where the value would be trivially 1."""
+    measures: tuple[MeasureSpec, ...]
+    """One spec for an aggregate KPI; numerator and denominator specs for a ratio."""
+
+    def value(
+        self, values: Sequence[Any], level_of: Callable[[Iterable[str]], int | None]
+    ) -> Measured | None:
+        if len(self.measures) == 1:
+            return self.measures[0].evaluate(values, level_of)
+        numerator = self.measures[0].evaluate(values, level_of)
+        denominator = self.measures[1].evaluate(values, level_of)
+        if numerator is None or denominator is None or denominator[0] == 0:
+            return None
+        return numerator[0] / denominator[0] * self.kpi.scale, numerator[0], denominator[0]
+
+
+def _where(measure: Measure) -> Where:
+    def values(value: Any) -> tuple[Any, ...]:
+        return tuple(value) if isinstance(value, tuple | list) else (value,)
+
+    return tuple(sorted((name, values(value)) for name, value in measure.where.items()))
+
+
+def measure_aggs(measure: Measure) -> tuple[Agg, ...]:
+    """The aggregates a measure needs (a mean needs a sum and a count, ...)."""
+    where = _where(measure)
+    count = Agg("count", None, where)
+    fn = measure.fn.value
+    if fn == "count":
+        return (count,)
+    if fn == "count_distinct":
+        return (Agg("uniq", measure.field, where),)
+    if fn == "sum":
+        return (Agg("sum", measure.field, where),)
+    if fn == "mean":
+        return (Agg("sum", measure.field, where), count)
+    if fn in {"p90", "max"}:
+        return (Agg(fn, measure.field, where), count)
+    if fn == "channel_level":
+        return (Agg("collect", measure.field, where),)
+    raise ValueError(f"unsupported measure function {fn!r}")
+
+
+def _measures(kpi: Kpi) -> tuple[Measure, ...]:
+    return tuple(m for m in (kpi.aggregate, kpi.numerator, kpi.denominator) if m is not None)
+
+
+def _unusable_reason(kpi: Kpi, domain: FactDomain) -> str | None:
+    for measure in _measures(kpi):
+        if measure.source is not None and measure.source.value != domain.name:
+            return f"needs {measure.source.value} facts (cross-domain KPI)"
+        for name in (measure.field, *measure.where):
+            if name is not None and name not in domain.fields:
+                return f"field {name!r} is not known when an event arrives (snapshot KPI)"
+    if not set(kpi.grains) & set(GRAINS):
+        return f"grains {[g.value for g in kpi.grains]}: the processor keeps {list(GRAINS)}"
+    return None
+
+
+def _check_enum_filters(kpi: Kpi, domain: FactDomain) -> None:
+    """A typo in a catalogue filter (TICKET_SEVED) would silently count nothing: refuse it."""
+    for measure in _measures(kpi):
+        for name, value in measure.where.items():
+            expr = domain.fields[name]
+            if isinstance(expr, Col) and expr.column in domain.enums:
+                allowed = domain.enums[expr.column]
+                for item in value if isinstance(value, tuple | list) else (value,):
+                    if item not in allowed:
+                        raise ValueError(
+                            f"KPI {kpi.code}: {name}={item!r} is not one of {list(allowed)}"
+                        )
+
+
+@dataclass(frozen=True)
+class KpiPlan:
+    domain: FactDomain
+    kpis: tuple[PlannedKpi, ...]
+    skipped: tuple[tuple[str, str], ...]
+    aggregates: tuple[Agg, ...]
+    lookups: tuple[SubjectHas, ...]
+    prefilter: tuple[str, tuple[str, ...]] | None
+    """(column, labels): only facts with one of these labels can change a KPI of this domain."""
+    level_of: Callable[[Iterable[str]], int | None]
+
+    @property
+    def grains(self) -> tuple[str, ...]:
+        used = {grain for planned in self.kpis for grain in planned.grains}
+        return tuple(grain for grain in GRAINS if grain in used)
+
+    def relevant(self, label: str) -> bool:
+        return self.prefilter is None or label in self.prefilter[1]
+
+    def finalize(self, key: SliceKey, values: Sequence[Any]) -> list[KpiRow]:
+        """Every KPI value of one slice, from its aggregates (in ``aggregates`` order)."""
+        rows = []
+        channel_fixed = key.channel != ALL
+        service_fixed = key.service_id != ALL
+        first, second = self.domain.slice_by
+        for planned in self.kpis:
+            if key.grain not in planned.grains:
+                continue
+            blocked = planned.aggregated_slices
+            if (channel_fixed and first in blocked) or (service_fixed and second in blocked):
+                continue
+            measured = planned.value(values, self.level_of)
+            if measured is not None:
+                rows.append(
+                    KpiRow(
+                        key.entity_id,
+                        planned.kpi.code,
+                        key.grain,
+                        key.period_start,
+                        key.channel,
+                        key.service_id,
+                        *measured,
+                        unit=planned.kpi.unit.value,
+                    )
+                )
+        return rows
+
+
+def _prefilter(
+    domain: FactDomain, kpis: Iterable[PlannedKpi]
+) -> tuple[str, tuple[str, ...]] | None:
+    """An enum column every measure filters on: facts with other labels cannot move a KPI."""
+    measures = [m for planned in kpis for m in _measures(planned.kpi)]
+    if not measures:
+        return None
+    for column in domain.enums:
+        labels: set[str] = set()
+        for measure in measures:
+            names = [n for n in measure.where if domain.fields[n] == Col(column)]
+            if not names:
+                break
+            value = measure.where[names[0]]
+            labels.update(value if isinstance(value, tuple | list) else (str(value),))
+        else:
+            return column, tuple(sorted(labels))
+    return None
+
+
+def _compile(measure: Measure, position: Mapping[Agg, int]) -> MeasureSpec:
+    first, *rest = measure_aggs(measure)
+    return MeasureSpec(measure.fn.value, position[first], position[rest[0]] if rest else None)
+
+
+def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
+    chosen: list[tuple[Kpi, tuple[str, ...], frozenset[str]]] = []
+    skipped: list[tuple[str, str]] = []
+    for kpi in catalogues.kpis:
+        if kpi.source.value != domain.name:
+            continue
+        reason = _unusable_reason(kpi, domain)
+        if reason is not None:
+            skipped.append((kpi.code, reason))
+            continue
+        _check_enum_filters(kpi, domain)
+        fields_used = {m.field for m in _measures(kpi) if m.field is not None}
+        grains = tuple(g for g in GRAINS if g in {grain.value for grain in kpi.grains})
+        chosen.append((kpi, grains, frozenset(fields_used & set(domain.slice_by))))
+    aggregates = tuple(
+        dict.fromkeys(a for kpi, _, _ in chosen for m in _measures(kpi) for a in measure_aggs(m))
+    )
+    position = {agg: index for index, agg in enumerate(aggregates)}
+    planned = tuple(
+        PlannedKpi(kpi, grains, blocked, tuple(_compile(m, position) for m in _measures(kpi)))
+        for kpi, grains, blocked in chosen
+    )
+    names = {n for a in aggregates for n in (a.field, *(w for w, _ in a.where)) if n is not None}
+    lookups = tuple(
+        dict.fromkeys(s for n in sorted(names) for s in subject_lookups(domain.fields[n]))
+    )
+
+    def level_of(channels: Iterable[str]) -> int | None:
+        level = catalogues.channel_level(channels)
+        return None if level is None else level.rank
+
+    return KpiPlan(
+        domain=domain,
+        kpis=planned,
+        skipped=tuple(skipped),
+        aggregates=aggregates,
+        lookups=lookups,
+        prefilter=_prefilter(domain, planned),
+        level_of=level_of,
+    )

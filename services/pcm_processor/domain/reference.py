@@ -1,0 +1,107 @@
+"""The KPI computation in plain Python, straight from the definition (pure, unoptimised).
+
+It reads the same fact rows the processor writes and the same ``KpiPlan``, but none of the SQL:
+tests compare its output with what the processor left in ClickHouse, so the SQL compiler, the
+batching, the retries and the crash recovery are all checked against the definition.
+
+Semantics, which the SQL must match:
+- facts are first merged into logical facts, one per (entity, period, *dedup_by*), taking the
+  maximum of every column (so a duplicate or replayed event changes nothing);
+- each logical fact counts in four slices: (channel, service), (channel, all), (all, service),
+  (all, all);
+- aggregates run over the logical facts of a slice that pass the measure's filters.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pcm_processor.domain.buckets import BUCKET_COLUMNS
+from pcm_processor.domain.facts import Row
+from pcm_processor.domain.fields import SubjectHas, evaluate
+from pcm_processor.domain.kpis import ALL, QUANTILE, Agg, KpiPlan, KpiRow, SliceKey
+
+Fact = dict[str, Any]
+KpiKey = tuple[str, str, str, int, str, str]
+
+
+def p90(values: list[Any]) -> Any:
+    if not values:
+        return 0
+    ordered = sorted(values)
+    return ordered[min(int(QUANTILE * len(ordered)), len(ordered) - 1)]
+
+
+def aggregate(agg: Agg, facts: Iterable[Fact]) -> Any:
+    chosen = [f for f in facts if all(f[name] in values for name, values in agg.where)]
+    if agg.fn == "count":
+        return len(chosen)
+    values = [f[agg.field] for f in chosen if agg.field is not None]
+    if agg.fn == "uniq":
+        return len(set(values))
+    if agg.fn == "sum":
+        return sum(values)
+    if agg.fn == "max":
+        return max(values, default=0)
+    if agg.fn == "p90":
+        return p90(values)
+    if agg.fn == "collect":
+        return set(values)
+    raise ValueError(f"unknown aggregate {agg.fn!r}")
+
+
+def _subject_flags(plan: KpiPlan, rows: list[Fact]) -> dict[SubjectHas, set[tuple[str, str]]]:
+    subject = plan.domain.subject
+    return {
+        lookup: {(r["entity_id"], r[subject]) for r in rows if r[lookup.column] in lookup.values}
+        for lookup in plan.lookups
+    }
+
+
+def _logical_facts(plan: KpiPlan, rows: list[Fact], grain: str) -> dict[tuple[Any, ...], Fact]:
+    column = BUCKET_COLUMNS[grain]
+    merged: dict[tuple[Any, ...], Fact] = {}
+    for row in rows:
+        key = (row["entity_id"], row[column], *(row[name] for name in plan.domain.dedup_by))
+        current = merged.get(key)
+        merged[key] = (
+            dict(row) if current is None else {k: max(v, row[k]) for k, v in current.items()}
+        )
+    return merged
+
+
+def _field_values(plan: KpiPlan, fact: Fact, flags: Mapping[SubjectHas, set[Any]]) -> Fact:
+    subject_key = (fact["entity_id"], fact[plan.domain.subject])
+    has = {lookup: subject_key in members for lookup, members in flags.items()}
+    return {name: evaluate(expr, fact, has) for name, expr in plan.domain.fields.items()}
+
+
+def reference_kpis(plan: KpiPlan, rows: Iterable[Row]) -> dict[KpiKey, KpiRow]:
+    """Every KPI value the processor should hold after consuming events mapped to ``rows``."""
+    columns = plan.domain.columns
+    facts = [dict(zip(columns, row, strict=True)) for row in rows]
+    flags = _subject_flags(plan, facts)
+    if plan.prefilter is not None:
+        column, labels = plan.prefilter
+        facts = [f for f in facts if f[column] in labels]
+    first, second = plan.domain.slice_by
+    result: dict[KpiKey, KpiRow] = {}
+    for grain in plan.grains:
+        slices: dict[SliceKey, list[Fact]] = defaultdict(list)
+        for fact in _logical_facts(plan, facts, grain).values():
+            fields = _field_values(plan, fact, flags)
+            period = fact[BUCKET_COLUMNS[grain]]
+            for a, b in (
+                (fields[first], fields[second]),
+                (fields[first], ALL),
+                (ALL, fields[second]),
+                (ALL, ALL),
+            ):
+                slices[SliceKey(fact["entity_id"], grain, period, a, b)].append(fields)
+        for key, members in slices.items():
+            values = [aggregate(agg, members) for agg in plan.aggregates]
+            for kpi_row in plan.finalize(key, values):
+                result[kpi_row.key] = kpi_row
+    return result

@@ -1,0 +1,139 @@
+"""The fact domains, declared as data: topic domain -> fact table, row mapper, KPI fields.
+
+One entry per kind of event the processor turns into facts. The pipeline, the SQL compiler, the
+KPI plan and the reference computation are generic over these entries. Plugging in complaints,
+surveys or indicators means: a migration for the fact table, a row mapper in ``facts.py`` and an
+entry here whose ``name`` is both the topic domain (``pcm_common.kafka.topics``) and the
+``source`` of its KPIs in ``catalogues/kpis.yaml``; then list it in ``PCM_PROCESSOR_DOMAINS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from pcm.monitoring.v1 import envelope_pb2
+
+from pcm_processor.domain.buckets import BUCKET_COLUMNS
+from pcm_processor.domain.facts import (
+    ATTENTION_COLUMNS,
+    ATTENTION_KINDS,
+    PROCEDURE_COLUMNS,
+    PROCEDURE_STAGES,
+    MappingContext,
+    Position,
+    Row,
+    attention_row,
+    procedure_row,
+)
+from pcm_processor.domain.fields import AtMost, Col, Diff, Expr, SubjectHas, columns_of
+
+RowMapper = Callable[[envelope_pb2.EventEnvelope, Position, MappingContext], Row]
+
+# Columns every fact table has: identity, buckets and the Kafka position.
+REQUIRED_COLUMNS = frozenset(
+    {"entity_id", "event_id", "kafka_partition", "kafka_offset", *BUCKET_COLUMNS.values()}
+)
+
+
+@dataclass(frozen=True)
+class FactDomain:
+    """One kind of event the processor stores as facts and computes KPIs from."""
+
+    name: str
+    """Topic domain in the topic registry and ``source`` of its KPIs in the KPI catalogue."""
+    table: str
+    columns: tuple[str, ...]
+    mapper: RowMapper
+    subject: str
+    """Column identifying the thing the events are about (ticket, procedure)."""
+    dedup_by: tuple[str, ...]
+    """One logical fact per (entity, period, *dedup_by*): duplicates of it change no KPI."""
+    fields: Mapping[str, Expr]
+    """Every field the KPI catalogue may filter or aggregate on, and what it means here."""
+    enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Labels of Enum8 columns: catalogue filters on them are checked at start."""
+    slice_by: tuple[str, str] = ("channel", "service_id")
+    """KPIs are kept for all/all, per first, per second and per both of these fields."""
+
+    def __post_init__(self) -> None:
+        missing = REQUIRED_COLUMNS - set(self.columns)
+        if missing:
+            raise ValueError(f"{self.name}: fact table lacks columns {sorted(missing)}")
+        if self.subject not in self.dedup_by:
+            raise ValueError(f"{self.name}: subject {self.subject!r} must be in dedup_by")
+        used = set().union(*(columns_of(expr) for expr in self.fields.values()))
+        unknown = (used | set(self.dedup_by)) - set(self.columns)
+        if unknown:
+            raise ValueError(f"{self.name}: fields read unknown columns {sorted(unknown)}")
+        # max() of an Enum8 orders by number in ClickHouse but by label in Python: only group
+        # by enum columns, never aggregate them.
+        aggregated_enums = (used & set(self.enums)) - set(self.dedup_by)
+        if aggregated_enums:
+            raise ValueError(f"{self.name}: enum columns {aggregated_enums} must be in dedup_by")
+        for name in self.slice_by:
+            if not isinstance(self.fields.get(name), Col):
+                raise ValueError(f"{self.name}: slice field {name!r} must be a plain column")
+
+    def index(self, column: str) -> int:
+        return self.columns.index(column)
+
+
+ATTENTION = FactDomain(
+    name="attention",
+    table="attention_events",
+    columns=ATTENTION_COLUMNS,
+    mapper=attention_row,
+    subject="ticket_id",
+    dedup_by=("ticket_id", "kind"),
+    fields=MappingProxyType(
+        {
+            "ticket_id": Col("ticket_id"),
+            "kind": Col("kind"),
+            "channel": Col("channel"),
+            "service_id": Col("service_id"),
+            "office_id": Col("office_id"),
+            "preferential": Col("preferential"),
+            "channel_digital": Col("digital"),
+            "wait_s": Diff("called_at", "issued_at"),
+            "service_s": Diff("finished_at", "called_at"),
+            "within_target": AtMost(Diff("called_at", "issued_at"), Col("target_wait_s")),
+        }
+    ),
+    enums=MappingProxyType({"kind": tuple(ATTENTION_KINDS.values())}),
+)
+
+PROCEDURE = FactDomain(
+    name="procedure",
+    table="procedure_events",
+    columns=PROCEDURE_COLUMNS,
+    mapper=procedure_row,
+    subject="procedure_id",
+    dedup_by=("procedure_id", "stage"),
+    fields=MappingProxyType(
+        {
+            "procedure_id": Col("procedure_id"),
+            "stage": Col("stage"),
+            "channel": Col("channel"),
+            "service_id": Col("service_id"),
+            "business_days": Col("business_days_elapsed"),
+            "within_term": AtMost(Col("business_days_elapsed"), Col("legal_term_days")),
+            # Returned to the citizen at least once, whenever that happened (RESUBMITTED implies
+            # an observation even if the OBSERVED event itself never reached us).
+            "reworked": SubjectHas("stage", ("OBSERVED", "RESUBMITTED")),
+        }
+    ),
+    enums=MappingProxyType({"stage": tuple(PROCEDURE_STAGES.values())}),
+)
+
+DOMAINS: Mapping[str, FactDomain] = MappingProxyType(
+    {domain.name: domain for domain in (ATTENTION, PROCEDURE)}
+)
+
+
+def fact_domain(name: str) -> FactDomain:
+    try:
+        return DOMAINS[name]
+    except KeyError:
+        raise KeyError(f"no fact domain {name!r}; known: {sorted(DOMAINS)}") from None

@@ -1,0 +1,310 @@
+"""One fact domain's batch pipeline: decode, store facts, recompute touched KPIs, release.
+
+The order is what makes every KPI exact under crashes and replays:
+
+1. decode and map each message; poison goes to the dead-letter topic (acknowledged);
+2. insert the batch's facts (one columnar insert, retried until ClickHouse takes it);
+3. mark the (entity, grain, period) keys the facts touched as dirty, and hold the messages;
+4. at most every ``kpi_interval_s`` (or at once when idle), a flush takes the dirty keys and held
+   messages so far, recomputes those keys *from the facts*, writes the changed KPI rows with a
+   version that grows with the facts seen, and publishes them;
+5. only then are the flush's messages *released*: the caller acknowledges them to Kafka.
+
+Flushes run concurrently with steps 1-3 of later batches (each on its own ClickHouse
+connection): a message is released only by a flush that started after its facts were stored
+and its keys marked, and facts stored meanwhile only make the recomputation more current.
+
+A crash anywhere before 5 leaves the messages uncommitted, so they are consumed again; facts are
+merged per ticket/procedure (duplicates change nothing) and KPIs are recomputed from all facts,
+so the replay leaves every KPI as it would have been.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pcm_common.kafka.envelope import PoisonMessage, decode
+from pcm_common.kafka.topics import topic_for_domain
+from pcm_common.logging import get_logger
+from pcm_common.metrics import (
+    PROCESSOR_BATCH_SIZE,
+    PROCESSOR_DEAD_LETTER,
+    PROCESSOR_EVENTS,
+    PROCESSOR_KPI_ROWS,
+    PROCESSOR_KPI_SECONDS,
+)
+
+from pcm_processor.adapters.kpi_sql import SqlCompiler
+from pcm_processor.domain.buckets import BUCKET_COLUMNS, GRAINS
+from pcm_processor.domain.facts import MappingContext, Position, Row
+from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey
+from pcm_processor.domain.poison import DeadLetter
+
+log = get_logger(__name__)
+
+# The version of a KPI row is (distinct facts of its entity and period) << 32 | unix seconds: a
+# computation that saw more facts always wins, whatever the clocks of two processors racing
+# through a rebalance; for the same facts the later computation wins.
+_VERSION_SHIFT = 32
+_SECONDS_MASK = (1 << _VERSION_SHIFT) - 1
+
+PeriodKey = tuple[str, int]
+CacheKey = tuple[str, str, str, int, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A Kafka message as the pipeline sees it; ``token`` is the caller's handle for acking."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    token: Any = None
+
+
+class Store(Protocol):
+    async def insert_facts(
+        self, table: str, columns: Sequence[str], rows: Sequence[Row]
+    ) -> None: ...
+
+    async def query(self, what: str, sql: str) -> list[tuple[Any, ...]]: ...
+
+    async def insert_kpis(
+        self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int
+    ) -> None: ...
+
+
+class Outputs(Protocol):
+    async def dead_letter(self, items: Sequence[DeadLetter]) -> None: ...
+
+    async def publish_kpis(
+        self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    kpi_interval_s: float = 1.0
+    """Longest time facts may sit without their KPIs recomputed while events keep arriving."""
+    query_keys: int = 400
+    """Most (entity, period) keys per recompute query (bounds the SQL size)."""
+    publish_slices: bool = False
+    """Publish every slice on the KPI topic; False: only entity-level (all/all) values."""
+    cache_limit: int = 1_000_000
+    """KPI values remembered to skip rewriting unchanged ones (cleared when full)."""
+
+
+class Freshness:
+    """Newest event time written to ClickHouse, for the freshness gauge."""
+
+    def __init__(self, wall: Callable[[], float] = time.time) -> None:
+        self.newest = 0
+        self._wall = wall
+
+    def observe(self, event_seconds: int) -> None:
+        self.newest = max(self.newest, event_seconds)
+
+    def seconds(self) -> float:
+        return self._wall() - self.newest if self.newest else float("nan")
+
+
+def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class DomainPipeline:
+    def __init__(
+        self,
+        plan: KpiPlan,
+        ctx: MappingContext,
+        compiler: SqlCompiler,
+        store: Store,
+        outputs: Outputs,
+        config: PipelineConfig,
+        freshness: Freshness,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        kpi_store: Store | None = None,
+    ) -> None:
+        self.plan = plan
+        self._ctx = ctx
+        self._compiler = compiler
+        self._store = store
+        self._kpi_store = kpi_store or store  # flushes run beside inserts: own connection
+        self._outputs = outputs
+        self._config = config
+        self._freshness = freshness
+        self._monotonic = monotonic
+        self._wall = wall
+        self._payload = topic_for_domain(plan.domain.name).payload
+        domain = plan.domain
+        self._entity = domain.index("entity_id")
+        self._month = domain.index("month_start")
+        self._buckets = {grain: domain.index(BUCKET_COLUMNS[grain]) for grain in GRAINS}
+        self._label = domain.index(plan.prefilter[0]) if plan.prefilter else None
+        self._subject = domain.index(domain.subject)
+        self._dirty: dict[str, dict[PeriodKey, int]] = {grain: {} for grain in plan.grains}
+        self._held: list[Inbound] = []
+        self._published: dict[CacheKey, tuple[float, float, float]] = {}
+        self._last_flush = float("-inf")
+
+    # --- steps 1-3: facts ------------------------------------------------------------------
+
+    def classify(self, message: Inbound) -> tuple[Row, int] | DeadLetter:
+        """The fact row and event time of a message, or why it goes to the dead-letter topic."""
+        try:
+            envelope = decode(message.value, self._payload)
+            position = Position(message.partition, message.offset)
+            return self.plan.domain.mapper(envelope, position, self._ctx), envelope.time.seconds
+        except PoisonMessage as poison:
+            return self._dead(message, poison.reason, poison.detail)
+        except Exception as error:  # a mapping bug must not stop the stream: park the message
+            log.exception("mapping failed", topic=message.topic, offset=message.offset)
+            return self._dead(message, "mapping_error", f"{type(error).__name__}: {error}")
+
+    @staticmethod
+    def _dead(message: Inbound, reason: str, detail: str) -> DeadLetter:
+        return DeadLetter(
+            message.topic,
+            message.partition,
+            message.offset,
+            message.key,
+            message.value,
+            reason,
+            detail,
+        )
+
+    async def process(self, batch: Sequence[Inbound]) -> None:
+        """Store one batch's facts and dead letters; its messages wait for the next flush."""
+        rows: list[Row] = []
+        dead: list[DeadLetter] = []
+        newest = 0
+        for message in batch:
+            outcome = self.classify(message)
+            if isinstance(outcome, DeadLetter):
+                dead.append(outcome)
+            else:
+                rows.append(outcome[0])
+                newest = max(newest, outcome[1])
+        if rows:
+            domain = self.plan.domain
+            await self._store.insert_facts(domain.table, domain.columns, rows)
+            PROCESSOR_BATCH_SIZE.observe(len(rows))
+            PROCESSOR_EVENTS.labels(batch[0].topic).inc(len(rows))
+            self._freshness.observe(newest)
+        if dead:
+            await self._outputs.dead_letter(dead)
+            for item in dead:
+                PROCESSOR_DEAD_LETTER.labels(item.topic, item.reason).inc()
+        self._mark_dirty(rows)
+        await self._mark_subjects(rows)
+        self._held.extend(batch)  # last: a flush that sees these messages sees their keys
+
+    def _mark_dirty(self, rows: Sequence[Row]) -> None:
+        for row in rows:
+            if self._label is not None and not self.plan.relevant(row[self._label]):
+                continue  # e.g. TICKET_ISSUED: no KPI of the catalogue reads it
+            entity, month = row[self._entity], row[self._month]
+            for grain, keys in self._dirty.items():
+                keys[(entity, row[self._buckets[grain]])] = month
+
+    async def _mark_subjects(self, rows: Sequence[Row]) -> None:
+        """A fact that changes a whole subject (an observation) dirties all its periods."""
+        for lookup in self.plan.lookups:
+            column = self.plan.domain.index(lookup.column)
+            subjects = sorted(
+                {
+                    (row[self._entity], row[self._subject])
+                    for row in rows
+                    if row[column] in lookup.values
+                }
+            )
+            for part in chunks(subjects, self._config.query_keys):
+                found = await self._store.query(
+                    "subject periods", self._compiler.subject_buckets(part)
+                )
+                for entity, hour, day, month in found:
+                    starts = {"HOUR": hour, "DAY": day, "MONTH": month}
+                    for grain, keys in self._dirty.items():
+                        keys[(entity, starts[grain])] = month
+
+    # --- steps 4-5: KPIs and release ---------------------------------------------------------
+
+    def flush_due(self) -> bool:
+        if not self._held:
+            return False
+        if not any(self._dirty.values()):
+            return True  # nothing to recompute: release at once
+        return self._monotonic() - self._last_flush >= self._config.kpi_interval_s
+
+    async def flush(self) -> list[Inbound]:
+        """Recompute the dirty keys, write and publish what changed; return the messages held
+        when the flush started, now safe to commit. One flush at a time."""
+        # Taken in one step (no await in between): what process() adds later waits for the next.
+        dirty, self._dirty = self._dirty, {grain: {} for grain in self.plan.grains}
+        held, self._held = self._held, []
+        self._last_flush = self._monotonic()
+        computed_at = int(self._wall())
+        rows: list[KpiRow] = []
+        versions: dict[tuple[str, str, int], int] = {}
+        for grain, keys in dirty.items():
+            started = time.perf_counter()
+            for part in chunks(list(keys.items()), self._config.query_keys):
+                sql = self._compiler.recompute(grain, [k for k, _ in part], {m for _, m in part})
+                for record in await self._kpi_store.query(f"recompute {grain}", sql):
+                    rows += self._finalize(grain, record, computed_at, versions)
+            if keys:
+                PROCESSOR_KPI_SECONDS.labels(self.plan.domain.name, grain).observe(
+                    time.perf_counter() - started
+                )
+        await self._write(rows, versions, computed_at)
+        return held
+
+    def _finalize(
+        self,
+        grain: str,
+        record: tuple[Any, ...],
+        computed_at: int,
+        versions: dict[tuple[str, str, int], int],
+    ) -> list[KpiRow]:
+        entity, period, channel, service, n_events, *values = record
+        if channel == ALL and service == ALL:
+            version = (int(n_events) << _VERSION_SHIFT) | (computed_at & _SECONDS_MASK)
+            versions[(grain, entity, int(period))] = version
+        return self.plan.finalize(SliceKey(entity, grain, int(period), channel, service), values)
+
+    async def _write(
+        self, rows: list[KpiRow], versions: dict[tuple[str, str, int], int], computed_at: int
+    ) -> None:
+        changed = [r for r in rows if self._published.get(r.key) != _measured(r)]
+        if not changed:
+            return
+        row_versions = [versions[(r.grain, r.entity_id, r.period_start)] for r in changed]
+        await self._kpi_store.insert_kpis(changed, row_versions, computed_at)
+        published = [
+            (r, v)
+            for r, v in zip(changed, row_versions, strict=True)
+            if self._config.publish_slices or (r.channel == ALL and r.service_id == ALL)
+        ]
+        await self._outputs.publish_kpis(
+            [r for r, _ in published], [v for _, v in published], computed_at
+        )
+        if len(self._published) + len(changed) > self._config.cache_limit:
+            self._published.clear()  # only costs rewriting unchanged values once
+        written: Counter[str] = Counter()
+        for row in changed:
+            self._published[row.key] = _measured(row)
+            written[row.grain] += 1
+        for grain, count in written.items():
+            PROCESSOR_KPI_ROWS.labels(grain).inc(count)
+
+
+def _measured(row: KpiRow) -> tuple[float, float, float]:
+    return row.value, row.numerator, row.denominator

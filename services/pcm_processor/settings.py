@@ -1,0 +1,90 @@
+"""Processor settings (env prefix PCM_, e.g. PCM_PROCESSOR_METRICS_PORT); shared ones in
+``pcm_common.settings``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pcm_common.settings import Settings
+from pydantic import Field
+
+
+class ProcessorSettings(Settings):
+    processor_domains: str = Field(
+        "attention,procedure",
+        description="Fact domains to consume (comma-separated names of the domain registry).",
+    )
+    processor_group_id: str = Field(
+        "pcm-processor", description="Kafka consumer group (prefixed with the topic prefix)."
+    )
+    processor_time_zone: str = Field(
+        "America/Lima", description="Time zone of the hour/day/month KPI buckets."
+    )
+    processor_batch_max_events: int = Field(
+        5_000, description="Largest batch of events per columnar insert."
+    )
+    processor_batch_max_seconds: float = Field(
+        0.25, description="Longest wait to fill a batch before inserting what arrived."
+    )
+    processor_kpi_interval_s: float = Field(
+        1.0,
+        description="Under load, KPIs are recomputed (and offsets released) at most this often.",
+    )
+    processor_flush_tick_s: float = Field(
+        0.25, description="How often an idle processor checks for KPIs left to recompute."
+    )
+    processor_query_keys: int = Field(
+        400, description="Most (entity, period) keys per KPI recompute query."
+    )
+    processor_publish_slices: bool = Field(
+        False,
+        description="Also publish the per-channel/service slices on the KPI topic (about 15 "
+        "times more messages); entity-level values are always published, and ClickHouse always "
+        "has every slice.",
+    )
+    processor_metrics_port: int = Field(
+        9102, description="Prometheus /metrics port (0: do not serve metrics)."
+    )
+    processor_state_dir: Path | None = Field(
+        None,
+        description="Faust's data directory (it keeps no state we rely on); default: "
+        "<tmp>/pcm-processor/<group id>.",
+    )
+    processor_lag_refresh_s: float = Field(
+        10.0, description="How often the consumer lag gauge is refreshed from the broker."
+    )
+    processor_retry_max_backoff_s: float = Field(
+        10.0, description="Longest wait between retries of ClickHouse or Kafka calls."
+    )
+    processor_session_timeout_s: float = Field(
+        30.0, description="Kafka group session timeout: how soon a dead processor is replaced."
+    )
+    processor_heartbeat_interval_s: float = Field(
+        3.0, description="Kafka group heartbeat interval (under a third of the session timeout)."
+    )
+    processor_commit_interval_s: float = Field(
+        1.0, description="How often released offsets are committed."
+    )
+    processor_delivery: Literal["batch", "stream"] = Field(
+        "batch",
+        description="batch: the consumer hands whole fetches to the pipeline (fast); stream: "
+        "faust agents take batches from streams (the fallback on an unreviewed faust version).",
+    )
+    processor_fast_drain: bool = Field(
+        True,
+        description="Hand fetched messages to the agents without faust's per-message tasks "
+        "(see adapters/faust_consumer.py); only used on the reviewed faust version.",
+    )
+
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.processor_domains.split(",") if name.strip())
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.topic_prefix}{self.processor_group_id}"
+
+
+def load_processor_settings() -> ProcessorSettings:
+    return ProcessorSettings()

@@ -1,0 +1,92 @@
+"""The fallback delivery (faust agents with ``Stream.noack_take``) is exact too.
+
+Batch delivery, the default, is what the other processor tests exercise; this runs the stream
+delivery on a few thousand events with one SIGKILL in the middle and checks every KPI against the
+reference, so the fallback for an unreviewed faust version stays correct.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from clickhouse_driver import Client
+from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.kafka.admin import ensure_topics
+from pcm_common.kafka.topics import topic_for_domain
+from pcm_common.settings import Settings
+from pcm_processor.synthetic import SyntheticStream, local_time
+from pcm_processor.testing import (
+    ProcessorProcess,
+    differences,
+    domain_topics,
+    expected_kpis,
+    produce,
+    read_kpis,
+    wait_caught_up,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def processor(
+    isolated_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ProcessorProcess]:
+    ensure_topics(isolated_settings.kafka_bootstrap, isolated_settings.topic_prefix)
+    process = ProcessorProcess.configured(
+        isolated_settings.topic_prefix,
+        isolated_settings.clickhouse_database,
+        tmp_path_factory.mktemp("stream") / "processor.log",
+        processor_delivery="stream",
+    )
+    yield process
+    process.stop()
+
+
+def test_stream_delivery_survives_a_kill_and_matches_the_reference(
+    isolated_settings: Settings,
+    processor: ProcessorProcess,
+    clickhouse: Client,
+) -> None:
+    catalogues: Catalogues = load_catalogues()
+    generator = SyntheticStream(catalogues, seed=3, entities=5, run_id="stream")
+    start = local_time(2025, 6, 30, 20)
+    streams = {
+        "attention": generator.attention_stream(2_000, start, 8 * 3600),
+        "procedure": generator.procedure_stream(300, start, 8 * 3600),
+    }
+    s = isolated_settings
+    for name, events in streams.items():
+        half = len(events) // 2
+        produce(
+            s.kafka_bootstrap,
+            topic_for_domain(name).name(s.topic_prefix),
+            [(p.key, p.value) for p in events[:half]],
+        )
+    processor.start()
+    time.sleep(8)
+    processor.kill()
+    for name, events in streams.items():
+        half = len(events) // 2
+        produce(
+            s.kafka_bootstrap,
+            topic_for_domain(name).name(s.topic_prefix),
+            [(p.key, p.value) for p in events[half:]],
+        )
+    processor.start()
+    wait_caught_up(
+        s.kafka_bootstrap,
+        f"{s.topic_prefix}pcm-processor",
+        domain_topics(s.topic_prefix),
+        timeout_s=120,
+        processor=processor,
+    )
+    assert "delivery=stream" in processor.log_path.read_text()
+    expected = expected_kpis(
+        catalogues, {name: [p.envelope for p in events] for name, events in streams.items()}
+    )
+    problems = differences(expected, read_kpis(clickhouse, s.clickhouse_database))
+    assert not problems, "\n".join(problems[:20])

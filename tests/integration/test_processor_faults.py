@@ -1,0 +1,173 @@
+"""Fault test: over 100,000 events streamed while the processor is SIGKILLed at random moments.
+
+The processor is killed at least five times (no flush, no commit, no leaving the group) and
+restarted at once; meanwhile a second processor joins the group and later leaves it gracefully,
+so partitions also move between live members. At the end, once the consumer group has no lag,
+every KPI in ClickHouse must equal the pure-Python reference over the same events: counts
+exactly, means and percents to 1e-9. Any lost batch or double-counted replay would show.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from clickhouse_driver import Client
+from pcm.monitoring.v1 import envelope_pb2
+from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.kafka.admin import ensure_topics
+from pcm_common.kafka.topics import topic_for_domain
+from pcm_common.settings import Settings
+from pcm_processor.synthetic import Produced, SyntheticStream, local_time
+from pcm_processor.testing import (
+    ProcessorProcess,
+    differences,
+    domain_topics,
+    expected_kpis,
+    metric_value,
+    produce,
+    read_kpis,
+    wait_caught_up,
+)
+
+pytestmark = pytest.mark.integration
+
+TICKETS = 31_000  # about 90,000 attention events
+PROCEDURES = 3_500  # about 15,000 procedure stages
+KILLS = 5
+SEED = 20250501
+
+
+@pytest.fixture(scope="module")
+def catalogues() -> Catalogues:
+    return load_catalogues()
+
+
+@pytest.fixture
+def processor(
+    isolated_settings: Settings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ProcessorProcess]:
+    ensure_topics(isolated_settings.kafka_bootstrap, isolated_settings.topic_prefix)
+    process = ProcessorProcess.configured(
+        isolated_settings.topic_prefix,
+        isolated_settings.clickhouse_database,
+        tmp_path_factory.mktemp("faults") / "processor.log",
+    )
+    yield process
+    process.stop()
+
+
+def stream(catalogues: Catalogues, rng: random.Random) -> dict[str, list[Produced]]:
+    """Two days across a month end in Lima, in time order, with 1% of events sent twice."""
+    generator = SyntheticStream(catalogues, seed=SEED, entities=12, run_id="faults")
+    start, span = local_time(2025, 4, 30, 0), 2 * 86_400
+    streams = {
+        "attention": generator.attention_stream(TICKETS, start, span),
+        "procedure": generator.procedure_stream(PROCEDURES, start, span),
+    }
+    for events in streams.values():
+        for index in sorted(rng.sample(range(len(events)), len(events) // 100)):
+            events.insert(min(index + rng.randint(1, 500), len(events)), events[index])
+    return streams
+
+
+def produce_paced(settings: Settings, streams: dict[str, list[Produced]], seconds: float) -> None:
+    """Both topics interleaved in chunks, spread over ``seconds`` so kills land mid-stream."""
+    chunk = 2_000
+    steps = max(len(events) for events in streams.values()) // chunk + 1
+    for step in range(steps):
+        for name, events in streams.items():
+            part = events[step * chunk : (step + 1) * chunk]
+            if part:
+                produce(
+                    settings.kafka_bootstrap,
+                    topic_for_domain(name).name(settings.topic_prefix),
+                    [(p.key, p.value) for p in part],
+                )
+        time.sleep(seconds / steps)
+
+
+def wait_until_storing(processor: ProcessorProcess, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            page = urllib.request.urlopen(processor.metrics_url, timeout=2).read().decode()
+            if metric_value(page, "pcm_processor_events_total") > 0:
+                return
+        except OSError:
+            pass  # not serving yet
+        time.sleep(0.2)
+    raise AssertionError(f"processor stored nothing in {timeout_s} s:\n{processor.log_tail()}")
+
+
+def test_kill_9_at_random_moments_leaves_every_kpi_exact(
+    isolated_settings: Settings,
+    processor: ProcessorProcess,
+    catalogues: Catalogues,
+    clickhouse: Client,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    helper = ProcessorProcess.configured(
+        isolated_settings.topic_prefix,
+        isolated_settings.clickhouse_database,
+        tmp_path_factory.mktemp("faults-helper") / "processor.log",
+    )
+    started = time.monotonic()
+    rng = random.Random(SEED)
+    streams = stream(catalogues, rng)
+    total = sum(len(events) for events in streams.values())
+    assert total >= 100_000
+
+    producer = threading.Thread(target=produce_paced, args=(isolated_settings, streams, 40.0))
+    processor.start()
+    producer.start()
+    kills = 0
+    while kills < KILLS or producer.is_alive():
+        # Kill mid-stream: once this incarnation has stored events, at a random moment after.
+        wait_until_storing(processor)
+        time.sleep(rng.uniform(0.0, 3.0))
+        processor.kill()
+        kills += 1
+        processor.start()
+        if kills == 2:
+            helper.start()  # a second member: partitions move between live processors
+        if kills == 4:
+            helper.stop()  # graceful leave: another rebalance, with batches in flight
+    producer.join()
+
+    wait_caught_up(
+        isolated_settings.kafka_bootstrap,
+        f"{isolated_settings.topic_prefix}pcm-processor",
+        domain_topics(isolated_settings.topic_prefix),
+        timeout_s=240,
+        processor=processor,
+    )
+    db = isolated_settings.clickhouse_database
+    envelopes: dict[str, list[envelope_pb2.EventEnvelope]] = {
+        name: [p.envelope for p in events] for name, events in streams.items()
+    }
+    problems = differences(expected_kpis(catalogues, envelopes), read_kpis(clickhouse, db))
+    assert not problems, f"{len(problems)} KPI differences:\n" + "\n".join(problems[:20])
+    distinct = {
+        name: len(
+            {
+                getattr(e, "attention" if name == "attention" else "procedure_stage").event_id
+                for e in items
+            }
+        )
+        for name, items in envelopes.items()
+    }
+    for name, table in (("attention", "attention_events"), ("procedure", "procedure_events")):
+        stored = clickhouse.execute(f"SELECT uniqExact(event_id) FROM {db}.{table}")[0][0]
+        assert stored == distinct[name]
+    assert kills >= KILLS and processor.starts == kills + 1
+    rows = clickhouse.execute(f"SELECT count() FROM {db}.attention_events")[0][0]
+    print(
+        f"\nfault test: {total} events, {kills} SIGKILLs, {rows - distinct['attention']} "
+        f"attention facts stored again by replays, {time.monotonic() - started:.0f} s"
+    )

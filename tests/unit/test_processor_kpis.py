@@ -1,0 +1,209 @@
+"""KPI plans from the catalogue and the reference computation, on hand-computed cases."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+
+import pytest
+from pcm.monitoring.v1 import envelope_pb2
+from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_processor.domain.buckets import BucketClock
+from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
+from pcm_processor.domain.kpis import KpiPlan, build_plan
+from pcm_processor.domain.reference import p90, reference_kpis
+from pcm_processor.domain.registry import ATTENTION, PROCEDURE, FactDomain
+from pcm_processor.synthetic import attention_event, local_time, procedure_event
+
+DAY = local_time(2025, 3, 10)
+HOUR9 = local_time(2025, 3, 10, 9)
+MARCH = local_time(2025, 3, 1)
+SERVICE = "RENIEC_DNI_DUPLICADO"  # target wait 20 min, legal term 7 business days
+
+
+@pytest.fixture(scope="module")
+def catalogues() -> Catalogues:
+    return load_catalogues()
+
+
+def rows(
+    domain: FactDomain, catalogues: Catalogues, envelopes: Iterable[envelope_pb2.EventEnvelope]
+) -> list[tuple[object, ...]]:
+    ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
+    return [domain.mapper(e, Position(0, i), ctx) for i, e in enumerate(envelopes)]
+
+
+def t(hour: int, minute: int) -> int:
+    return local_time(2025, 3, 10, hour, minute)
+
+
+def four_tickets() -> list[envelope_pb2.EventEnvelope]:
+    """Waits 600 s, 1800 s, 120 s; one ticket abandoned; one preferential; one virtual."""
+    e = attention_event
+    return [
+        e("RENIEC", "T1", "TICKET_ISSUED", SERVICE, "PRESENCIAL", t(9, 0)),
+        e("RENIEC", "T1", "TICKET_CALLED", SERVICE, "PRESENCIAL", t(9, 0), t(9, 10)),
+        e("RENIEC", "T1", "TICKET_SERVED", SERVICE, "PRESENCIAL", t(9, 0), t(9, 10), t(9, 15)),
+        e("RENIEC", "T2", "TICKET_ISSUED", SERVICE, "PRESENCIAL", t(9, 5), preferential=True),
+        e(
+            "RENIEC",
+            "T2",
+            "TICKET_SERVED",
+            SERVICE,
+            "PRESENCIAL",
+            t(9, 5),
+            t(9, 35),
+            t(9, 45),
+            preferential=True,
+        ),
+        e("RENIEC", "T3", "TICKET_SERVED", SERVICE, "VIRTUAL", t(9, 20), t(9, 22), t(9, 30)),
+        e("RENIEC", "T4", "TICKET_ISSUED", "ORIENTACION", "PRESENCIAL", t(9, 30)),
+        e(
+            "RENIEC",
+            "T4",
+            "TICKET_ABANDONED",
+            "ORIENTACION",
+            "PRESENCIAL",
+            t(9, 30),
+            finished=t(9, 50),
+        ),
+    ]
+
+
+def values(
+    plan: KpiPlan,
+    envelopes: list[envelope_pb2.EventEnvelope],
+    catalogues: Catalogues,
+) -> dict[tuple[str, str, int, str, str], float]:
+    computed = reference_kpis(plan, rows(plan.domain, catalogues, envelopes))
+    return {(k[1], k[2], k[3], k[4], k[5]): row.value for k, row in computed.items()}
+
+
+def test_attention_plan_follows_the_catalogue(catalogues: Catalogues) -> None:
+    plan = build_plan(ATTENTION, catalogues)
+    assert [p.kpi.code for p in plan.kpis] == [
+        "ATTENTIONS",
+        "WAIT_MEAN_S",
+        "WAIT_P90_S",
+        "SERVED_WITHIN_TARGET_PCT",
+        "SERVICE_MEAN_S",
+        "ABANDONMENT_PCT",
+        "PREFERENTIAL_SHARE_PCT",
+        "DIGITAL_TAKEUP_PCT",
+        "ACTIVE_CHANNELS",
+        "CHANNEL_LEVEL",
+    ]
+    assert plan.skipped == ()
+    assert plan.grains == ("HOUR", "DAY", "MONTH")
+    # Issued and called events cannot change any catalogue KPI: they mark nothing dirty.
+    assert plan.prefilter == ("kind", ("TICKET_ABANDONED", "TICKET_SERVED"))
+
+
+def test_procedure_plan_leaves_snapshot_kpis_to_others(catalogues: Catalogues) -> None:
+    plan = build_plan(PROCEDURE, catalogues)
+    assert [p.kpi.code for p in plan.kpis] == [
+        "PROCEDURES_FILED",
+        "PROCEDURES_FINISHED",
+        "PROCEDURES_WITHIN_TERM_PCT",
+        "PROCEDURES_REWORKED_PCT",
+    ]
+    assert [code for code, _ in plan.skipped] == ["PROCEDURES_OPEN_OVERDUE"]
+    assert plan.grains == ("DAY", "MONTH")
+
+
+def test_a_typo_in_a_catalogue_filter_stops_the_processor(catalogues: Catalogues) -> None:
+    kpi = catalogues.kpi("ATTENTIONS")
+    assert kpi.aggregate is not None
+    broken = kpi.aggregate.model_copy(update={"where": {"kind": "TICKET_SEVED"}})
+    bad = copy.copy(catalogues)
+    object.__setattr__(bad, "kpis", (kpi.model_copy(update={"aggregate": broken}),))
+    with pytest.raises(ValueError, match="TICKET_SEVED"):
+        build_plan(ATTENTION, bad)
+
+
+def test_four_tickets_give_the_hand_computed_kpis(catalogues: Catalogues) -> None:
+    got = values(build_plan(ATTENTION, catalogues), four_tickets(), catalogues)
+    everything = {
+        code: got[(code, "HOUR", HOUR9, "", "")]
+        for code in (
+            "ATTENTIONS",
+            "WAIT_MEAN_S",
+            "WAIT_P90_S",
+            "SERVED_WITHIN_TARGET_PCT",
+            "SERVICE_MEAN_S",
+            "ABANDONMENT_PCT",
+        )
+    }
+    assert everything == {
+        "ATTENTIONS": 3.0,
+        "WAIT_MEAN_S": 840.0,  # (600 + 1800 + 120) / 3
+        "WAIT_P90_S": 1800.0,
+        "SERVED_WITHIN_TARGET_PCT": 2 / 3 * 100,  # 1800 s is over the 20 min target
+        "SERVICE_MEAN_S": 460.0,  # (300 + 600 + 480) / 3
+        "ABANDONMENT_PCT": 25.0,  # 1 of 4 closed tickets
+    }
+    assert got[("PREFERENTIAL_SHARE_PCT", "DAY", DAY, "", "")] == 1 / 3 * 100
+    assert got[("DIGITAL_TAKEUP_PCT", "MONTH", MARCH, "", "")] == 1 / 3 * 100
+    assert got[("ACTIVE_CHANNELS", "DAY", DAY, "", "")] == 2.0
+    assert got[("CHANNEL_LEVEL", "DAY", DAY, "", "")] == 2.0  # presencial + virtual: intermedio
+    # Slices: per channel, per service, per both.
+    assert got[("WAIT_MEAN_S", "HOUR", HOUR9, "PRESENCIAL", "")] == 1200.0
+    assert got[("ATTENTIONS", "DAY", DAY, "", "ORIENTACION")] == 0.0
+    assert got[("ABANDONMENT_PCT", "DAY", DAY, "PRESENCIAL", "ORIENTACION")] == 100.0
+    assert ("WAIT_MEAN_S", "DAY", DAY, "", "ORIENTACION") not in got  # no served ticket: no mean
+    # Counting channels within one channel says nothing: not kept on channel slices.
+    assert ("ACTIVE_CHANNELS", "DAY", DAY, "VIRTUAL", "") not in got
+    assert got[("ACTIVE_CHANNELS", "DAY", DAY, "", SERVICE)] == 2.0
+
+
+def test_duplicates_and_replays_change_no_kpi(catalogues: Catalogues) -> None:
+    plan = build_plan(ATTENTION, catalogues)
+    events = four_tickets()
+    once = values(plan, events, catalogues)
+    assert values(plan, events + events[::-1], catalogues) == once
+    # The same ticket served twice under another event id is still one attention.
+    again = attention_event(
+        "RENIEC",
+        "T1",
+        "TICKET_SERVED",
+        SERVICE,
+        "PRESENCIAL",
+        t(9, 0),
+        t(9, 10),
+        t(9, 15),
+        event_id="T1-served-again",
+    )
+    assert values(plan, [*events, again], catalogues) == once
+
+
+def test_procedures_within_term_and_reworked(catalogues: Catalogues) -> None:
+    filed = local_time(2025, 3, 10, 10)
+    p = procedure_event
+    events = [
+        p("RENIEC", "P1", "FILED", SERVICE, "PRESENCIAL", filed, filed),
+        p("RENIEC", "P1", "RESOLVED", SERVICE, "PRESENCIAL", filed, local_time(2025, 3, 19, 9), 2),
+        p("RENIEC", "P2", "FILED", SERVICE, "VIRTUAL", filed, filed),
+        p("RENIEC", "P2", "OBSERVED", SERVICE, "VIRTUAL", filed, local_time(2025, 3, 12, 9), 2),
+        p("RENIEC", "P2", "RESUBMITTED", SERVICE, "VIRTUAL", filed, local_time(2025, 3, 13, 9), 3),
+        p("RENIEC", "P2", "RESOLVED", SERVICE, "VIRTUAL", filed, local_time(2025, 3, 24, 9), 4),
+    ]
+    got = values(build_plan(PROCEDURE, catalogues), events, catalogues)
+    day19, day24 = local_time(2025, 3, 19), local_time(2025, 3, 24)
+    assert got[("PROCEDURES_FILED", "DAY", DAY, "", "")] == 2.0
+    assert got[("PROCEDURES_FINISHED", "DAY", DAY, "", "")] == 0.0
+    assert got[("PROCEDURES_WITHIN_TERM_PCT", "DAY", day19, "", "")] == 100.0  # 7 <= 7 days
+    assert got[("PROCEDURES_WITHIN_TERM_PCT", "DAY", day24, "", "")] == 0.0  # 10 > 7 days
+    assert got[("PROCEDURES_REWORKED_PCT", "DAY", day19, "", "")] == 0.0
+    assert got[("PROCEDURES_REWORKED_PCT", "DAY", day24, "", "")] == 100.0  # observed on the 12th
+    assert got[("PROCEDURES_REWORKED_PCT", "MONTH", MARCH, "", "")] == 50.0
+    assert got[("PROCEDURES_WITHIN_TERM_PCT", "MONTH", MARCH, "VIRTUAL", "")] == 0.0
+    assert ("PROCEDURES_WITHIN_TERM_PCT", "DAY", DAY, "", "") not in got  # nothing resolved
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [([5], 5), ([3, 1, 2, 4], 4), (list(range(1, 11)), 10), (list(range(1, 21)), 19), ([], 0)],
+)
+def test_p90_is_the_value_at_rank_floor_of_ninety_percent(sample: list[int], expected: int) -> None:
+    """ClickHouse quantileExact(0.9): 0-based rank floor(0.9 n) of the sorted values."""
+    assert p90(sample) == expected

@@ -1,0 +1,300 @@
+"""The batch algorithm with fake stores: what is written, dead-lettered and released, when."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import pytest
+from pcm.monitoring.v1 import envelope_pb2
+from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_processor.adapters.clickhouse import ClickHouseStore
+from pcm_processor.adapters.kafka import dead_letter_record, kpi_envelope
+from pcm_processor.adapters.kpi_sql import SqlCompiler
+from pcm_processor.adapters.retry import retry_forever
+from pcm_processor.domain.buckets import BucketClock
+from pcm_processor.domain.facts import CatalogueView, MappingContext, Row
+from pcm_processor.domain.kpis import KpiRow, build_plan
+from pcm_processor.domain.poison import DeadLetter
+from pcm_processor.domain.registry import ATTENTION, PROCEDURE, FactDomain
+from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig
+from pcm_processor.synthetic import attention_event, local_time, procedure_event
+from prometheus_client import REGISTRY
+
+HOUR = local_time(2025, 3, 10, 9)
+SERVICE = "RENIEC_DNI_DUPLICADO"
+
+
+class FakeStore:
+    """Records calls; recompute queries answer with one all/all slice per requested key."""
+
+    def __init__(self, n_events: int = 5, failures: int = 0) -> None:
+        self.facts: list[Row] = []
+        self.kpis: list[tuple[KpiRow, int]] = []
+        self.queries: list[str] = []
+        self.n_events = n_events
+        self.failures = failures
+        self.subject_answer: list[tuple[Any, ...]] = []
+
+    async def insert_facts(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("ClickHouse is down")
+        self.facts += rows
+
+    async def query(self, what: str, sql: str) -> list[tuple[Any, ...]]:
+        await asyncio.sleep(0)  # a real query suspends: other coroutines run meanwhile
+        self.queries.append(what)
+        if what == "subject periods":
+            return self.subject_answer
+        keys = sql.split("toUInt32(")[2]  # not parsed further: one answer per call is enough
+        assert keys
+        # ATTENTIONS = 3 served, waits summing 2520 over 3, p90 1800, ...
+        values = [3, 2520, 1800, 2, 1380, 1, 4, 1, 1, 2, ["PRESENCIAL", "VIRTUAL"]]
+        period = HOUR if what.endswith("HOUR") else local_time(2025, 3, 10)
+        if what.endswith("MONTH"):
+            period = local_time(2025, 3, 1)
+        return [("RENIEC", period, "", "", self.n_events, *values)]
+
+    async def insert_kpis(
+        self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int
+    ) -> None:
+        self.kpis += list(zip(rows, versions, strict=True))
+
+
+class FakeOutputs:
+    def __init__(self) -> None:
+        self.dead: list[DeadLetter] = []
+        self.published: list[tuple[KpiRow, int]] = []
+
+    async def dead_letter(self, items: Sequence[DeadLetter]) -> None:
+        self.dead += items
+
+    async def publish_kpis(
+        self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int
+    ) -> None:
+        self.published += list(zip(rows, versions, strict=True))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def catalogues() -> Catalogues:
+    return load_catalogues()
+
+
+def make(
+    catalogues: Catalogues,
+    store: FakeStore,
+    domain: FactDomain = ATTENTION,
+    interval: float = 10.0,
+    clock: Clock | None = None,
+) -> tuple[DomainPipeline, FakeOutputs]:
+    plan = build_plan(domain, catalogues)
+    ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
+    outputs = FakeOutputs()
+    pipeline = DomainPipeline(
+        plan,
+        ctx,
+        SqlCompiler(plan, "db"),
+        store,
+        outputs,
+        PipelineConfig(kpi_interval_s=interval),
+        Freshness(),
+        monotonic=clock or Clock(),
+        wall=lambda: 1_741_600_000.0,
+    )
+    return pipeline, outputs
+
+
+def message(envelope: envelope_pb2.EventEnvelope | bytes | None, offset: int) -> Inbound:
+    value = (
+        envelope
+        if not isinstance(envelope, envelope_pb2.EventEnvelope)
+        else (envelope.SerializeToString())
+    )
+    return Inbound("t.attention", 2, offset, b"RENIEC", value, token=offset)
+
+
+def served(ticket: str) -> envelope_pb2.EventEnvelope:
+    return attention_event(
+        "RENIEC", ticket, "TICKET_SERVED", SERVICE, "PRESENCIAL", HOUR, HOUR + 600, HOUR + 900
+    )
+
+
+def test_poison_is_dead_lettered_with_its_reason_and_the_rest_stored(
+    catalogues: Catalogues,
+) -> None:
+    store = FakeStore()
+    pipeline, outputs = make(catalogues, store)
+    unknown = attention_event(
+        "RENIEC", "T9", "TICKET_SERVED", "NOPE", "PRESENCIAL", HOUR, HOUR + 1, HOUR + 2
+    )
+    batch = [
+        message(served("T1"), 10),
+        message(b"", 11),
+        message(b"\x00garbage", 12),
+        message(unknown, 13),
+        message(served("T2"), 14),
+    ]
+    asyncio.run(pipeline.process(batch))
+    assert pipeline.flush_due()  # first flush: at once
+    released = asyncio.run(pipeline.flush())
+    assert len(store.facts) == 2
+    assert [(d.offset, d.reason) for d in outputs.dead] == [
+        (11, "empty"),
+        (12, "undecodable"),
+        (13, "unknown_service"),
+    ]
+    headers = dict(dead_letter_record(outputs.dead[2]).headers)
+    assert headers["reason"] == b"unknown_service"
+    assert headers["source_topic"] == b"t.attention"
+    assert (headers["source_partition"], headers["source_offset"]) == (b"2", b"13")
+    assert (
+        dead_letter_record(outputs.dead[2]).value == unknown.SerializeToString()
+    )  # original bytes
+    assert [m.offset for m in released] == [10, 11, 12, 13, 14]
+
+
+def test_messages_are_released_only_after_their_kpis_are_written(catalogues: Catalogues) -> None:
+    store = FakeStore()
+    clock = Clock()
+    pipeline, _ = make(catalogues, store, interval=10.0, clock=clock)
+    asyncio.run(pipeline.process([message(served("T1"), 1)]))
+    assert [m.offset for m in asyncio.run(pipeline.flush())] == [1]
+    written = len(store.kpis)
+    clock.now += 1
+    asyncio.run(pipeline.process([message(served("T2"), 2)]))
+    assert not pipeline.flush_due()  # held until the interval has passed
+    clock.now += 10
+    assert pipeline.flush_due()
+    released = asyncio.run(pipeline.flush())
+    assert [m.offset for m in released] == [2]
+    assert len(store.facts) == 2
+    assert store.queries.count("recompute HOUR") == 2
+    assert written > 0
+
+
+def test_events_no_kpi_reads_are_released_without_recomputing(catalogues: Catalogues) -> None:
+    store = FakeStore()
+    clock = Clock()
+    pipeline, _ = make(catalogues, store, clock=clock)
+    asyncio.run(pipeline.process([message(served("T1"), 1)]))
+    asyncio.run(pipeline.flush())
+    clock.now += 1
+    issued = attention_event("RENIEC", "T3", "TICKET_ISSUED", SERVICE, "PRESENCIAL", HOUR)
+    asyncio.run(pipeline.process([message(issued, 2)]))
+    assert pipeline.flush_due()  # nothing to recompute: no need to wait for the interval
+    assert [m.offset for m in asyncio.run(pipeline.flush())] == [2]
+    assert store.queries.count("recompute HOUR") == 1
+
+
+def test_versions_grow_with_the_facts_and_unchanged_values_are_not_rewritten(
+    catalogues: Catalogues,
+) -> None:
+    store = FakeStore(n_events=5)
+    clock = Clock()
+    pipeline, outputs = make(catalogues, store, clock=clock)
+    asyncio.run(pipeline.process([message(served("T1"), 1)]))
+    asyncio.run(pipeline.flush())
+    first = {row.key: version for row, version in store.kpis}
+    assert set(first.values()) == {(5 << 32) | 1_741_600_000}
+    # Entity-level values are published; slices stay in ClickHouse only (default).
+    assert outputs.published and all(r.channel == r.service_id == "" for r, _ in outputs.published)
+    clock.now += 20
+    asyncio.run(pipeline.process([message(served("T1"), 2)]))  # replay: same values
+    asyncio.run(pipeline.flush())
+    assert len(store.kpis) == len(first)
+    envelope = envelope_pb2.EventEnvelope.FromString(
+        kpi_envelope(store.kpis[0][0], store.kpis[0][1], 1_741_600_000)
+    )
+    assert envelope.kpi_value.version == (5 << 32) | 1_741_600_000
+    assert envelope.kpi_value.unit == store.kpis[0][0].unit
+
+
+def test_an_observation_dirties_the_periods_of_the_whole_procedure(
+    catalogues: Catalogues,
+) -> None:
+    store = FakeStore()
+    day = local_time(2025, 3, 12)
+    store.subject_answer = [("RENIEC", day + 9 * 3600, day, local_time(2025, 3, 1))]
+    pipeline, _ = make(catalogues, store, domain=PROCEDURE)
+    filed = local_time(2025, 3, 10, 9)
+    observed = procedure_event(
+        "RENIEC", "P1", "OBSERVED", SERVICE, "PRESENCIAL", filed, local_time(2025, 3, 11, 9)
+    )
+    asyncio.run(pipeline.process([message(observed, 1)]))
+    asyncio.run(pipeline.flush())
+    assert store.queries[0] == "subject periods"
+    assert "recompute DAY" in store.queries  # the resolution day found by the lookup
+
+
+def test_messages_stored_during_a_flush_wait_for_the_next_one(catalogues: Catalogues) -> None:
+    """A flush releases only what was held when it started, although it runs beside inserts."""
+    store = FakeStore()
+    pipeline, _ = make(catalogues, store)
+
+    async def scenario() -> tuple[list[int], list[int]]:
+        await pipeline.process([message(served("T1"), 1)])
+        flushing = asyncio.ensure_future(pipeline.flush())
+        await asyncio.sleep(0)  # the flush took its snapshot and waits on ClickHouse
+        await pipeline.process([message(served("T2"), 2)])
+        first = [m.offset for m in await flushing]
+        second = [m.offset for m in await pipeline.flush()]
+        return first, second
+
+    assert asyncio.run(scenario()) == ([1], [2])
+
+
+def test_failed_calls_are_retried_until_they_succeed() -> None:
+    calls = []
+    before = REGISTRY.get_sample_value("pcm_processor_insert_retries_total") or 0.0
+
+    async def flaky() -> int:
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("ClickHouse is down")
+        return 42
+
+    assert asyncio.run(retry_forever("insert", flaky, max_backoff_s=0.05)) == 42
+    assert len(calls) == 3
+    assert REGISTRY.get_sample_value("pcm_processor_insert_retries_total") == before + 2
+
+
+class FakeClient:
+    instances: ClassVar[list[FakeClient]] = []
+
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.calls: list[tuple[str, Any, dict[str, Any]]] = []
+        self.disconnected = False
+        FakeClient.instances.append(self)
+
+    def execute(self, sql: str, data: Any = None, **options: Any) -> list[Any]:
+        if self.fail:
+            raise EOFError("connection reset")
+        self.calls.append((sql, data, options))
+        return []
+
+    def disconnect(self) -> None:
+        self.disconnected = True
+
+
+def test_the_store_reconnects_and_inserts_one_columnar_batch() -> None:
+    FakeClient.instances = []
+    store = ClickHouseStore(lambda: FakeClient(fail=not FakeClient.instances), "db", 0.05)
+    rows = [("RENIEC", "e1", 1), ("ONP", "e2", 2)]
+    asyncio.run(store.insert_facts("attention_events", ("entity_id", "event_id", "n"), rows))
+    broken, working = FakeClient.instances
+    assert broken.disconnected
+    ((sql, data, options),) = working.calls
+    assert sql == "INSERT INTO db.attention_events (entity_id, event_id, n) VALUES"
+    assert data == [["RENIEC", "ONP"], ["e1", "e2"], [1, 2]]
+    assert options == {"columnar": True, "types_check": False}
