@@ -25,9 +25,11 @@ from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.clickhouse.client import connect
 from pcm_common.clickhouse.migrate import migrate
 from pcm_common.kafka.admin import ensure_topics
+from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import configure_logging
 from pcm_common.settings import Settings
 from pcm_intake.client import IntakeClient
+from pcm_processor.testing import wait_caught_up
 from tqdm import tqdm
 
 from pcm_demo.report import draw_chart, print_table, read_day, write_csv
@@ -35,6 +37,7 @@ from pcm_demo.synthetic import LIMA, Dataset, Generator
 
 REPO = Path(__file__).resolve().parents[2]
 INTAKE_TARGET = "127.0.0.1:50051"
+DEMO_GROUP = "pcm-processor-demo"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -106,7 +109,7 @@ def reset_demo_state(settings: Settings) -> None:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
         stale = [t for t in admin.list_topics() if t.startswith(settings.topic_prefix)]
-        stale += [t for t in admin.list_topics() if t.startswith("pcm-processor-demo")]
+        stale += [t for t in admin.list_topics() if t.startswith(DEMO_GROUP)]
         if stale:
             admin.delete_topics(stale)
             time.sleep(2)  # topic deletion is asynchronous in Kafka
@@ -126,7 +129,7 @@ def service_env(settings: Settings, out: Path) -> dict[str, str]:
         "PCM_CLICKHOUSE_DATABASE": settings.clickhouse_database,
         "PCM_TOPIC_PREFIX": settings.topic_prefix,
         "PCM_TOKEN_FILE": str(settings.token_file),
-        "PCM_PROCESSOR_GROUP_ID": "pcm-processor-demo",
+        "PCM_PROCESSOR_GROUP_ID": DEMO_GROUP,
         "PCM_PROCESSOR_STATE_DIR": str(out / "processor-state"),
         "PCM_INTAKE_RATE_LIMIT_EVENTS_PER_S": "0",
     }
@@ -221,7 +224,10 @@ def wait_for_facts(settings: Settings, accepted: dict[str, int]) -> None:
             time.sleep(1)
     if sum(written()) < total:
         raise SystemExit("error: the processor did not catch up within 5 minutes")
-    time.sleep(3)  # the last batch's KPI recomputation follows its facts insert
+    # The processor commits an offset only once that message's KPIs are written: zero lag
+    # means every KPI is current.
+    topics = [topic_for_domain(d).name(settings.topic_prefix) for d in ("attention", "procedure")]
+    wait_caught_up(settings.kafka_bootstrap, DEMO_GROUP, topics, timeout_s=120)
 
 
 def report(settings: Settings, catalogues: Catalogues, out: Path) -> None:
