@@ -29,15 +29,15 @@ from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import configure_logging
 from pcm_common.settings import Settings
 from pcm_intake.client import IntakeClient
+from pcm_processor.settings import ProcessorSettings
 from pcm_processor.testing import wait_caught_up
 from tqdm import tqdm
 
-from pcm_demo.report import draw_chart, print_table, read_day, write_csv
+from pcm_demo.report import day_start, draw_chart, print_table, read_day, write_csv
 from pcm_demo.synthetic import LIMA, Dataset, Generator
 
 REPO = Path(__file__).resolve().parents[2]
 INTAKE_TARGET = "127.0.0.1:50051"
-DEMO_GROUP = "pcm-processor-demo"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset = Generator(catalogues, datetime.now(UTC), seed, args.scale).dataset(args.days)
         accepted = push(dataset, tokens)
         step(5, "waiting for the processor to write every fact and its KPIs")
-        wait_for_facts(settings, accepted)
+        wait_for_facts(settings, accepted, services)
         step(6, "report")
         report(settings, catalogues, args.out)
     finally:
@@ -109,7 +109,6 @@ def reset_demo_state(settings: Settings) -> None:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
         stale = [t for t in admin.list_topics() if t.startswith(settings.topic_prefix)]
-        stale += [t for t in admin.list_topics() if t.startswith(DEMO_GROUP)]
         if stale:
             admin.delete_topics(stale)
             time.sleep(2)  # topic deletion is asynchronous in Kafka
@@ -129,8 +128,6 @@ def service_env(settings: Settings, out: Path) -> dict[str, str]:
         "PCM_CLICKHOUSE_DATABASE": settings.clickhouse_database,
         "PCM_TOPIC_PREFIX": settings.topic_prefix,
         "PCM_TOKEN_FILE": str(settings.token_file),
-        "PCM_PROCESSOR_GROUP_ID": DEMO_GROUP,
-        "PCM_PROCESSOR_STATE_DIR": str(out / "processor-state"),
         "PCM_INTAKE_RATE_LIMIT_EVENTS_PER_S": "0",
     }
 
@@ -205,7 +202,9 @@ def push(dataset: Dataset, tokens: dict[str, str]) -> dict[str, int]:
     return accepted
 
 
-def wait_for_facts(settings: Settings, accepted: dict[str, int]) -> None:
+def wait_for_facts(
+    settings: Settings, accepted: dict[str, int], services: list[subprocess.Popen[bytes]]
+) -> None:
     client = connect(settings)
 
     def written() -> tuple[int, int]:
@@ -221,19 +220,25 @@ def wait_for_facts(settings: Settings, accepted: dict[str, int]) -> None:
             bar.update(done - bar.n)
             if done >= total:
                 break
+            if any(process.poll() is not None for process in services):
+                raise SystemExit("error: a service stopped; see its log in .stack/demo/")
             time.sleep(1)
     if sum(written()) < total:
         raise SystemExit("error: the processor did not catch up within 5 minutes")
     # The processor commits an offset only once that message's KPIs are written: zero lag
     # means every KPI is current.
     topics = [topic_for_domain(d).name(settings.topic_prefix) for d in ("attention", "procedure")]
-    wait_caught_up(settings.kafka_bootstrap, DEMO_GROUP, topics, timeout_s=120)
+    group = ProcessorSettings(topic_prefix=settings.topic_prefix).group_id
+    wait_caught_up(settings.kafka_bootstrap, group, topics, timeout_s=120)
 
 
 def report(settings: Settings, catalogues: Catalogues, out: Path) -> None:
     client = connect(settings)
+    # The newest *complete* day: today is still going on and would look artificially quiet.
     ((latest,),) = client.execute(
-        "SELECT max(period_start) FROM kpi_values WHERE grain = 'DAY' AND kpi_code = 'ATTENTIONS'"
+        "SELECT max(period_start) FROM kpi_values WHERE grain = 'DAY' "
+        "AND kpi_code = 'ATTENTIONS' AND period_start < %(today)s",
+        {"today": day_start(datetime.now(LIMA).date())},
     )
     day = latest.replace(tzinfo=UTC).astimezone(LIMA).date()
     days = read_day(client, settings.clickhouse_database, day, catalogues)
