@@ -6,31 +6,13 @@ every DDL portable across both ends of the versions the platform supports.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from chdb import session as chdb_session
 from pcm_common.clickhouse.migrate import discover, migrate
 
-
-class ChdbExecutor:
-    """SqlExecutor over an embedded chdb session (current ClickHouse engine)."""
-
-    def __init__(self, path: Path) -> None:
-        self._session = chdb_session.Session(str(path))
-
-    def execute(self, sql: str) -> list[tuple[Any, ...]]:
-        is_select = sql.lstrip().upper().startswith("SELECT")
-        result = self._session.query(sql, "JSONCompact" if is_select else "CSV")
-        if not is_select:
-            return []
-        return [tuple(row) for row in json.loads(result.data())["data"]]
-
-    def close(self) -> None:
-        self._session.close()
+from tests.chdb_executor import ChdbExecutor
 
 
 @pytest.fixture

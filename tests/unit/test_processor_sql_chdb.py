@@ -6,14 +6,11 @@ queries portable across both ends of the supported versions.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
-from chdb import session as chdb_session
 from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.clickhouse.migrate import migrate
 from pcm_processor.adapters.kpi_sql import SqlCompiler, literal
@@ -24,29 +21,9 @@ from pcm_processor.domain.reference import reference_kpis
 from pcm_processor.domain.registry import ATTENTION, PROCEDURE
 from pcm_processor.synthetic import SyntheticStream, local_time
 
+from tests.chdb_executor import ChdbExecutor
+
 DB = "pcm_sql"
-
-
-class Chdb:
-    def __init__(self, path: Path) -> None:
-        self._session = chdb_session.Session(str(path))
-
-    def execute(self, sql: str) -> list[tuple[Any, ...]]:
-        is_select = sql.lstrip().upper().startswith("SELECT")
-        result = self._session.query(sql, "JSONCompact" if is_select else "CSV")
-        if not is_select:
-            return []
-        return [tuple(_number(v) for v in row) for row in json.loads(result.data())["data"]]
-
-    def close(self) -> None:
-        self._session.close()
-
-
-def _number(value: Any) -> Any:
-    # JSON output quotes 64-bit integers.
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    return value
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +32,19 @@ def catalogues() -> Catalogues:
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chdb]:
-    executor = Chdb(tmp_path_factory.mktemp("chdb"))
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbExecutor]:
+    executor = ChdbExecutor(tmp_path_factory.mktemp("chdb"))
     migrate(executor, DB)
     yield executor
     executor.close()
 
 
-def insert(engine: Chdb, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+def insert(engine: ChdbExecutor, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
     values = ", ".join("(" + ", ".join(literal(v) for v in row) + ")" for row in rows)
     engine.execute(f"INSERT INTO {DB}.{table} ({', '.join(columns)}) VALUES {values}")
 
 
-def sql_kpis(engine: Chdb, plan: KpiPlan, rows: Sequence[Row]) -> dict[Any, Any]:
+def sql_kpis(engine: ChdbExecutor, plan: KpiPlan, rows: Sequence[Row]) -> dict[Any, Any]:
     compiler = SqlCompiler(plan, DB)
     domain = plan.domain
     entity, month = domain.index("entity_id"), domain.index("month_start")
@@ -85,7 +62,7 @@ def sql_kpis(engine: Chdb, plan: KpiPlan, rows: Sequence[Row]) -> dict[Any, Any]
 
 @pytest.mark.parametrize("domain", [ATTENTION, PROCEDURE], ids=lambda d: d.name)
 def test_sql_equals_reference_on_a_synthetic_stream(
-    engine: Chdb, catalogues: Catalogues, domain: Any
+    engine: ChdbExecutor, catalogues: Catalogues, domain: Any
 ) -> None:
     stream = SyntheticStream(catalogues, seed=11, entities=4, run_id=domain.name)
     start = local_time(2025, 1, 31, 18)  # crosses midnight and a month end in Lima
