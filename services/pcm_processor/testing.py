@@ -10,7 +10,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -19,8 +20,10 @@ from clickhouse_driver import Client
 from kafka import KafkaProducer
 from pcm.monitoring.v1 import envelope_pb2
 from pcm_common.catalogues import Catalogues
+from pcm_common.kafka.admin import ensure_topics
 from pcm_common.kafka.envelope import PoisonMessage
 from pcm_common.kafka.topics import topic_for_domain
+from pcm_common.settings import Settings
 
 from pcm_processor.adapters.lag import LagMonitor
 from pcm_processor.domain.buckets import BucketClock
@@ -107,6 +110,23 @@ class ProcessorProcess:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@contextmanager
+def processor_for(
+    settings: Settings, log_dir: Path, start: bool = True, **overrides: str
+) -> Iterator[ProcessorProcess]:
+    """A processor on `settings`' topics and database (topics created), stopped on exit."""
+    ensure_topics(settings.kafka_bootstrap, settings.topic_prefix)
+    process = ProcessorProcess.configured(
+        settings.topic_prefix, settings.clickhouse_database, log_dir / "processor.log", **overrides
+    )
+    if start:
+        process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
 
 
 def produce(

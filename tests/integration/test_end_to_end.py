@@ -11,7 +11,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import grpc
 import pytest
@@ -20,11 +19,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import attention_pb2, intake_service_pb2, intake_service_pb2_grpc
 from pcm_common.auth import TokenStore
 from pcm_common.clickhouse.migrate import migrate
-from pcm_common.kafka.admin import ensure_topics
 from pcm_common.settings import Settings
 from pcm_intake.server import create_server
 from pcm_intake.settings import IntakeSettings
-from pcm_processor.testing import ProcessorProcess, domain_topics, wait_caught_up
+from pcm_processor.testing import domain_topics, processor_for, wait_caught_up
 
 Kind = attention_pb2.AttentionEventKind
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
@@ -60,7 +58,6 @@ def pipeline(
     isolated_settings: Settings, clickhouse: Client, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, str]]:
     """A running intake (in-process) and processor (own process) on this module's topics."""
-    ensure_topics(isolated_settings.kafka_bootstrap, isolated_settings.topic_prefix)
     migrate(clickhouse, isolated_settings.clickhouse_database)
     token_file = tmp_path_factory.mktemp("secrets") / "tokens.json"
     token = TokenStore(token_file).issue("RENIEC")
@@ -73,14 +70,8 @@ def pipeline(
     )
     server, port, producer = create_server(settings)
     server.start()
-    processor = ProcessorProcess.configured(
-        isolated_settings.topic_prefix,
-        isolated_settings.clickhouse_database,
-        Path(tmp_path_factory.mktemp("processor")) / "processor.log",
-    )
-    processor.start()
-    yield f"127.0.0.1:{port}", token
-    processor.stop()
+    with processor_for(isolated_settings, tmp_path_factory.mktemp("processor")):
+        yield f"127.0.0.1:{port}", token
     server.stop(grace=1).wait()
     producer.close()
 

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_driver import Client
 from pcm_common.catalogues import Catalogues, load_catalogues
-from pcm_common.kafka.admin import ensure_topics
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.settings import Settings
 from pcm_processor.synthetic import SyntheticStream, local_time
@@ -22,6 +21,7 @@ from pcm_processor.testing import (
     differences,
     domain_topics,
     expected_kpis,
+    processor_for,
     produce,
     read_kpis,
     wait_caught_up,
@@ -32,18 +32,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def processor(
-    isolated_settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
+    isolated_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProcessorProcess]:
-    ensure_topics(isolated_settings.kafka_bootstrap, isolated_settings.topic_prefix)
-    process = ProcessorProcess.configured(
-        isolated_settings.topic_prefix,
-        isolated_settings.clickhouse_database,
-        tmp_path_factory.mktemp("stream") / "processor.log",
-        processor_delivery="stream",
-    )
-    yield process
-    process.stop()
+    directory = tmp_path_factory.mktemp("stream")
+    with processor_for(isolated_settings, directory, start=False, processor_delivery="stream") as p:
+        yield p
 
 
 def test_stream_delivery_survives_a_kill_and_matches_the_reference(

@@ -19,7 +19,6 @@ import pytest
 from clickhouse_driver import Client
 from pcm.monitoring.v1 import envelope_pb2
 from pcm_common.catalogues import Catalogues, load_catalogues
-from pcm_common.kafka.admin import ensure_topics
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.settings import Settings
 from pcm_processor.synthetic import Produced, SyntheticStream, local_time
@@ -29,6 +28,7 @@ from pcm_processor.testing import (
     domain_topics,
     expected_kpis,
     metric_value,
+    processor_for,
     produce,
     read_kpis,
     wait_caught_up,
@@ -49,17 +49,10 @@ def catalogues() -> Catalogues:
 
 @pytest.fixture
 def processor(
-    isolated_settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
+    isolated_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProcessorProcess]:
-    ensure_topics(isolated_settings.kafka_bootstrap, isolated_settings.topic_prefix)
-    process = ProcessorProcess.configured(
-        isolated_settings.topic_prefix,
-        isolated_settings.clickhouse_database,
-        tmp_path_factory.mktemp("faults") / "processor.log",
-    )
-    yield process
-    process.stop()
+    with processor_for(isolated_settings, tmp_path_factory.mktemp("faults"), start=False) as p:
+        yield p
 
 
 def stream(catalogues: Catalogues, rng: random.Random) -> dict[str, list[Produced]]:

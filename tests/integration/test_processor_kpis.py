@@ -19,7 +19,6 @@ from clickhouse_driver import Client
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from pcm.monitoring.v1 import envelope_pb2
 from pcm_common.catalogues import Catalogues, load_catalogues
-from pcm_common.kafka.admin import ensure_topics
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.settings import Settings
 from pcm_processor.synthetic import SyntheticStream, attention_event, local_time, procedure_event
@@ -30,6 +29,7 @@ from pcm_processor.testing import (
     domain_topics,
     expected_kpis,
     metric_value,
+    processor_for,
     produce,
     read_kpis,
     wait_caught_up,
@@ -57,19 +57,11 @@ def catalogues() -> Catalogues:
 
 @pytest.fixture(scope="module")
 def processor(
-    isolated_settings: Settings,
-    tmp_path_factory: pytest.TempPathFactory,
+    isolated_settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProcessorProcess]:
-    ensure_topics(isolated_settings.kafka_bootstrap, isolated_settings.topic_prefix)
-    process = ProcessorProcess.configured(
-        isolated_settings.topic_prefix,
-        isolated_settings.clickhouse_database,
-        tmp_path_factory.mktemp("processor") / "processor.log",
-        processor_kpi_interval_s="0.5",
-    )
-    process.start()
-    yield process
-    process.stop()
+    directory = tmp_path_factory.mktemp("processor")
+    with processor_for(isolated_settings, directory, processor_kpi_interval_s="0.5") as p:
+        yield p
 
 
 @pytest.fixture(scope="module")
