@@ -188,6 +188,8 @@ class Generator:
     def _procedures(
         self, entity: Entity, day: date, quality: float
     ) -> list[procedure_pb2.ProcedureStageEvent]:
+        """Procedures *resolved* on `day`, filed as many business days earlier as they took, so
+        the legal-term KPI sees late ones too (a slow entity misses more terms)."""
         tramites = [
             s for s in self._catalogues.services_for(entity.entity_id) if s.kind == "TRAMITE"
         ]
@@ -197,25 +199,30 @@ class Generator:
         events: list[procedure_pb2.ProcedureStageEvent] = []
         for number in range(count):
             service = self._random.choice(tramites)
-            filed = self._moment(day)
             procedure_id = f"EXP-{entity.entity_id}-{day:%Y%m%d}-{number:05d}"
-            events += self._procedure_stages(entity, service, procedure_id, filed, quality)
+            events += self._procedure_stages(entity, service, procedure_id, day, quality)
         return events
 
+    def _business_days_before(self, day: date, count: int) -> date:
+        calendar = self._catalogues.calendar
+        while count > 0:
+            day -= timedelta(days=1)
+            count -= calendar.is_business_day(day)
+        return day
+
     def _procedure_stages(
-        self, entity: Entity, service: Service, procedure_id: str, filed: datetime, quality: float
+        self, entity: Entity, service: Service, procedure_id: str, day: date, quality: float
     ) -> list[procedure_pb2.ProcedureStageEvent]:
         term = service.legal_term_business_days or 30
-        calendar = self._catalogues.calendar
+        taken = max(1, round(term * quality * self._random.uniform(0.3, 1.1)))
+        filed = self._moment(self._business_days_before(day, taken))
         stages = [(Stage.PROCEDURE_STAGE_FILED, filed)]
         stages.append((Stage.PROCEDURE_STAGE_ASSIGNED, filed + timedelta(hours=3)))
         if self._random.random() < 0.15:
-            stages.append((Stage.PROCEDURE_STAGE_OBSERVED, filed + timedelta(days=1)))
-            stages.append((Stage.PROCEDURE_STAGE_RESUBMITTED, filed + timedelta(days=2)))
-        taken = max(1, round(term * quality * self._random.uniform(0.2, 1.0)))
-        resolved_day = calendar.add_business_days(filed.date(), taken)
-        resolved = datetime.combine(resolved_day, time(11, 0), LIMA)
-        stages.append((Stage.PROCEDURE_STAGE_RESOLVED, resolved))
+            stages.append((Stage.PROCEDURE_STAGE_OBSERVED, filed + timedelta(hours=20)))
+            stages.append((Stage.PROCEDURE_STAGE_RESUBMITTED, filed + timedelta(hours=22)))
+        resolved = datetime.combine(day, time(11, 0), LIMA)
+        stages.append((Stage.PROCEDURE_STAGE_RESOLVED, max(resolved, filed + timedelta(days=1))))
         channel = "VIRTUAL" if "VIRTUAL" in service.channels else service.channels[0]
         return [
             procedure_pb2.ProcedureStageEvent(
