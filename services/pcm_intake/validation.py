@@ -9,6 +9,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from pcm.monitoring.v1 import attention_pb2, procedure_pb2
+from pcm_common.lifecycle import (
+    ATTENTION_TIME_ORDER,
+    CALLED_KINDS,
+    FINISHED_KINDS,
+    PROCEDURE_TIME_ORDER,
+)
 from pcm_common.validation import (
     FieldError,
     TimeWindow,
@@ -20,14 +26,9 @@ from pcm_common.validation import (
 )
 
 _Kind = attention_pb2.AttentionEventKind
-_CALLED_KINDS = {_Kind.ATTENTION_EVENT_KIND_TICKET_CALLED, _Kind.ATTENTION_EVENT_KIND_TICKET_SERVED}
 _KNOWN_KINDS = frozenset(_Kind.values()) - {_Kind.ATTENTION_EVENT_KIND_UNSPECIFIED}
 _KNOWN_STAGES = frozenset(procedure_pb2.ProcedureStage.values()) - {
     procedure_pb2.PROCEDURE_STAGE_UNSPECIFIED
-}
-_FINISHED_KINDS = {
-    _Kind.ATTENTION_EVENT_KIND_TICKET_SERVED,
-    _Kind.ATTENTION_EVENT_KIND_TICKET_ABANDONED,
 }
 
 
@@ -66,9 +67,9 @@ def attention_errors(
         *check_optional_text(event.office_id, "office_id"),
         *check_optional_text(event.desk_id, "desk_id"),
         *check_time(event, "issued_at", window, required=True),
-        *check_time(event, "called_at", window, required=event.kind in _CALLED_KINDS),
-        *check_time(event, "finished_at", window, required=event.kind in _FINISHED_KINDS),
-        *check_chronology(event, ("issued_at", "called_at", "finished_at")),
+        *check_time(event, "called_at", window, required=event.kind in CALLED_KINDS),
+        *check_time(event, "finished_at", window, required=event.kind in FINISHED_KINDS),
+        *check_chronology(event, ATTENTION_TIME_ORDER),
     ]
     if event.kind not in _KNOWN_KINDS:
         errors.append(FieldError("kind", "required (TICKET_ISSUED, _CALLED, _SERVED, _ABANDONED)"))
@@ -94,7 +95,7 @@ def procedure_errors(
         *check_optional_text(event.unit_id, "unit_id"),
         *check_time(event, "filed_at", window, required=True),
         *check_time(event, "occurred_at", window, required=True),
-        *check_chronology(event, ("filed_at", "occurred_at")),
+        *check_chronology(event, PROCEDURE_TIME_ORDER),
     ]
     if event.stage not in _KNOWN_STAGES:
         errors.append(FieldError("stage", "required (FILED, ASSIGNED, ..., RESOLVED, ARCHIVED)"))

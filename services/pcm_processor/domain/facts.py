@@ -21,8 +21,15 @@ from google.protobuf.message import Message
 from pcm.monitoring.v1 import attention_pb2, envelope_pb2, procedure_pb2
 from pcm_common.catalogues import BusinessCalendar, Catalogues, Service
 from pcm_common.kafka.envelope import PoisonMessage
+from pcm_common.lifecycle import (
+    ATTENTION_TIME_ORDER,
+    CALLED_KINDS,
+    FINISHED_KINDS,
+    PROCEDURE_TIME_ORDER,
+)
+from pcm_common.validation import check_chronology
 
-from pcm_processor.domain.buckets import BucketClock
+from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
 
 _DATETIME_MAX = 2**32 - 1  # ClickHouse DateTime is a UInt32 of unix seconds
 _UINT16_MAX = 2**16 - 1
@@ -43,8 +50,14 @@ def enum_labels(enum_type: Any, prefix: str) -> Mapping[int, str]:
 
 ATTENTION_KINDS = enum_labels(attention_pb2.AttentionEventKind, "ATTENTION_EVENT_KIND_")
 PROCEDURE_STAGES = enum_labels(procedure_pb2.ProcedureStage, "PROCEDURE_STAGE_")
-_CALLED_KINDS = frozenset({"TICKET_CALLED", "TICKET_SERVED"})
-_FINISHED_KINDS = frozenset({"TICKET_SERVED", "TICKET_ABANDONED"})
+
+# Every fact table ends with its period buckets and where the message was read.
+_BUCKET_AND_SOURCE_COLUMNS = (
+    *BUCKET_COLUMNS.values(),
+    "received_at",
+    "kafka_partition",
+    "kafka_offset",
+)
 
 ATTENTION_COLUMNS: tuple[str, ...] = (
     "entity_id",
@@ -60,12 +73,7 @@ ATTENTION_COLUMNS: tuple[str, ...] = (
     "issued_at",
     "called_at",
     "finished_at",
-    "hour_start",
-    "day_start",
-    "month_start",
-    "received_at",
-    "kafka_partition",
-    "kafka_offset",
+    *_BUCKET_AND_SOURCE_COLUMNS,
 )
 
 PROCEDURE_COLUMNS: tuple[str, ...] = (
@@ -81,12 +89,7 @@ PROCEDURE_COLUMNS: tuple[str, ...] = (
     "occurred_at",
     "legal_term_days",
     "business_days_elapsed",
-    "hour_start",
-    "day_start",
-    "month_start",
-    "received_at",
-    "kafka_partition",
-    "kafka_offset",
+    *_BUCKET_AND_SOURCE_COLUMNS,
 )
 
 
@@ -159,9 +162,10 @@ def seconds(payload: Message, field: str, required: bool) -> int:
     return value
 
 
-def _check_order(earlier: tuple[str, int], later: tuple[str, int]) -> None:
-    if earlier[1] and later[1] and later[1] < earlier[1]:
-        raise PoisonMessage("time_order", f"{later[0]} is before {earlier[0]}")
+def _check_chronology(payload: Message, order: tuple[str, ...]) -> None:
+    """The intake's own time-order rule; the first breach dead-letters the event."""
+    for error in check_chronology(payload, order):
+        raise PoisonMessage("time_order", f"{error.field}: {error.reason}")
 
 
 def _required_id(value: str, field: str) -> str:
@@ -192,11 +196,9 @@ def attention_row(
     if service.target_wait_minutes is None:
         raise PoisonMessage("no_wait_target", f"service {service.service_id!r} has no target wait")
     issued = seconds(event, "issued_at", required=True)
-    called = seconds(event, "called_at", required=kind in _CALLED_KINDS)
-    finished = seconds(event, "finished_at", required=kind in _FINISHED_KINDS)
-    _check_order(("issued_at", issued), ("called_at", called))
-    _check_order(("called_at", called), ("finished_at", finished))
-    _check_order(("issued_at", issued), ("finished_at", finished))
+    called = seconds(event, "called_at", required=event.kind in CALLED_KINDS)
+    finished = seconds(event, "finished_at", required=event.kind in FINISHED_KINDS)
+    _check_chronology(event, ATTENTION_TIME_ORDER)
     buckets = ctx.clock.buckets(issued)
     return (
         entity,
@@ -236,7 +238,7 @@ def procedure_row(
     ctx.view.digital(event.channel)  # validates the channel code
     filed = seconds(event, "filed_at", required=True)
     occurred = seconds(event, "occurred_at", required=True)
-    _check_order(("filed_at", filed), ("occurred_at", occurred))
+    _check_chronology(event, PROCEDURE_TIME_ORDER)
     buckets = ctx.clock.buckets(occurred)
     # Business days counted from the day after filing, in local dates and the entity's region.
     elapsed = ctx.view.calendar.business_days_between(
