@@ -5,6 +5,7 @@
 #   mvn                 resolves those Kafka jars from Maven Central
 #   clickhouse-server   analytics store (Debian ships 18.16); clickhouse-client for humans
 #   prometheus          metrics and alerts; also provides promtool for the rule unit tests
+#   postgresql-15       transactional state (Debian's server; run by the stack as a plain process)
 #   go                  fetches the Compose Specification schema (`make schemas`)
 #   npm                 installs buf, the protobuf linter (`make tools`)
 #   python3 venv        the project's virtualenv
@@ -27,6 +28,9 @@ have mvn || missing+=(maven)
 have clickhouse-server || missing+=(clickhouse-server)
 have clickhouse-client || missing+=(clickhouse-client)
 { have prometheus && have promtool; } || missing+=(prometheus)
+# The server binaries live in a per-version folder, never on PATH.
+[[ -x /usr/lib/postgresql/15/bin/postgres && -x /usr/lib/postgresql/15/bin/initdb ]] \
+  || missing+=(postgresql-15)
 have go || missing+=(golang-go)
 have npm || missing+=(npm)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
@@ -38,7 +42,7 @@ fi
 
 echo "install_system: installing ${missing[*]}"
 # The stack runs these servers itself on loopback; a packaged service started by the install
-# would take their ports. policy-rc.d exit 101 tells invoke-rc.d/deb-systemd-invoke not to start
+# (e.g. postgresql-15's "main" cluster on 5432) would take their ports. policy-rc.d exit 101 tells invoke-rc.d/deb-systemd-invoke not to start
 # anything during this install (only if no policy exists already).
 policy=/usr/sbin/policy-rc.d
 if [[ ! -e $policy ]]; then

@@ -1,4 +1,5 @@
-"""Top-level fixtures: the local stack of deploy/local/stack.py (Kafka, ClickHouse, Prometheus)."""
+"""Top-level fixtures: the local stack of deploy/local/stack.py (Kafka, ClickHouse, Prometheus,
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -55,6 +56,15 @@ class LocalStack:
     def prometheus_url(self) -> str:
         return str(self.settings.prometheus_url)
 
+    @property
+    def postgres_port(self) -> int:
+        return int(self.settings.postgres_port)
+
+    @property
+    def postgres_password_file(self) -> Path:
+        """Written by the stack when it initialised PostgreSQL (role pcm)."""
+        return Path(self.settings.postgres_password_file)
+
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         # A subprocess, not an in-process call: the component must outlive the test process.
         return subprocess.run(
@@ -66,7 +76,7 @@ class LocalStack:
         )
 
     def stop(self, name: str) -> None:
-        """Stop one component (kafka, clickhouse, prometheus); its data is kept."""
+        """Stop one component (kafka, clickhouse, prometheus, postgres); its data is kept."""
         self.run("stop", name)
 
     def start(self, name: str) -> None:
@@ -78,6 +88,7 @@ class LocalStack:
             "kafka": stack_module.kafka_ready,
             "clickhouse": stack_module.clickhouse_ready,
             "prometheus": stack_module.prometheus_ready,
+            "postgres": stack_module.postgres_ready,
         }
         return [name for name, ready in probes.items() if not ready(self.settings)]
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Local infrastructure for development and tests: Kafka (KRaft), ClickHouse, Prometheus.
+"""Local infrastructure for development and tests: Kafka, ClickHouse, Prometheus, PostgreSQL.
 
 Everything runs as plain processes on loopback, with data, logs, pid files and downloads under
 `.stack/` at the repo root (git-ignored). Standard library only: this runs before the venv exists.
@@ -14,6 +14,10 @@ Everything runs as plain processes on loopback, with data, logs, pid files and d
 
 Ports and paths can be overridden with environment variables (see `Settings.from_env`).
 Tests import this module for `Settings` and the readiness probes (see tests/conftest.py).
+
+PostgreSQL gets a role and database `pcm`; the role's password is generated on the first start
+and kept in .stack/secrets/postgres_password (mode 0600). PostgreSQL refuses to run as root, so
+as root the server runs as Debian's `postgres` system user.
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ import argparse
 import base64
 import contextlib
 import hashlib
+import hmac
 import os
+import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -37,11 +44,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
-from typing import TextIO
+from typing import Any, TextIO
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-COMPONENTS = ("kafka", "clickhouse", "prometheus")
+COMPONENTS = ("kafka", "clickhouse", "prometheus", "postgres")
 # Debian puts clickhouse-server in /usr/sbin, which is not on a normal user's PATH.
 EXTRA_PATH = ("/usr/sbin", "/usr/bin", "/usr/local/bin")
 
@@ -58,6 +65,8 @@ class Settings:
     clickhouse_http_port: int
     clickhouse_interserver_port: int
     prometheus_port: int
+    postgres_port: int
+    postgres_bin_dir: Path
     kafka_heap: str
     timeout_s: float
 
@@ -78,6 +87,9 @@ class Settings:
             clickhouse_http_port=port("PCM_CLICKHOUSE_HTTP_PORT", 8123),
             clickhouse_interserver_port=port("PCM_CLICKHOUSE_INTERSERVER_PORT", 9009),
             prometheus_port=port("PCM_PROMETHEUS_PORT", 9090),
+            postgres_port=port("PCM_POSTGRES_PORT", 5432),
+            # Debian keeps the server binaries of each major version off PATH.
+            postgres_bin_dir=Path(env.get("PCM_POSTGRES_BIN_DIR", "/usr/lib/postgresql/15/bin")),
             kafka_heap=env.get("KAFKA_HEAP_OPTS", "-Xms256m -Xmx768m"),
             timeout_s=float(env.get("PCM_STACK_TIMEOUT", 90)),
         )
@@ -93,6 +105,10 @@ class Settings:
     @property
     def prometheus_url(self) -> str:
         return f"http://{self.host}:{self.prometheus_port}"
+
+    @property
+    def postgres_password_file(self) -> Path:
+        return self.stack_dir / "secrets" / "postgres_password"
 
     def home(self, name: str) -> Path:
         return self.stack_dir / name
@@ -133,7 +149,7 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     while len(buf) < size:
         chunk = sock.recv(size - len(buf))
         if not chunk:
-            raise OSError("connection closed by broker")
+            raise OSError("connection closed by the server")
         buf += chunk
     return buf
 
@@ -175,6 +191,37 @@ def prometheus_ready(s: Settings) -> bool:
     return status == 200
 
 
+POSTGRES_ROLE = "pcm"
+POSTGRES_DATABASE = "pcm"
+_PG_PROTOCOL_3_0 = 196608
+
+
+def postgres_asks_for_login(host: str, port: int, timeout: float = 2.0) -> bool:
+    """Send a real StartupMessage for pcm/pcm; True when the server answers with a login request.
+
+    A server that is still starting, recovering or shutting down answers with an error (57P03)
+    instead, while a bare TCP connect succeeds as soon as the postmaster listens. The password
+    exchange is not carried out: closing at this point is what pg_isready does too.
+    """
+    params = f"user\0{POSTGRES_ROLE}\0database\0{POSTGRES_DATABASE}\0\0".encode()
+    body = struct.pack(">i", _PG_PROTOCOL_3_0) + params
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.settimeout(timeout)
+        sock.sendall(struct.pack(">i", len(body) + 4) + body)
+        kind = _recv_exact(sock, 1)
+        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+        # Read the whole message: closing with unread data sends a reset, which the server logs.
+        _recv_exact(sock, size - 4)
+    return kind == b"R"  # AuthenticationRequest (SASL for scram-sha-256)
+
+
+def postgres_ready(s: Settings) -> bool:
+    try:
+        return postgres_asks_for_login(s.host, s.postgres_port)
+    except (OSError, struct.error):
+        return False
+
+
 # --------------------------------------------------------------------------------------------
 # Components
 
@@ -189,23 +236,58 @@ class Component:
     command: Callable[[Settings], list[str]]
     ready: Callable[[Settings], bool]
     logs: Callable[[Settings], list[Path]]
+    # What `stop` sends first (SIGKILL follows after the grace period).
+    stop_signal: signal.Signals = signal.SIGTERM
+    # The system user the process runs as; None: the user running this script.
+    run_as: Callable[[], str | None] = lambda: None
 
 
-def find_binary(name: str) -> str:
-    path = os.pathsep.join([os.environ.get("PATH", ""), *EXTRA_PATH])
+def find_binary(name: str, extra_dirs: Sequence[Path] = ()) -> str:
+    # extra_dirs first: a configured version wins over whatever else is on PATH.
+    path = os.pathsep.join([*map(str, extra_dirs), os.environ.get("PATH", ""), *EXTRA_PATH])
     found = shutil.which(name, path=path)
     if not found:
         raise StackError(f"{name} not found: run `make install-system` (scripts/install_system.sh)")
     return found
 
 
-def run_checked(cmd: Sequence[str], what: str, log: Path) -> None:
-    """Run a preparation step, appending its output to `log`; raise with the output on failure."""
+def identity(user: str | None) -> dict[str, Any]:
+    """Popen arguments that run a command as `user` (None: as ourselves).
+
+    Popen switches user between fork and exec. A wrapper such as setpriv or runuser would exec
+    (or fork) once more, and right after that second exec /proc/PID/cmdline reads empty for a
+    moment: long enough for `process_alive` to take a starting server for a dead one.
+    """
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
+def run_checked(
+    cmd: Sequence[str],
+    what: str,
+    log: Path,
+    stdin: str | None = None,
+    cwd: Path | None = None,
+    user: str | None = None,
+) -> None:
+    """Run a preparation step, appending its output to `log`; raise with the output on failure.
+
+    `stdin` (e.g. SQL) is fed to the command and not written to the log.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(cmd)}\n".encode())
         out.flush()
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, check=False)
+        proc = subprocess.run(
+            cmd,
+            input=None if stdin is None else stdin.encode(),
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            check=False,
+            **identity(user),
+        )
     if proc.returncode != 0:
         raise StackError(f"{what} failed (exit {proc.returncode}); see {log}")
 
@@ -387,6 +469,221 @@ def prometheus_command(s: Settings) -> list[str]:
     ]
 
 
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+# PostgreSQL refuses to run as root: as root, it runs as the system user Debian's package creates.
+POSTGRES_SYSTEM_USER = "postgres"
+# A Unix socket path must fit in sun_path (108 bytes with the terminating NUL).
+UNIX_SOCKET_PATH_MAX = 107
+
+
+def postgres_binary(s: Settings, name: str) -> str:
+    return find_binary(name, extra_dirs=(s.postgres_bin_dir,))
+
+
+def server_user() -> str | None:
+    """The user PostgreSQL runs as, when it is not the current one (that is, when we are root)."""
+    return POSTGRES_SYSTEM_USER if os.geteuid() == 0 else None
+
+
+def ensure_server_user(s: Settings) -> None:
+    """Create the `postgres` system user if the package did not (it normally does)."""
+    user = server_user()
+    if user is None:
+        return
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        run_checked(
+            [find_binary("useradd"), "--system", "--user-group", "--no-create-home", user],
+            f"creating the {user} system user",
+            s.home("postgres") / "logs" / "prepare.log",
+        )
+
+
+def give_to_server_user(*paths: Path) -> None:
+    user = server_user()
+    if user is None:
+        return
+    entry = pwd.getpwnam(user)
+    for path in paths:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def check_postgres_paths(s: Settings) -> None:
+    home = s.home("postgres")
+    socket_path = home / "run" / f".s.PGSQL.{s.postgres_port}"
+    if len(os.fsencode(socket_path)) > UNIX_SOCKET_PATH_MAX:
+        raise StackError(
+            f"{socket_path} is too long for a Unix socket; set PCM_STACK_DIR to a shorter path"
+        )
+    user = server_user()
+    # As root, the repository may lie under a folder the postgres user cannot enter (e.g. /root).
+    probe = ["test", "-w", str(home / "data"), "-a", "-w", str(home / "run")]
+    if user and subprocess.run(probe, check=False, **identity(user)).returncode != 0:
+        raise StackError(
+            f"the {user} user cannot write to {home}: make its parent folders searchable "
+            "(chmod o+x) or set PCM_STACK_DIR to a folder it can reach"
+        )
+
+
+def pg_quote(value: object) -> str:
+    """A string literal for postgresql.conf (and SQL)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def postgres_conf(s: Settings) -> str:
+    home = s.home("postgres")
+    return "\n".join(
+        [
+            "# Generated by deploy/local/stack.py; edit the script, not this file.",
+            # The server is started with -D etc/ (like Debian's clusters): configuration apart
+            # from the data, regenerated on every start; initdb's copies in data/ are not read.
+            f"data_directory = {pg_quote(home / 'data')}",
+            f"hba_file = {pg_quote(home / 'etc' / 'pg_hba.conf')}",
+            f"ident_file = {pg_quote(home / 'etc' / 'pg_ident.conf')}",
+            f"listen_addresses = {pg_quote(s.host)}",
+            f"port = {s.postgres_port}",
+            # Not /var/run/postgresql, which belongs to the packaged cluster (and to root).
+            f"unix_socket_directories = {pg_quote(home / 'run')}",
+            "unix_socket_permissions = 0700",
+            "password_encryption = 'scram-sha-256'",
+            "max_connections = 100",
+            "shared_buffers = 128MB",
+            "dynamic_shared_memory_type = posix",
+            # stderr goes to logs/stdout.log (see spawn).
+            "logging_collector = off",
+            "log_line_prefix = '%m [%p] %q%u@%d '",
+            "log_timezone = 'UTC'",
+            "timezone = 'UTC'",
+            "datestyle = 'iso, ymd'",
+            "lc_messages = 'C'",
+            "",
+        ]
+    )
+
+
+# Host connections need a password (SCRAM). The socket in run/ (mode 0700: the server's own OS
+# user only) takes peer authentication, for the superuser named after that OS user, e.g. as root:
+# `runuser -u postgres -- psql -h .stack/postgres/run postgres`.
+PG_HBA = """\
+# Generated by deploy/local/stack.py; edit the script, not this file.
+# TYPE  DATABASE  USER  ADDRESS       METHOD
+local   all       all                 peer
+host    all       all   127.0.0.1/32  scram-sha-256
+"""
+
+
+def scram_verifier(password: str, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802/7677).
+
+    Handing the server the verifier, not the password, keeps the password out of its logs.
+    """
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+def write_secret(path: Path, value: str) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # O_CREAT's mode does not apply to a file that already exists
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+
+
+def postgres_single_user(s: Settings, statements: Sequence[str], what: str) -> None:
+    """Run SQL in single-user mode: the server is stopped, no connection or password needed.
+
+    One statement per line; exit_on_error turns the first failing statement into a failed exit.
+    """
+    home = s.home("postgres")
+    cmd = [postgres_binary(s, "postgres"), "--single", "-D", str(home / "etc")]
+    run_checked(
+        [*cmd, "-c", "exit_on_error=on", "postgres"],
+        what,
+        home / "logs" / "prepare.log",
+        stdin="".join(f"{statement}\n" for statement in statements),
+        cwd=home,
+        user=server_user(),
+    )
+
+
+def pcm_role_sql(verb: str, password: str) -> str:
+    """CREATE or ALTER the pcm role (CREATEDB: tests make throwaway databases)."""
+    verifier = pg_quote(scram_verifier(password))
+    return f"{verb} ROLE {POSTGRES_ROLE} LOGIN CREATEDB PASSWORD {verifier}"
+
+
+def renew_pcm_password(s: Settings) -> None:
+    password = secrets.token_urlsafe(24)
+    sql = [pcm_role_sql("ALTER", password)]
+    postgres_single_user(s, sql, "setting a new password for the pcm role")
+    write_secret(s.postgres_password_file, password)
+
+
+def init_postgres(s: Settings) -> None:
+    home = s.home("postgres")
+    data = home / "data"
+    initdb = [
+        postgres_binary(s, "initdb"),
+        f"--pgdata={data}",
+        "--encoding=UTF8",
+        # C.UTF-8: byte-order sorting like C, but upper()/lower() know á, ñ, ü.
+        "--locale=C.UTF-8",
+        # For initdb's own pg_hba.conf in data/ (not read, see postgres_conf): no "trust".
+        "--auth-local=peer",
+        "--auth-host=scram-sha-256",
+        "--no-instructions",
+    ]
+    log = home / "logs" / "prepare.log"
+    # From the component folder: the caller's working folder may be closed to `postgres`.
+    what = "initialising the PostgreSQL cluster"
+    run_checked(initdb, what, log, cwd=home, user=server_user())
+    password = secrets.token_urlsafe(24)
+    sql = [
+        pcm_role_sql("CREATE", password),
+        f"CREATE DATABASE {POSTGRES_DATABASE} OWNER {POSTGRES_ROLE}",
+    ]
+    try:
+        postgres_single_user(s, sql, "creating the pcm role and database")
+    except StackError:
+        shutil.rmtree(data)  # half-initialised: the next start begins from scratch
+        raise
+    write_secret(s.postgres_password_file, password)
+
+
+def prepare_postgres(s: Settings) -> None:
+    home = s.home("postgres")
+    etc, data, run = home / "etc", home / "data", home / "run"
+    for d in (etc, data, run, home / "logs"):
+        d.mkdir(parents=True, exist_ok=True)
+    postgres_binary(s, "postgres")
+    ensure_server_user(s)
+    give_to_server_user(data, run)
+    data.chmod(0o700)  # the server refuses a data folder others can read
+    check_postgres_paths(s)
+    (etc / "postgresql.conf").write_text(postgres_conf(s))
+    (etc / "pg_hba.conf").write_text(PG_HBA)
+    (etc / "pg_ident.conf").write_text("")
+    if not (data / "PG_VERSION").is_file():
+        init_postgres(s)
+    elif not s.postgres_password_file.is_file():
+        # The cluster outlived its password file (e.g. .stack/secrets was wiped): a new one.
+        renew_pcm_password(s)
+
+
+def postgres_command(s: Settings) -> list[str]:
+    return [postgres_binary(s, "postgres"), "-D", str(s.home("postgres") / "etc")]
+
+
 def stdout_log(s: Settings, name: str) -> Path:
     return s.home(name) / "logs" / "stdout.log"
 
@@ -422,6 +719,19 @@ REGISTRY: dict[str, Component] = {
         command=prometheus_command,
         ready=prometheus_ready,
         logs=lambda s: [stdout_log(s, "prometheus")],
+    ),
+    "postgres": Component(
+        name="postgres",
+        ports=lambda s: (s.postgres_port,),
+        cmdline_marker="postgres -D ",
+        prepare=prepare_postgres,
+        command=postgres_command,
+        ready=postgres_ready,
+        logs=lambda s: [s.home("postgres") / "logs" / "prepare.log", stdout_log(s, "postgres")],
+        # SIGTERM is PostgreSQL's "smart" shutdown, which waits for every client (a service's
+        # pool) to disconnect; SIGINT is the fast one: clients are cut off, data is checkpointed.
+        stop_signal=signal.SIGINT,
+        run_as=server_user,
     ),
 }
 
@@ -470,6 +780,7 @@ def spawn(s: Settings, comp: Component) -> int:
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            **identity(comp.run_as()),
         )
     s.pid_file(comp.name).write_text(f"{proc.pid}\n")
     return proc.pid
@@ -486,7 +797,7 @@ def stop_component(s: Settings, comp: Component, grace_s: float = 30.0) -> str:
     s.pid_file(comp.name).unlink(missing_ok=True)
     if pid is None:
         return "not running"
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, comp.stop_signal)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
         reap(pid)

@@ -26,8 +26,17 @@ TOKEN_PREFIX = "pcm"
 
 
 class Role(StrEnum):
-    ENTITY = "entity"  # pushes and reads its own entity's data only
-    OVERSIGHT = "oversight"  # PCM-SGP: reads every entity's results
+    ENTITY = "entity"
+    """A public entity's system: pushes and reads its own entity's data only."""
+    NATIONAL = "national"
+    """The oversight body (PCM, Secretaría de Gestión Pública): reads every entity's data,
+    writes none of their events."""
+    OPERATOR = "operator"
+    """The platform's operations team: health and operations endpoints, no entity data."""
+
+
+ROLE_HOLDERS = {Role.NATIONAL: "PCM-SGP", Role.OPERATOR: "OPERATIONS"}
+"""Who holds the credentials of the roles that are not an entity's (their ``entity_id``)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,40 @@ class Principal:
     token_id: str
     entity_id: str
     role: Role
+
+
+class Access(StrEnum):
+    """What a call wants to do with an entity's data."""
+
+    WRITE_EVENTS = "write_events"
+    READ = "read"
+
+
+class Denial(StrEnum):
+    """Why ``authorize`` refused; the values are the ``ErrorReason`` names clients receive."""
+
+    ROLE_NOT_ALLOWED = "ERROR_REASON_ROLE_NOT_ALLOWED"
+    FOREIGN_ENTITY = "ERROR_REASON_FOREIGN_ENTITY"
+
+
+def authorize(principal: Principal, access: Access, entity_id: str) -> Denial | None:
+    """The one rule every read and write path applies; None means allowed.
+
+    An entity writes and reads only its own data; the national role reads every entity and
+    writes none of their events; the operator role touches no entity's data.
+    """
+    if principal.role is Role.ENTITY:
+        return None if entity_id == principal.entity_id else Denial.FOREIGN_ENTITY
+    if principal.role is Role.NATIONAL and access is Access.READ:
+        return None
+    return Denial.ROLE_NOT_ALLOWED
+
+
+def denial_message(principal: Principal, access: Access, denial: Denial) -> str:
+    action = access.value.replace("_", " ")
+    if denial is Denial.FOREIGN_ENTITY:
+        return f"this credential is {principal.entity_id!r}'s: it may not {action} of others"
+    return f"a {principal.role.value} credential may not {action} of entities"
 
 
 @dataclass(frozen=True)
@@ -50,8 +93,21 @@ class TokenRecord:
     revoked_at: str | None = None
 
 
+class AuthFailure(StrEnum):
+    """Why a credential was refused; the values are the ``ErrorReason`` names clients receive."""
+
+    MISSING = "ERROR_REASON_TOKEN_MISSING"
+    MALFORMED = "ERROR_REASON_TOKEN_MALFORMED"
+    UNKNOWN = "ERROR_REASON_TOKEN_UNKNOWN"
+    REVOKED = "ERROR_REASON_TOKEN_REVOKED"
+
+
 class AuthError(Exception):
     """The call carries no valid credential. The message never echoes the token."""
+
+    def __init__(self, failure: AuthFailure, message: str) -> None:
+        super().__init__(message)
+        self.failure = failure
 
 
 def hash_secret(secret: str) -> str:
@@ -61,14 +117,16 @@ def hash_secret(secret: str) -> str:
 def parse_bearer(authorization: str | None) -> tuple[str, str]:
     """Split 'Bearer pcm_<id>_<secret>' into (token id, secret)."""
     if not authorization:
-        raise AuthError("missing authorization metadata (expected 'Bearer <token>')")
+        raise AuthError(
+            AuthFailure.MISSING, "missing authorization metadata (expected 'Bearer <token>')"
+        )
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise AuthError("authorization must be 'Bearer <token>'")
+        raise AuthError(AuthFailure.MALFORMED, "authorization must be 'Bearer <token>'")
     prefix, _, rest = token.strip().partition("_")
     token_id, _, secret = rest.partition("_")
     if prefix != TOKEN_PREFIX or not token_id or not secret:
-        raise AuthError("malformed token")
+        raise AuthError(AuthFailure.MALFORMED, "malformed token")
     return token_id, secret
 
 
@@ -88,9 +146,9 @@ class TokenStore:
         token_id, secret = parse_bearer(authorization)
         record = self._current().get(token_id)
         if record is None or not hmac.compare_digest(record.secret_sha256, hash_secret(secret)):
-            raise AuthError("unknown token")
+            raise AuthError(AuthFailure.UNKNOWN, "unknown token")
         if record.revoked_at is not None:
-            raise AuthError("revoked token")
+            raise AuthError(AuthFailure.REVOKED, "revoked token")
         return Principal(record.token_id, record.entity_id, Role(record.role))
 
     def _current(self) -> dict[str, TokenRecord]:

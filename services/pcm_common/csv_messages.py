@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from pcm_common.validation import FieldError
+from pcm_common.validation import INVALID_FORMAT, FieldError
 
 M = TypeVar("M", bound=Message)
 _TRUE = {"true", "1", "si", "sí", "yes", "y", "s"}
@@ -37,7 +37,7 @@ def message_from_row(
         try:
             _set(message, fields[column], value, zone)
         except ValueError as error:
-            errors.append(FieldError(column, str(error)))
+            errors.append(FieldError(column, str(error), INVALID_FORMAT))
     return message, errors
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,22 @@ class Settings(BaseSettings):
     )
     clickhouse_database: str = Field("pcm", description="ClickHouse database of the platform.")
 
+    postgres_host: str = Field(
+        "127.0.0.1", description="PostgreSQL host (transactional state, e.g. the event-id ledger)."
+    )
+    postgres_port: int = Field(5432, description="PostgreSQL port.")
+    postgres_user: str = Field("pcm", description="PostgreSQL role of the platform.")
+    postgres_database: str = Field("pcm", description="PostgreSQL database of the platform.")
+    postgres_password: SecretStr = Field(
+        SecretStr(""),
+        description="PostgreSQL password (secret); when empty, read from postgres_password_file.",
+    )
+    postgres_password_file: Path | None = Field(
+        Path(".stack/secrets/postgres_password"),
+        description="File holding the PostgreSQL password (written by the local stack; a mounted "
+        "secret in production); read only when postgres_password is empty and the file exists.",
+    )
+
     catalogue_dir: Path | None = Field(
         None, description="Folder of the catalogues; default: the repository's catalogues/."
     )
@@ -62,6 +79,28 @@ class Settings(BaseSettings):
         1.0, description="How often services look for token-store changes (revocations)."
     )
     metrics_host: str = Field("127.0.0.1", description="Address the /metrics endpoint binds.")
+
+    push_ledger: Literal["postgres", "memory"] = Field(
+        "postgres",
+        description="Where push services remember accepted event ids: postgres (across restarts "
+        "and replicas) or memory (this replica's recent ids only: a resend after a restart or "
+        "to another replica is stored once but answered 'accepted').",
+    )
+    push_claim_lease_s: float = Field(
+        60.0,
+        description="How long an unconfirmed claim on an event id (its call is producing) makes "
+        "a resend 'in progress'; longer than a produce can take (kafka_request_timeout_ms).",
+    )
+
+    def postgres_password_value(self) -> SecretStr:
+        """The PostgreSQL password: the setting if set, else the password file's content."""
+        if self.postgres_password.get_secret_value():
+            return self.postgres_password
+        path = self.postgres_password_file
+        if path is not None and path.is_file():
+            # A secret created from a file often ends with a newline that is not part of it.
+            return SecretStr(path.read_text().rstrip("\r\n"))
+        return SecretStr("")
 
 
 def load_settings() -> Settings:

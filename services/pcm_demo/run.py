@@ -181,13 +181,13 @@ def wait_until(
 
 def push(dataset: Dataset, tokens: dict[str, str]) -> dict[str, int]:
     """Every entity pushes its own events with its own token, in batches of 500."""
-    accepted = {"attention": 0, "procedure": 0}
+    accepted = {"attention": 0, "procedure_stage": 0}
     with tqdm(total=dataset.events, unit="event", desc="      pushing", file=sys.stdout) as bar:
         for entity_id, token in tokens.items():
             client = IntakeClient(INTAKE_TARGET, token)
             for domain, events, send in (
                 ("attention", dataset.attentions.get(entity_id, []), client.push_attentions),
-                ("procedure", dataset.procedures.get(entity_id, []), client.push_procedure_stages),
+                ("procedure_stage", dataset.procedures.get(entity_id, []), client.push_procedure_stages),
             ):
                 for start in range(0, len(events), 500):
                     batch = events[start : start + 500]
@@ -209,10 +209,10 @@ def wait_for_facts(
 
     def written() -> tuple[int, int]:
         ((attention,),) = client.execute("SELECT uniqExact(event_id) FROM attention_events")
-        ((procedure,),) = client.execute("SELECT uniqExact(event_id) FROM procedure_events")
+        ((procedure,),) = client.execute("SELECT uniqExact(event_id) FROM procedure_stage_events")
         return int(attention), int(procedure)
 
-    total = accepted["attention"] + accepted["procedure"]
+    total = accepted["attention"] + accepted["procedure_stage"]
     with tqdm(total=total, unit="fact", desc="      in ClickHouse", file=sys.stdout) as bar:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
@@ -227,7 +227,7 @@ def wait_for_facts(
         raise SystemExit("error: the processor did not catch up within 5 minutes")
     # The processor commits an offset only once that message's KPIs are written: zero lag
     # means every KPI is current.
-    topics = [topic_for_domain(d).name(settings.topic_prefix) for d in ("attention", "procedure")]
+    topics = [topic_for_domain(d).name(settings.topic_prefix) for d in ("attention", "procedure_stage")]
     group = ProcessorSettings(topic_prefix=settings.topic_prefix).group_id
     wait_caught_up(settings.kafka_bootstrap, group, topics, timeout_s=120)
 

@@ -7,7 +7,7 @@ import argparse
 from pcm_common.catalogues import CatalogueError
 from pcm_common.logging import configure_logging
 
-from pcm_intake.server import serve
+from pcm_intake.server import run
 from pcm_intake.settings import IntakeSettings
 
 
@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = IntakeSettings()
     configure_logging(settings.log_level, settings.log_json)
     try:
-        serve(settings)
+        run(settings)
     except CatalogueError as error:
         print(f"error: {error}")
         return 2

@@ -30,7 +30,6 @@ from pcm_common.catalogues import Catalogues
 from pcm_common.clickhouse.client import connect
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
-from pcm_common.metrics import PROCESSOR_FRESHNESS_SECONDS
 
 from pcm_processor.adapters.clickhouse import ClickHouseStore
 from pcm_processor.adapters.faust_consumer import (
@@ -48,6 +47,7 @@ from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext
 from pcm_processor.domain.kpis import build_plan
 from pcm_processor.domain.registry import fact_domain
+from pcm_processor.metrics import PROCESSOR_FRESHNESS_SECONDS
 from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig
 from pcm_processor.settings import ProcessorSettings
 

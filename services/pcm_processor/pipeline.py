@@ -27,22 +27,23 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pcm_common.domains import Row
 from pcm_common.kafka.envelope import PoisonMessage, decode
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
-from pcm_common.metrics import (
+
+from pcm_processor.adapters.kpi_sql import SqlCompiler
+from pcm_processor.domain.buckets import BUCKET_COLUMNS, GRAINS
+from pcm_processor.domain.facts import MappingContext, Position
+from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey
+from pcm_processor.domain.poison import DeadLetter
+from pcm_processor.metrics import (
     PROCESSOR_BATCH_SIZE,
     PROCESSOR_DEAD_LETTER,
     PROCESSOR_EVENTS,
     PROCESSOR_KPI_ROWS,
     PROCESSOR_KPI_SECONDS,
 )
-
-from pcm_processor.adapters.kpi_sql import SqlCompiler
-from pcm_processor.domain.buckets import BUCKET_COLUMNS, GRAINS
-from pcm_processor.domain.facts import MappingContext, Position, Row
-from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey
-from pcm_processor.domain.poison import DeadLetter
 
 log = get_logger(__name__)
 

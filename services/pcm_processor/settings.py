@@ -12,7 +12,7 @@ from pydantic import Field
 
 class ProcessorSettings(Settings):
     processor_domains: str = Field(
-        "attention,procedure",
+        "attention,procedure_stage",
         description="Fact domains to consume (comma-separated names of the domain registry).",
     )
     processor_group_id: str = Field(

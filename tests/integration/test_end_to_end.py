@@ -68,12 +68,12 @@ def pipeline(
             "intake_address": "127.0.0.1:0",
         }
     )
-    server, port, producer = create_server(settings)
+    server, port, kit = create_server(settings)
     server.start()
     with processor_for(isolated_settings, tmp_path_factory.mktemp("processor")):
         yield f"127.0.0.1:{port}", token
     server.stop(grace=1).wait()
-    producer.close()
+    kit.close()
 
 
 def hour_kpi(clickhouse: Client, database: str, code: str) -> float | None:

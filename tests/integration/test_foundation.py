@@ -14,6 +14,7 @@ from pcm_common.kafka.producer import AcknowledgedProducer
 from pcm_common.kafka.topics import TOPICS, topic_for_domain
 from pcm_common.settings import Settings
 
+from tests.fact_tables import described, fact_tables
 from tests.integration.intake_helpers import read_envelopes
 
 
@@ -64,5 +65,22 @@ def test_migrations_apply_twice_on_the_real_server(
     assert migrate(clickhouse, db) == every_id
     assert migrate(clickhouse, db) == []
     tables = {row[0] for row in clickhouse.execute(f"SHOW TABLES FROM {db}")}
-    assert {"schema_migrations", "attention_events", "procedure_events", "kpi_values"} <= tables
+    assert {
+        "schema_migrations",
+        "attention_events",
+        "procedure_stage_events",
+        "kpi_values",
+    } <= tables
     assert clickhouse.execute(f"SELECT count() FROM {db}.schema_migrations") == [(len(every_id),)]
+
+
+def test_fact_tables_match_their_declaration_on_the_real_server(
+    clickhouse: Client, isolated_settings: Settings
+) -> None:
+    """As in tests/unit/test_migrations_chdb.py, on the Debian 18.16 server."""
+    db = isolated_settings.clickhouse_database
+    migrate(clickhouse, db)
+    for table in fact_tables():
+        assert described(clickhouse, db, table.name) == [
+            (column.name, column.type) for column in table.columns
+        ]

@@ -63,11 +63,11 @@ def intake(
     ensure_topics(settings.kafka_bootstrap, settings.topic_prefix)
     store = TokenStore(token_file, reload_interval_s=0)
     tokens = {entity: store.issue(entity) for entity in ("RENIEC", "SUNARP", "MUNI-MIRAFLORES")}
-    server, port, producer = create_server(settings)
+    server, port, kit = create_server(settings)
     server.start()
     yield Intake(settings, f"127.0.0.1:{port}", tokens, store)
     server.stop(grace=1).wait()
-    producer.close()
+    kit.close()
 
 
 def test_pushed_events_arrive_decoded_and_keyed_by_entity(intake: Intake) -> None:
@@ -183,7 +183,7 @@ def test_procedure_stages_are_validated_and_published(intake: Intake) -> None:
     )
     assert response.result.accepted == 1
     assert [(r.index, r.field) for r in response.result.rejections] == [(1, "service_id")]
-    envelopes = [env for _, env in intake.on_topic("procedure")]
+    envelopes = [env for _, env in intake.on_topic("procedure_stage")]
     assert [env.procedure_stage for env in envelopes] == [resolved]
 
 
@@ -239,7 +239,10 @@ def test_metrics_count_accepted_and_rejected(intake: Intake) -> None:
     )
     exposition = generate_latest().decode()
     assert 'pcm_intake_events_accepted_total{domain="attention",entity="SUNARP"}' in exposition
-    assert 'pcm_intake_events_rejected_total{entity="SUNARP",reason="channel"} 1.0' in exposition
+    assert (
+        'pcm_intake_events_rejected_total{code="REJECTION_CODE_UNKNOWN_CODE",domain="attention",'
+        'entity="SUNARP",field="channel"} 1.0'
+    ) in exposition
     assert "pcm_intake_batch_seconds_bucket" in exposition
 
 
@@ -347,7 +350,7 @@ def test_tls_is_supported_by_configuration(
         "token_file": intake.settings.token_file,
     }
     settings = IntakeSettings(**{**isolated_settings.model_dump(), **overrides})
-    server, port, producer = create_server(settings)
+    server, port, kit = create_server(settings)
     server.start()
     try:
         credentials = grpc.ssl_channel_credentials(certificate.read_bytes())
@@ -372,4 +375,4 @@ def test_tls_is_supported_by_configuration(
         assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         server.stop(grace=1).wait()
-        producer.close()
+        kit.close()

@@ -49,7 +49,7 @@ def test_stream_delivery_survives_a_kill_and_matches_the_reference(
     start = local_time(2025, 6, 30, 20)
     streams = {
         "attention": generator.attention_stream(2_000, start, 8 * 3600),
-        "procedure": generator.procedure_stream(300, start, 8 * 3600),
+        "procedure_stage": generator.procedure_stream(300, start, 8 * 3600),
     }
     s = isolated_settings
     for name, events in streams.items():

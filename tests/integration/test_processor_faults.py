@@ -61,7 +61,7 @@ def stream(catalogues: Catalogues, rng: random.Random) -> dict[str, list[Produce
     start, span = local_time(2025, 4, 30, 0), 2 * 86_400
     streams = {
         "attention": generator.attention_stream(TICKETS, start, span),
-        "procedure": generator.procedure_stream(PROCEDURES, start, span),
+        "procedure_stage": generator.procedure_stream(PROCEDURES, start, span),
     }
     for events in streams.values():
         for index in sorted(rng.sample(range(len(events)), len(events) // 100)):
@@ -155,7 +155,10 @@ def test_kill_9_at_random_moments_leaves_every_kpi_exact(
         )
         for name, items in envelopes.items()
     }
-    for name, table in (("attention", "attention_events"), ("procedure", "procedure_events")):
+    for name, table in (
+        ("attention", "attention_events"),
+        ("procedure_stage", "procedure_stage_events"),
+    ):
         stored = clickhouse.execute(f"SELECT uniqExact(event_id) FROM {db}.{table}")[0][0]
         assert stored == distinct[name]
     assert kills >= KILLS and processor.starts == kills + 1

@@ -43,7 +43,7 @@ SERVICE = "RENIEC_DNI_DUPLICADO"  # 20 min target wait, 7 business days legal te
 HOUR9 = local_time(2025, 3, 10, 9)
 DAY10 = local_time(2025, 3, 10)
 MARCH = local_time(2025, 3, 1)
-PRODUCED: dict[str, list[envelope_pb2.EventEnvelope]] = {"attention": [], "procedure": []}
+PRODUCED: dict[str, list[envelope_pb2.EventEnvelope]] = {"attention": [], "procedure_stage": []}
 
 
 def t(hour: int, minute: int, day: int = 10) -> int:
@@ -149,7 +149,7 @@ def test_known_events_give_the_hand_computed_kpis(
 ) -> None:
     tickets, procedures = known_events()
     send(isolated_settings, "attention", tickets)
-    send(isolated_settings, "procedure", procedures)
+    send(isolated_settings, "procedure_stage", procedures)
     caught_up(isolated_settings, processor)
     s = isolated_settings
 
@@ -209,7 +209,7 @@ def test_replaying_the_same_events_changes_no_kpi(
     before = read_kpis(ch, isolated_settings.clickhouse_database)
     tickets, procedures = known_events()
     send(isolated_settings, "attention", tickets[::-1])  # same events, reversed
-    send(isolated_settings, "procedure", procedures)
+    send(isolated_settings, "procedure_stage", procedures)
     caught_up(isolated_settings, processor)
     assert read_kpis(ch, isolated_settings.clickhouse_database) == before
     db = isolated_settings.clickhouse_database
@@ -223,7 +223,7 @@ def test_an_observation_arriving_after_the_resolution_marks_it_reworked(
     day14 = local_time(2025, 3, 14)
     send(
         isolated_settings,
-        "procedure",
+        "procedure_stage",
         [
             procedure_event("RENIEC", "P3", "FILED", SERVICE, "PRESENCIAL", filed, filed),
             procedure_event("RENIEC", "P3", "RESOLVED", SERVICE, "PRESENCIAL", filed, resolved, 3),
@@ -234,7 +234,7 @@ def test_an_observation_arriving_after_the_resolution_marks_it_reworked(
     late = procedure_event(
         "RENIEC", "P3", "OBSERVED", SERVICE, "PRESENCIAL", filed, t(12, 0, day=12), 2
     )
-    send(isolated_settings, "procedure", [late])
+    send(isolated_settings, "procedure_stage", [late])
     caught_up(isolated_settings, processor)
     assert kpi(ch, isolated_settings, "PROCEDURES_REWORKED_PCT", "DAY", day14) == 100
 

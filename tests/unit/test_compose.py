@@ -90,6 +90,18 @@ def test_platform_services_wait_for_healthy_infrastructure(compose: dict[str, An
         env = compose["services"][name]["environment"]
         assert env["PCM_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert env["PCM_CLICKHOUSE_HOST"] == "clickhouse"
+        assert env["PCM_POSTGRES_HOST"] == "postgres"
+    # The intake keeps its event-id ledger in PostgreSQL.
+    assert compose["services"]["intake"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+
+
+def test_postgres_password_and_data(compose: dict[str, Any]) -> None:
+    postgres = compose["services"]["postgres"]
+    password = "${PCM_POSTGRES_PASSWORD:?set PCM_POSTGRES_PASSWORD in .env}"
+    assert postgres["environment"]["POSTGRES_PASSWORD"] == password
+    for name in PLATFORM_SERVICES:
+        assert compose["services"][name]["environment"]["PCM_POSTGRES_PASSWORD"] == password
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
 
 
 def test_no_literal_secrets(compose: dict[str, Any]) -> None:

@@ -49,6 +49,7 @@ PRODUCTION_VALUES: dict[str, Any] = {
     "imagePullSecrets": [{"name": "registry-credentials"}],
     "kafka": {"bootstrap": "kafka-0.kafka:9092,kafka-1.kafka:9092,kafka-2.kafka:9092"},
     "clickhouse": {"host": "clickhouse.data.svc", "existingSecret": "ch-credentials"},
+    "postgres": {"host": "postgres.data.svc", "existingSecret": "pg-credentials"},
     "tokens": {"existingSecret": "intake-tokens"},
     "config": {"topicPrefix": "prod.", "extraEnv": {"PCM_INTAKE_RATE_LIMIT_EVENTS_PER_S": 5000}},
     "catalogues": {"files": catalogue_files()},
@@ -334,6 +335,8 @@ def test_values_file_names_secrets_but_holds_none() -> None:
     assert values["tokens"]["existingSecret"]
     assert values["clickhouse"]["existingSecret"]
     assert "password" not in values["clickhouse"]
+    assert values["postgres"]["existingSecret"]
+    assert "password" not in values["postgres"]
 
 
 def test_env_names_are_platform_settings(
@@ -367,6 +370,21 @@ def test_intake_probes_ask_the_grpc_health_service(default: list[Manifest]) -> N
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         assert container[probe]["grpc"] == {"port": grpc_port}, probe
     assert env_of(container)["PCM_INTAKE_ADDRESS"]["value"] == f"0.0.0.0:{grpc_port}"
+
+
+def test_intake_reaches_the_external_postgres(production: list[Manifest]) -> None:
+    settings = config_map(production)["data"]
+    assert settings["PCM_POSTGRES_HOST"] == "postgres.data.svc"
+    assert settings["PCM_POSTGRES_PORT"] == "5432"
+    assert (settings["PCM_POSTGRES_USER"], settings["PCM_POSTGRES_DATABASE"]) == ("pcm", "pcm")
+    password = env_of(intake_container(production))["PCM_POSTGRES_PASSWORD"]["valueFrom"]
+    assert password["secretKeyRef"] == {"name": "pg-credentials", "key": "password"}
+
+
+def test_postgres_without_its_secret_is_refused(helm_env: dict[str, str]) -> None:
+    result = template(helm_env, ["--set", "postgres.existingSecret="])
+    assert result.returncode != 0
+    assert "postgres.existingSecret" in result.stderr  # values.schema.json refuses it first
 
 
 def test_intake_tls_from_a_secret(production: list[Manifest]) -> None:
@@ -424,6 +442,7 @@ def test_processor_runs_the_worker_with_a_pdb(default: list[Manifest]) -> None:
     assert container["command"] == ["pcm-processor", "worker"]
     assert env_of(container)["PCM_PROCESSOR_METRICS_PORT"]["value"] == "9102"
     assert "secretKeyRef" in env_of(container)["PCM_CLICKHOUSE_PASSWORD"]["valueFrom"]
+    assert "PCM_POSTGRES_PASSWORD" not in env_of(container)  # it keeps no state in PostgreSQL
     pdb = one(default, "PodDisruptionBudget", "processor")
     assert pdb["spec"]["maxUnavailable"] == 1
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -470,7 +489,8 @@ def test_migration_hook_creates_topics_then_migrates(default: list[Manifest]) ->
     assert pod["restartPolicy"] == "Never"
     assert [c["command"] for c in containers(pod)] == [
         ["pcm-topics", "create"],
-        ["pcm-migrate", "apply"],
+        ["pcm-migrate", "apply", "--store", "clickhouse"],
+        ["pcm-migrate", "apply", "--store", "postgres"],
     ]
     # A pre-install hook runs before the release's ConfigMap and ServiceAccount exist.
     assert "serviceAccountName" not in pod
@@ -480,8 +500,15 @@ def test_migration_hook_creates_topics_then_migrates(default: list[Manifest]) ->
         env = env_of(container)
         for key in ("PCM_KAFKA_BOOTSTRAP", "PCM_KAFKA_REPLICATION_FACTOR", "PCM_TOPIC_PREFIX"):
             assert env[key]["value"] == settings[key]
-    assert "PCM_CLICKHOUSE_PASSWORD" not in env_of(pod["initContainers"][0])
-    assert "secretKeyRef" in env_of(pod["containers"][0])["PCM_CLICKHOUSE_PASSWORD"]["valueFrom"]
+    # Each step holds only the password of its own store.
+    topics, clickhouse, postgres = containers(pod)
+    assert not {"PCM_CLICKHOUSE_PASSWORD", "PCM_POSTGRES_PASSWORD"} & env_of(topics).keys()
+    assert "secretKeyRef" in env_of(clickhouse)["PCM_CLICKHOUSE_PASSWORD"]["valueFrom"]
+    assert "PCM_POSTGRES_PASSWORD" not in env_of(clickhouse)
+    assert "secretKeyRef" in env_of(postgres)["PCM_POSTGRES_PASSWORD"]["valueFrom"]
+    assert "PCM_CLICKHOUSE_PASSWORD" not in env_of(postgres)
+    for key in ("PCM_POSTGRES_HOST", "PCM_POSTGRES_PORT", "PCM_POSTGRES_DATABASE"):
+        assert env_of(postgres)[key]["value"] == settings[key]
 
 
 def test_catalogue_override_is_mounted_where_the_settings_point(
@@ -539,5 +566,7 @@ def test_notes_explain_the_secrets_and_warn(helm_env: dict[str, str], tmp_path: 
     notes = render_notes(helm_env, tmp_path, ["--set", "processor.replicaCount=8"])
     assert "create secret generic pcm-tokens" in notes
     assert "create secret generic pcm-clickhouse" in notes
+    assert "create secret generic pcm-postgres" in notes
+    assert "`pcm-migrate apply --store postgres`" in notes
     assert "WARNING: processor.replicaCount (8) exceeds" in notes
     assert "plaintext gRPC" in notes

@@ -1,4 +1,4 @@
-"""Intake rules without servers: validation reasons, batch sorting, duplicate window, CSV cells."""
+"""Intake rules without servers: validation reasons and codes, the duplicate window, CSV cells."""
 
 from __future__ import annotations
 
@@ -8,10 +8,18 @@ from zoneinfo import ZoneInfo
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import attention_pb2, procedure_pb2
 from pcm_common.csv_messages import message_from_row
-from pcm_common.validation import TimeWindow
-from pcm_intake.batch import plan_batch
-from pcm_intake.dedupe import DedupeWindow
-from pcm_intake.validation import IntakeCatalogue, attention_errors, procedure_errors
+from pcm_common.push import Claim, ItemContext, MemoryLedger, item_errors
+from pcm_common.validation import (
+    FOREIGN_ENTITY,
+    INVALID_FORMAT,
+    OUT_OF_RANGE,
+    REQUIRED,
+    TIME_ORDER,
+    UNKNOWN_CODE,
+    FieldError,
+    TimeWindow,
+)
+from pcm_intake.validation import AttentionRules, IntakeCatalogue, ProcedureStageRules
 
 NOW = 1_764_000_000.0
 WINDOW = TimeWindow(now_s=NOW, future_skew_s=300, max_age_s=400 * 86_400)
@@ -42,8 +50,20 @@ def attention(**overrides: object) -> attention_pb2.AttentionEvent:
     return attention_pb2.AttentionEvent(**fields)  # type: ignore[arg-type]
 
 
+ITEM = ItemContext("RENIEC", WINDOW)
+
+
+def errors(event: attention_pb2.AttentionEvent) -> list[FieldError]:
+    """What the push kit finds wrong with one attention pushed by RENIEC."""
+    return item_errors(event, AttentionRules(CATALOGUE), ITEM)
+
+
 def problems(event: attention_pb2.AttentionEvent) -> dict[str, str]:
-    return {e.field: e.reason for e in attention_errors(event, "RENIEC", CATALOGUE, WINDOW)}
+    return {e.field: e.reason for e in errors(event)}
+
+
+def codes(event: attention_pb2.AttentionEvent) -> dict[str, int]:
+    return {e.field: e.code for e in errors(event)}
 
 
 def test_a_complete_served_ticket_is_valid() -> None:
@@ -80,6 +100,33 @@ def test_each_rule_names_its_field_and_reason() -> None:
     }
 
 
+def test_each_refusal_carries_a_machine_readable_code() -> None:
+    assert codes(attention(called_at=at(-1000))) == {"called_at": TIME_ORDER}
+    assert codes(attention(ticket_id="")) == {"ticket_id": REQUIRED}
+    assert codes(attention(service_id="SUNAT_RUC")) == {"service_id": UNKNOWN_CODE}
+    assert codes(attention(entity_id="SUNARP")) == {"entity_id": FOREIGN_ENTITY}
+    assert codes(attention(finished_at=at(3600))) == {"finished_at": OUT_OF_RANGE}
+
+
+def test_invalid_timestamps_are_refused() -> None:
+    """Protobuf parses any nanos; an instant needs 0..999,999,999 (contract fix)."""
+    for nanos in (-1, 2_000_000_000):
+        stamp = Timestamp(seconds=int(NOW - 600), nanos=nanos)
+        found = {e.field: (e.code, e.reason) for e in errors(attention(called_at=stamp))}
+        assert found["called_at"][0] == INVALID_FORMAT
+        assert f"nanos {nanos} outside 0..999,999,999" == found["called_at"][1]
+    year_10000 = Timestamp(seconds=253_402_300_800)
+    assert codes(attention(finished_at=year_10000))["finished_at"] == INVALID_FORMAT
+
+
+def test_reasons_never_echo_unbounded_input() -> None:
+    huge = "X" * 1_000_000
+    found = errors(attention(channel=huge, service_id=huge, office_id=huge, ticket_id=huge))
+    assert {e.field for e in found} == {"channel", "service_id", "office_id", "ticket_id"}
+    assert all(len(e.bounded().reason) <= 240 for e in found)
+    assert all(len(e.reason) < 400 for e in found)
+
+
 def test_procedure_must_be_a_tupa_procedure_and_after_filing() -> None:
     event = procedure_pb2.ProcedureStageEvent(
         event_id="p1",
@@ -91,37 +138,41 @@ def test_procedure_must_be_a_tupa_procedure_and_after_filing() -> None:
         filed_at=at(-86_400),
         occurred_at=at(-90_000),
     )
-    found = {e.field: e.reason for e in procedure_errors(event, "RENIEC", CATALOGUE, WINDOW)}
+    found = {e.field: e.reason for e in item_errors(event, ProcedureStageRules(CATALOGUE), ITEM)}
     assert set(found) == {"service_id", "occurred_at"}
     assert found["occurred_at"] == "before filed_at (negative duration)"
 
 
-def test_batch_keeps_valid_items_beside_bad_ones_and_flags_repeats() -> None:
-    good, bad, repeat = (
-        attention(event_id="a"),
-        attention(event_id="b", channel="FAX"),
-        attention(event_id="a"),
+def test_a_procedure_filed_long_ago_may_be_resolved_today() -> None:
+    """Appeals and pensions take years: only the stage's own time is bounded (contract fix)."""
+    event = procedure_pb2.ProcedureStageEvent(
+        event_id="p2",
+        entity_id="RENIEC",
+        procedure_id="EXP-2",
+        service_id="RENIEC_DNI_DUPLICADO",
+        stage=procedure_pb2.PROCEDURE_STAGE_RESOLVED,
+        channel="VIRTUAL",
+        filed_at=at(-420 * 86_400),
+        occurred_at=at(-60),
     )
-    plan = plan_batch(
-        [good, bad, repeat],
-        lambda e: attention_errors(e, "RENIEC", CATALOGUE, WINDOW),  # type: ignore[arg-type]
-        DedupeWindow(10),
-    )
-    assert [index for index, _ in plan.accepted] == [0]
-    assert plan.duplicates == [2]
-    assert [(r.index, r.field) for r in plan.rejections] == [(1, "channel")]
-    assert plan.foreign_items == 0
+    rules = ProcedureStageRules(CATALOGUE)
+    assert item_errors(event, rules, ITEM) == []
+    event.occurred_at.CopyFrom(at(-401 * 86_400))
+    found = {e.field: e.reason for e in item_errors(event, rules, ITEM)}
+    assert found == {"occurred_at": "older than 400 days"}
 
 
-def test_dedupe_window_forgets_released_and_oldest_ids() -> None:
-    window = DedupeWindow(capacity=2)
-    assert window.claim([("E", "1"), ("E", "2")]) == [True, True]
-    window.release([("E", "2")])  # the broker failed: a resend must be new again
-    window.confirm([("E", "1")])
-    assert window.claim([("E", "1"), ("E", "2")]) == [False, True]
-    window.confirm([("E", "2")])
-    window.confirm([("E", "3")])  # capacity 2: "1" is forgotten
-    assert window.claim([("E", "1"), ("E", "3")]) == [True, False]
+def test_memory_ledger_forgets_released_and_oldest_ids() -> None:
+    window = MemoryLedger(capacity=2)
+    assert window.claim("attention", "E", ["1", "2"]) == [Claim.NEW, Claim.NEW]
+    assert window.claim("attention", "E", ["2"]) == [Claim.IN_PROGRESS]  # not confirmed yet
+    window.release("attention", "E", ["2"])  # the broker failed: a resend must be new again
+    window.confirm("attention", "E", ["1"])
+    assert window.claim("attention", "E", ["1", "2"]) == [Claim.DUPLICATE, Claim.NEW]
+    window.confirm("attention", "E", ["2"])
+    window.confirm("attention", "E", ["3"])  # capacity 2: "1" is forgotten
+    assert window.claim("attention", "E", ["1", "3"]) == [Claim.NEW, Claim.DUPLICATE]
+    assert window.claim("procedure_stage", "E", ["3"]) == [Claim.NEW]  # ids are per domain
 
 
 def test_csv_cells_become_typed_fields_or_field_errors() -> None:

@@ -11,7 +11,7 @@ from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.kafka.envelope import PoisonMessage, decode, wrap
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
-from pcm_processor.domain.registry import ATTENTION, PROCEDURE
+from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE
 from pcm_processor.synthetic import attention_event, local_time, procedure_event
 
 
@@ -67,7 +67,7 @@ def test_procedure_row_counts_business_days_from_the_day_after_filing(
     envelope = procedure_event(
         "RENIEC", "EXP-1", "RESOLVED", "RENIEC_DNI_DUPLICADO", "PRESENCIAL", filed, resolved, 4
     )
-    row = as_dict(PROCEDURE.columns, PROCEDURE.mapper(envelope, Position(0, 1), ctx))
+    row = as_dict(PROCEDURE_STAGE.columns, PROCEDURE_STAGE.mapper(envelope, Position(0, 1), ctx))
     assert row["stage"] == "RESOLVED"
     assert row["legal_term_days"] == 7
     # 11-14 March (4) + 17-21 March (5) + 24 March (1): weekends are not business days.
@@ -87,7 +87,7 @@ def test_holidays_are_not_business_days(ctx: MappingContext) -> None:
         filed,
         local_time(2025, 7, 31, 12),
     )
-    row = as_dict(PROCEDURE.columns, PROCEDURE.mapper(envelope, Position(0, 1), ctx))
+    row = as_dict(PROCEDURE_STAGE.columns, PROCEDURE_STAGE.mapper(envelope, Position(0, 1), ctx))
     assert row["business_days_elapsed"] == 2  # only 30 and 31 July
 
 
@@ -102,7 +102,7 @@ def test_filing_late_at_night_counts_in_local_dates(ctx: MappingContext) -> None
         filed,
         local_time(2025, 3, 11, 8),
     )
-    row = as_dict(PROCEDURE.columns, PROCEDURE.mapper(envelope, Position(0, 1), ctx))
+    row = as_dict(PROCEDURE_STAGE.columns, PROCEDURE_STAGE.mapper(envelope, Position(0, 1), ctx))
     assert row["business_days_elapsed"] == 1
 
 
@@ -159,7 +159,7 @@ def test_unknown_entity_and_missing_legal_term_are_poison(ctx: MappingContext) -
     at = local_time(2025, 3, 10, 9)
     no_term = procedure_event("RENIEC", "EXP", "FILED", "ORIENTACION", "PRESENCIAL", at, at)
     with pytest.raises(PoisonMessage, match="no_legal_term"):
-        PROCEDURE.mapper(no_term, Position(0, 0), ctx)
+        PROCEDURE_STAGE.mapper(no_term, Position(0, 0), ctx)
 
 
 @pytest.mark.parametrize(

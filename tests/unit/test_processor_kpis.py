@@ -12,7 +12,7 @@ from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
 from pcm_processor.domain.kpis import KpiPlan, build_plan
 from pcm_processor.domain.reference import p90, reference_kpis
-from pcm_processor.domain.registry import ATTENTION, PROCEDURE, FactDomain
+from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE, FactDomain
 from pcm_processor.synthetic import attention_event, local_time, procedure_event
 
 DAY = local_time(2025, 3, 10)
@@ -100,7 +100,7 @@ def test_attention_plan_follows_the_catalogue(catalogues: Catalogues) -> None:
 
 
 def test_procedure_plan_leaves_snapshot_kpis_to_others(catalogues: Catalogues) -> None:
-    plan = build_plan(PROCEDURE, catalogues)
+    plan = build_plan(PROCEDURE_STAGE, catalogues)
     assert [p.kpi.code for p in plan.kpis] == [
         "PROCEDURES_FILED",
         "PROCEDURES_FINISHED",
@@ -187,7 +187,7 @@ def test_procedures_within_term_and_reworked(catalogues: Catalogues) -> None:
         p("RENIEC", "P2", "RESUBMITTED", SERVICE, "VIRTUAL", filed, local_time(2025, 3, 13, 9), 3),
         p("RENIEC", "P2", "RESOLVED", SERVICE, "VIRTUAL", filed, local_time(2025, 3, 24, 9), 4),
     ]
-    got = values(build_plan(PROCEDURE, catalogues), events, catalogues)
+    got = values(build_plan(PROCEDURE_STAGE, catalogues), events, catalogues)
     day19, day24 = local_time(2025, 3, 19), local_time(2025, 3, 24)
     assert got[("PROCEDURES_FILED", "DAY", DAY, "", "")] == 2.0
     assert got[("PROCEDURES_FINISHED", "DAY", DAY, "", "")] == 0.0

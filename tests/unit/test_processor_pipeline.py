@@ -17,7 +17,7 @@ from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Row
 from pcm_processor.domain.kpis import KpiRow, build_plan
 from pcm_processor.domain.poison import DeadLetter
-from pcm_processor.domain.registry import ATTENTION, PROCEDURE, FactDomain
+from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE, FactDomain
 from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig
 from pcm_processor.synthetic import attention_event, local_time, procedure_event
 from prometheus_client import REGISTRY
@@ -225,7 +225,7 @@ def test_an_observation_dirties_the_periods_of_the_whole_procedure(
     store = FakeStore()
     day = local_time(2025, 3, 12)
     store.subject_answer = [("RENIEC", day + 9 * 3600, day, local_time(2025, 3, 1))]
-    pipeline, _ = make(catalogues, store, domain=PROCEDURE)
+    pipeline, _ = make(catalogues, store, domain=PROCEDURE_STAGE)
     filed = local_time(2025, 3, 10, 9)
     observed = procedure_event(
         "RENIEC", "P1", "OBSERVED", SERVICE, "PRESENCIAL", filed, local_time(2025, 3, 11, 9)

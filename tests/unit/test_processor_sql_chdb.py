@@ -18,7 +18,7 @@ from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position, Row
 from pcm_processor.domain.kpis import KpiPlan, SliceKey, build_plan
 from pcm_processor.domain.reference import reference_kpis
-from pcm_processor.domain.registry import ATTENTION, PROCEDURE
+from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE
 from pcm_processor.synthetic import SyntheticStream, local_time
 
 from tests.chdb_executor import ChdbExecutor
@@ -60,7 +60,7 @@ def sql_kpis(engine: ChdbExecutor, plan: KpiPlan, rows: Sequence[Row]) -> dict[A
     return result
 
 
-@pytest.mark.parametrize("domain", [ATTENTION, PROCEDURE], ids=lambda d: d.name)
+@pytest.mark.parametrize("domain", [ATTENTION, PROCEDURE_STAGE], ids=lambda d: d.name)
 def test_sql_equals_reference_on_a_synthetic_stream(
     engine: ChdbExecutor, catalogues: Catalogues, domain: Any
 ) -> None:

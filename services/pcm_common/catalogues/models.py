@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from pcm_common.domains import EVENT_DOMAIN_NAMES
+
 from .sources import FieldError
 
 _CODE = re.compile(r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*")
@@ -156,12 +158,14 @@ class DriversFile(CatalogueFile):
 # --- kpis.yaml ------------------------------------------------------------------------------
 
 
-class Domain(StrEnum):
-    ATTENTION = "attention"
-    PROCEDURE = "procedure"
-    COMPLAINT = "complaint"
-    SURVEY = "survey"
-    INDICATOR = "indicator"
+def _event_domain(value: str) -> str:
+    if value not in EVENT_DOMAIN_NAMES:
+        raise ValueError(f"{value!r} is not an event domain ({', '.join(EVENT_DOMAIN_NAMES)})")
+    return value
+
+
+Domain = Annotated[str, AfterValidator(_event_domain)]
+"""The name of an event domain of ``pcm_common.domains`` (the KPI's ``source``)."""
 
 
 class Unit(StrEnum):

@@ -2,38 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import envelope_pb2
 
+from pcm_common.domains import EventDomain, domain_of
+
 # Highest payload schema version each consumer of this build understands.
 SCHEMA_VERSION = 1
 CLOUDEVENT_TYPE_PREFIX = "pe.gob.pcm.monitoring"
-
-
-@dataclass(frozen=True)
-class PayloadSpec:
-    """How to read the CloudEvents attributes of one payload type."""
-
-    field: str  # EventEnvelope.payload oneof field
-    subject_field: str
-    time_fields: tuple[str, ...]  # first one set wins: the occurrence time
-
-
-PAYLOAD_SPECS: dict[str, PayloadSpec] = {
-    "AttentionEvent": PayloadSpec(
-        "attention", "ticket_id", ("finished_at", "called_at", "issued_at")
-    ),
-    "ProcedureStageEvent": PayloadSpec("procedure_stage", "procedure_id", ("occurred_at",)),
-    "ComplaintEvent": PayloadSpec("complaint", "complaint_id", ("occurred_at",)),
-    "SurveyCollection": PayloadSpec("survey_collection", "collection_id", ("period_end",)),
-    "SurveyResponse": PayloadSpec("survey_response", "response_id", ("answered_at",)),
-    "IndicatorValue": PayloadSpec("indicator_value", "indicator_code", ("reported_at",)),
-    "KpiValue": PayloadSpec("kpi_value", "kpi_code", ("computed_at",)),
-    "BenchmarkResult": PayloadSpec("benchmark_result", "standard_code", ("computed_at",)),
-}
 
 
 class PoisonMessage(Exception):
@@ -45,8 +22,8 @@ class PoisonMessage(Exception):
         self.detail = detail
 
 
-def occurrence_time(payload: Message, spec: PayloadSpec) -> Timestamp:
-    for name in spec.time_fields:
+def occurrence_time(payload: Message, domain: EventDomain) -> Timestamp:
+    for name in domain.time_fields:
         if payload.HasField(name):
             stamp: Timestamp = getattr(payload, name)
             return stamp
@@ -57,19 +34,18 @@ def wrap(
     payload: Message, entity_id: str, received_at: Timestamp, source: str | None = None
 ) -> envelope_pb2.EventEnvelope:
     """Put a payload in its envelope with CloudEvents attributes derived from the payload."""
-    type_name = payload.DESCRIPTOR.name
-    spec = PAYLOAD_SPECS[type_name]
+    domain = domain_of(payload)
     envelope = envelope_pb2.EventEnvelope(
         id=getattr(payload, "event_id", ""),
         source=source or f"/entities/{entity_id}",
-        type=f"{CLOUDEVENT_TYPE_PREFIX}.{spec.field}.v{SCHEMA_VERSION}",
-        subject=getattr(payload, spec.subject_field),
+        type=f"{CLOUDEVENT_TYPE_PREFIX}.{domain.name}.v{SCHEMA_VERSION}",
+        subject=getattr(payload, domain.subject_field),
         schema_version=SCHEMA_VERSION,
         entity_id=entity_id,
     )
-    envelope.time.CopyFrom(occurrence_time(payload, spec))
+    envelope.time.CopyFrom(occurrence_time(payload, domain))
     envelope.received_at.CopyFrom(received_at)
-    getattr(envelope, spec.field).CopyFrom(payload)
+    getattr(envelope, domain.payload_field).CopyFrom(payload)
     return envelope
 
 

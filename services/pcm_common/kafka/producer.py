@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
@@ -21,6 +22,20 @@ Record = tuple[bytes, bytes]  # (key, value)
 
 class BrokerUnavailable(Exception):
     """Kafka did not acknowledge in time; nothing may be reported to the caller as stored."""
+
+
+class EventProducer(Protocol):
+    """What a push service needs from the event store: acknowledged sends.
+
+    Two implementations keep the same contract (tests/integration/test_producer_contract.py):
+    ``AcknowledgedProducer`` on real Kafka and ``InMemoryProducer`` (memory.py) for fast tests.
+    """
+
+    def send_and_wait(self, topic: str, records: Sequence[Record]) -> None:
+        """Produce every record (in order per key); return only once all are acknowledged,
+        else raise ``BrokerUnavailable``."""
+
+    def close(self) -> None: ...
 
 
 class _Acks:

@@ -15,11 +15,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from clickhouse_driver import Client
-from pcm_common.metrics import PROCESSOR_INSERT_SECONDS
+from pcm_common.domains import Row
 
 from pcm_processor.adapters.retry import retry_forever
-from pcm_processor.domain.facts import Row
 from pcm_processor.domain.kpis import KpiRow
+from pcm_processor.metrics import PROCESSOR_INSERT_SECONDS
 
 KPI_COLUMNS = (
     "entity_id",

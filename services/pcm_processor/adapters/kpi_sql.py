@@ -2,8 +2,10 @@
 
 One query per grain and chunk of touched (entity, period) keys:
 
-    inner: facts of those keys, merged per (entity, period, *dedup_by*) with max() of every column
-           -> one logical fact per ticket and kind, so a duplicate event cannot move any KPI;
+    inner: facts of those keys, merged per (entity, period, *dedup_by*) taking every column from
+           the first copy (lowest Kafka offset: one entity's events share one partition)
+           -> one logical fact per ticket and kind, so a duplicate or a later message with the
+           same id cannot move any KPI;
     outer: ARRAY JOIN of the four slices (channel+service, channel, service, all), then one
            aggregate per ``Agg`` of the plan (countIf, uniqExactIf, sumIf, quantileExactIf, ...).
 
@@ -111,7 +113,9 @@ class SqlCompiler:
         entities = literals(sorted({entity for entity, _ in keys}))
         tuples = ", ".join(f"({literal(entity)}, {period})" for entity, period in keys)
         dedup = ", ".join(f"{column} AS {_alias(column)}" for column in domain.dedup_by)
-        merged = "".join(f", max({c}) AS {_alias(c)}" for c in self._merged_columns())
+        merged = "".join(
+            f", argMin({c}, kafka_offset) AS {_alias(c)}" for c in self._merged_columns()
+        )
         prefilter = ""
         if self.plan.prefilter is not None:
             column, labels = self.plan.prefilter

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from pcm_common.metrics import PROCESSOR_CONSUMER_LAG
+
+from pcm_processor.metrics import PROCESSOR_CONSUMER_LAG
 
 
 class LagMonitor:

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from pcm_common.logging import get_logger
-from pcm_common.metrics import PROCESSOR_INSERT_RETRIES
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -19,6 +18,8 @@ from tenacity import (
     wait_exponential,
     wait_random,
 )
+
+from pcm_processor.metrics import PROCESSOR_INSERT_RETRIES
 
 log = get_logger(__name__)
 T = TypeVar("T")

@@ -1,7 +1,8 @@
 """From a decoded envelope to one fact-table row, with the catalogue enrichment (pure).
 
-A row is a tuple in the column order of its table, ready for a columnar insert. Everything a KPI
-needs later is put on the row now (bucket starts in local time, the service's target wait, the
+A row is built by column name (``FactTable.row``, from the table's one declaration in
+``pcm_common.domains``) and is a tuple in column order, ready for a columnar insert. Everything a
+KPI needs later is put on the row now (bucket starts in local time, the service's target wait, the
 channel's digital flag, the procedure's legal term and the business days it took), so KPI
 queries never join catalogues and a KPI can be recomputed from the facts alone.
 
@@ -15,11 +16,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
 
 from google.protobuf.message import Message
-from pcm.monitoring.v1 import attention_pb2, envelope_pb2, procedure_pb2
+from pcm.monitoring.v1 import envelope_pb2
 from pcm_common.catalogues import BusinessCalendar, Catalogues, Service
+from pcm_common.domains import ATTENTION_FACTS, PROCEDURE_STAGE_FACTS, Row
 from pcm_common.kafka.envelope import PoisonMessage
 from pcm_common.lifecycle import (
     ATTENTION_TIME_ORDER,
@@ -29,68 +30,14 @@ from pcm_common.lifecycle import (
 )
 from pcm_common.validation import check_chronology
 
-from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
+from pcm_processor.domain.buckets import BucketClock, Buckets
 
 _DATETIME_MAX = 2**32 - 1  # ClickHouse DateTime is a UInt32 of unix seconds
 _UINT16_MAX = 2**16 - 1
+_UINT64_MAX = 2**64 - 1
 
-Row = tuple[Any, ...]
-
-
-def enum_labels(enum_type: Any, prefix: str) -> Mapping[int, str]:
-    """Proto enum number -> label without the type prefix (the ClickHouse Enum8 labels)."""
-    return MappingProxyType(
-        {
-            number: name.removeprefix(prefix)
-            for name, number in enum_type.items()
-            if number != 0  # *_UNSPECIFIED is never a valid value
-        }
-    )
-
-
-ATTENTION_KINDS = enum_labels(attention_pb2.AttentionEventKind, "ATTENTION_EVENT_KIND_")
-PROCEDURE_STAGES = enum_labels(procedure_pb2.ProcedureStage, "PROCEDURE_STAGE_")
-
-# Every fact table ends with its period buckets and where the message was read.
-_BUCKET_AND_SOURCE_COLUMNS = (
-    *BUCKET_COLUMNS.values(),
-    "received_at",
-    "kafka_partition",
-    "kafka_offset",
-)
-
-ATTENTION_COLUMNS: tuple[str, ...] = (
-    "entity_id",
-    "event_id",
-    "ticket_id",
-    "kind",
-    "channel",
-    "service_id",
-    "office_id",
-    "preferential",
-    "digital",
-    "target_wait_s",
-    "issued_at",
-    "called_at",
-    "finished_at",
-    *_BUCKET_AND_SOURCE_COLUMNS,
-)
-
-PROCEDURE_COLUMNS: tuple[str, ...] = (
-    "entity_id",
-    "event_id",
-    "procedure_id",
-    "service_id",
-    "stage",
-    "channel",
-    "unit_id",
-    "sequence",
-    "filed_at",
-    "occurred_at",
-    "legal_term_days",
-    "business_days_elapsed",
-    *_BUCKET_AND_SOURCE_COLUMNS,
-)
+ATTENTION_KINDS = ATTENTION_FACTS.labels("kind")
+PROCEDURE_STAGES = PROCEDURE_STAGE_FACTS.labels("stage")
 
 
 @dataclass(frozen=True)
@@ -183,6 +130,21 @@ def _entity(envelope: envelope_pb2.EventEnvelope, payload_entity: str) -> str:
     return envelope.entity_id
 
 
+def _bucket_and_source(
+    envelope: envelope_pb2.EventEnvelope, position: Position, buckets: Buckets
+) -> dict[str, int]:
+    """The columns every fact table ends with (``BUCKET_AND_SOURCE_COLUMNS``)."""
+    return {
+        "hour_start": buckets.hour_start,
+        "day_start": buckets.day_start,
+        "month_start": buckets.month_start,
+        "received_at": envelope.received_at.seconds if envelope.HasField("received_at") else 0,
+        "kafka_partition": position.partition,
+        "kafka_offset": position.offset,
+        "first_copy_version": _UINT64_MAX - position.offset,
+    }
+
+
 def attention_row(
     envelope: envelope_pb2.EventEnvelope, position: Position, ctx: MappingContext
 ) -> Row:
@@ -200,26 +162,21 @@ def attention_row(
     finished = seconds(event, "finished_at", required=event.kind in FINISHED_KINDS)
     _check_chronology(event, ATTENTION_TIME_ORDER)
     buckets = ctx.clock.buckets(issued)
-    return (
-        entity,
-        _required_id(event.event_id, "event_id"),
-        _required_id(event.ticket_id, "ticket_id"),
-        kind,
-        event.channel,
-        event.service_id,
-        event.office_id,
-        int(event.preferential),
-        int(ctx.view.digital(event.channel)),
-        service.target_wait_minutes * 60,
-        issued,
-        called,
-        finished,
-        buckets.hour_start,
-        buckets.day_start,
-        buckets.month_start,
-        envelope.received_at.seconds if envelope.HasField("received_at") else 0,
-        position.partition,
-        position.offset,
+    return ATTENTION_FACTS.row(
+        entity_id=entity,
+        event_id=_required_id(event.event_id, "event_id"),
+        ticket_id=_required_id(event.ticket_id, "ticket_id"),
+        kind=kind,
+        channel=event.channel,
+        service_id=event.service_id,
+        office_id=event.office_id,
+        preferential=int(event.preferential),
+        digital=int(ctx.view.digital(event.channel)),
+        target_wait_s=service.target_wait_minutes * 60,
+        issued_at=issued,
+        called_at=called,
+        finished_at=finished,
+        **_bucket_and_source(envelope, position, buckets),
     )
 
 
@@ -244,23 +201,18 @@ def procedure_row(
     elapsed = ctx.view.calendar.business_days_between(
         ctx.clock.local_date(filed), buckets.local_date, region
     )
-    return (
-        entity,
-        _required_id(event.event_id, "event_id"),
-        _required_id(event.procedure_id, "procedure_id"),
-        event.service_id,
-        stage,
-        event.channel,
-        event.unit_id,
-        event.sequence,
-        filed,
-        occurred,
-        min(service.legal_term_business_days, _UINT16_MAX),
-        min(max(elapsed, 0), _UINT16_MAX),
-        buckets.hour_start,
-        buckets.day_start,
-        buckets.month_start,
-        envelope.received_at.seconds if envelope.HasField("received_at") else 0,
-        position.partition,
-        position.offset,
+    return PROCEDURE_STAGE_FACTS.row(
+        entity_id=entity,
+        event_id=_required_id(event.event_id, "event_id"),
+        procedure_id=_required_id(event.procedure_id, "procedure_id"),
+        service_id=event.service_id,
+        stage=stage,
+        channel=event.channel,
+        unit_id=event.unit_id,
+        sequence=event.sequence,
+        filed_at=filed,
+        occurred_at=occurred,
+        legal_term_days=min(service.legal_term_business_days, _UINT16_MAX),
+        business_days_elapsed=min(max(elapsed, 0), _UINT16_MAX),
+        **_bucket_and_source(envelope, position, buckets),
     )

@@ -160,8 +160,8 @@ def _measures(kpi: Kpi) -> tuple[Measure, ...]:
 
 def _unusable_reason(kpi: Kpi, domain: FactDomain) -> str | None:
     for measure in _measures(kpi):
-        if measure.source is not None and measure.source.value != domain.name:
-            return f"needs {measure.source.value} facts (cross-domain KPI)"
+        if measure.source is not None and measure.source != domain.name:
+            return f"needs {measure.source} facts (cross-domain KPI)"
         for name in (measure.field, *measure.where):
             if name is not None and name not in domain.fields:
                 return f"field {name!r} is not known when an event arrives (snapshot KPI)"
@@ -261,7 +261,7 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
     chosen: list[tuple[Kpi, tuple[str, ...], frozenset[str]]] = []
     skipped: list[tuple[str, str]] = []
     for kpi in catalogues.kpis:
-        if kpi.source.value != domain.name:
+        if kpi.source != domain.name:
             continue
         reason = _unusable_reason(kpi, domain)
         if reason is not None:

@@ -5,8 +5,9 @@ tests compare its output with what the processor left in ClickHouse, so the SQL 
 batching, the retries and the crash recovery are all checked against the definition.
 
 Semantics, which the SQL must match:
-- facts are first merged into logical facts, one per (entity, period, *dedup_by*), taking the
-  maximum of every column (so a duplicate or replayed event changes nothing);
+- facts are first merged into logical facts, one per (entity, period, *dedup_by*), taking every
+  column from the first copy (lowest Kafka offset; the earlier row on a tie), so a duplicate, a
+  replayed event or a later message with the same id changes nothing;
 - each logical fact counts in four slices: (channel, service), (channel, all), (all, service),
   (all, all);
 - aggregates run over the logical facts of a slice that pass the measure's filters.
@@ -18,8 +19,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pcm_common.domains import Row
+
 from pcm_processor.domain.buckets import BUCKET_COLUMNS
-from pcm_processor.domain.facts import Row
 from pcm_processor.domain.fields import SubjectHas, evaluate
 from pcm_processor.domain.kpis import ALL, QUANTILE, Agg, KpiPlan, KpiRow, SliceKey
 
@@ -66,9 +68,8 @@ def _logical_facts(plan: KpiPlan, rows: list[Fact], grain: str) -> dict[tuple[An
     for row in rows:
         key = (row["entity_id"], row[column], *(row[name] for name in plan.domain.dedup_by))
         current = merged.get(key)
-        merged[key] = (
-            dict(row) if current is None else {k: max(v, row[k]) for k, v in current.items()}
-        )
+        if current is None or row["kafka_offset"] < current["kafka_offset"]:
+            merged[key] = row
     return merged
 
 

@@ -1,29 +1,25 @@
-"""The fact domains, declared as data: topic domain -> fact table, row mapper, KPI fields.
+"""What the processor adds to an event domain of ``pcm_common.domains``: row mapper, KPI fields.
 
-One entry per kind of event the processor turns into facts. The pipeline, the SQL compiler, the
-KPI plan and the reference computation are generic over these entries. Plugging in complaints,
-surveys or indicators means: a migration for the fact table, a row mapper in ``facts.py`` and an
-entry here whose ``name`` is both the topic domain (``pcm_common.kafka.topics``) and the
-``source`` of its KPIs in ``catalogues/kpis.yaml``; then list it in ``PCM_PROCESSOR_DOMAINS``.
+One entry per domain the processor turns into facts. Name, topic, fact table and columns come
+from the domain's one declaration; here is only what computing KPIs needs. The pipeline, the SQL
+compiler, the KPI plan and the reference computation are generic over these entries (README,
+"Adding an event domain").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from pcm.monitoring.v1 import envelope_pb2
+from pcm_common import domains
+from pcm_common.domains import EventDomain, FactTable, Row
 
 from pcm_processor.domain.buckets import BUCKET_COLUMNS
 from pcm_processor.domain.facts import (
-    ATTENTION_COLUMNS,
-    ATTENTION_KINDS,
-    PROCEDURE_COLUMNS,
-    PROCEDURE_STAGES,
     MappingContext,
     Position,
-    Row,
     attention_row,
     procedure_row,
 )
@@ -33,7 +29,14 @@ RowMapper = Callable[[envelope_pb2.EventEnvelope, Position, MappingContext], Row
 
 # Columns every fact table has: identity, buckets and the Kafka position.
 REQUIRED_COLUMNS = frozenset(
-    {"entity_id", "event_id", "kafka_partition", "kafka_offset", *BUCKET_COLUMNS.values()}
+    {
+        "entity_id",
+        "event_id",
+        "kafka_partition",
+        "kafka_offset",
+        "first_copy_version",
+        *BUCKET_COLUMNS.values(),
+    }
 )
 
 
@@ -41,23 +44,18 @@ REQUIRED_COLUMNS = frozenset(
 class FactDomain:
     """One kind of event the processor stores as facts and computes KPIs from."""
 
-    name: str
-    """Topic domain in the topic registry and ``source`` of its KPIs in the KPI catalogue."""
-    table: str
-    columns: tuple[str, ...]
+    domain: EventDomain
     mapper: RowMapper
-    subject: str
-    """Column identifying the thing the events are about (ticket, procedure)."""
     dedup_by: tuple[str, ...]
     """One logical fact per (entity, period, *dedup_by*): duplicates of it change no KPI."""
     fields: Mapping[str, Expr]
     """Every field the KPI catalogue may filter or aggregate on, and what it means here."""
-    enums: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    """Labels of Enum8 columns: catalogue filters on them are checked at start."""
     slice_by: tuple[str, str] = ("channel", "service_id")
     """KPIs are kept for all/all, per first, per second and per both of these fields."""
 
     def __post_init__(self) -> None:
+        if self.domain.facts is None:
+            raise ValueError(f"{self.name}: the domain declares no fact table")
         missing = REQUIRED_COLUMNS - set(self.columns)
         if missing:
             raise ValueError(f"{self.name}: fact table lacks columns {sorted(missing)}")
@@ -67,8 +65,8 @@ class FactDomain:
         unknown = (used | set(self.dedup_by)) - set(self.columns)
         if unknown:
             raise ValueError(f"{self.name}: fields read unknown columns {sorted(unknown)}")
-        # max() of an Enum8 orders by number in ClickHouse but by label in Python: only group
-        # by enum columns, never aggregate them.
+        # Enum8 values compare by number in ClickHouse but by label in Python: only group by
+        # enum columns, never aggregate them.
         aggregated_enums = (used & set(self.enums)) - set(self.dedup_by)
         if aggregated_enums:
             raise ValueError(f"{self.name}: enum columns {aggregated_enums} must be in dedup_by")
@@ -76,16 +74,41 @@ class FactDomain:
             if not isinstance(self.fields.get(name), Col):
                 raise ValueError(f"{self.name}: slice field {name!r} must be a plain column")
 
+    @property
+    def name(self) -> str:
+        """The domain's one spelling: topic, table, KPI ``source``."""
+        return self.domain.name
+
+    @property
+    def subject(self) -> str:
+        """Column identifying the thing the events are about (ticket, procedure)."""
+        return self.domain.subject_field
+
+    @property
+    def facts(self) -> FactTable:
+        assert self.domain.facts is not None  # checked at construction
+        return self.domain.facts
+
+    @property
+    def enums(self) -> Mapping[str, tuple[str, ...]]:
+        """Labels of Enum8 columns: catalogue filters on them are checked at start."""
+        return self.facts.enums
+
+    @property
+    def table(self) -> str:
+        return self.facts.name
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return self.facts.column_names
+
     def index(self, column: str) -> int:
-        return self.columns.index(column)
+        return self.facts.index(column)
 
 
 ATTENTION = FactDomain(
-    name="attention",
-    table="attention_events",
-    columns=ATTENTION_COLUMNS,
+    domain=domains.ATTENTION,
     mapper=attention_row,
-    subject="ticket_id",
     dedup_by=("ticket_id", "kind"),
     fields=MappingProxyType(
         {
@@ -101,15 +124,11 @@ ATTENTION = FactDomain(
             "within_target": AtMost(Diff("called_at", "issued_at"), Col("target_wait_s")),
         }
     ),
-    enums=MappingProxyType({"kind": tuple(ATTENTION_KINDS.values())}),
 )
 
-PROCEDURE = FactDomain(
-    name="procedure",
-    table="procedure_events",
-    columns=PROCEDURE_COLUMNS,
+PROCEDURE_STAGE = FactDomain(
+    domain=domains.PROCEDURE_STAGE,
     mapper=procedure_row,
-    subject="procedure_id",
     dedup_by=("procedure_id", "stage"),
     fields=MappingProxyType(
         {
@@ -124,11 +143,10 @@ PROCEDURE = FactDomain(
             "reworked": SubjectHas("stage", ("OBSERVED", "RESUBMITTED")),
         }
     ),
-    enums=MappingProxyType({"stage": tuple(PROCEDURE_STAGES.values())}),
 )
 
 DOMAINS: Mapping[str, FactDomain] = MappingProxyType(
-    {domain.name: domain for domain in (ATTENTION, PROCEDURE)}
+    {domain.name: domain for domain in (ATTENTION, PROCEDURE_STAGE)}
 )
 
 

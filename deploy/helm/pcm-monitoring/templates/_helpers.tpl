@@ -108,6 +108,10 @@ PCM_CLICKHOUSE_HOST: {{ required "clickhouse.host is required" $v.clickhouse.hos
 PCM_CLICKHOUSE_PORT: {{ $v.clickhouse.port | toString | quote }}
 PCM_CLICKHOUSE_USER: {{ $v.clickhouse.user | quote }}
 PCM_CLICKHOUSE_DATABASE: {{ $v.clickhouse.database | quote }}
+PCM_POSTGRES_HOST: {{ required "postgres.host is required" $v.postgres.host | quote }}
+PCM_POSTGRES_PORT: {{ $v.postgres.port | toString | quote }}
+PCM_POSTGRES_USER: {{ $v.postgres.user | quote }}
+PCM_POSTGRES_DATABASE: {{ $v.postgres.database | quote }}
 PCM_METRICS_HOST: "0.0.0.0"
 {{- if include "pcm-monitoring.cataloguesConfigMap" . }}
 PCM_CATALOGUE_DIR: {{ $v.catalogues.mountPath | quote }}
@@ -126,6 +130,17 @@ The ClickHouse password, from the existing Secret (an env entry).
     secretKeyRef:
       name: {{ required "clickhouse.existingSecret is required (an existing Secret with the ClickHouse password)" .Values.clickhouse.existingSecret | quote }}
       key: {{ .Values.clickhouse.passwordKey | quote }}
+{{- end }}
+
+{{/*
+The PostgreSQL password, from the existing Secret (an env entry).
+*/}}
+{{- define "pcm-monitoring.postgresPasswordEnv" -}}
+- name: PCM_POSTGRES_PASSWORD
+  valueFrom:
+    secretKeyRef:
+      name: {{ required "postgres.existingSecret is required (an existing Secret with the PostgreSQL password)" .Values.postgres.existingSecret | quote }}
+      key: {{ .Values.postgres.passwordKey | quote }}
 {{- end }}
 
 {{/*
@@ -239,6 +254,9 @@ One step of the migration hook (a container); call with (dict "root" $ "step" $s
     {{- end }}
     {{- if eq .step.name "clickhouse" }}
     {{- include "pcm-monitoring.clickhousePasswordEnv" $root | nindent 4 }}
+    {{- end }}
+    {{- if eq .step.name "postgres" }}
+    {{- include "pcm-monitoring.postgresPasswordEnv" $root | nindent 4 }}
     {{- end }}
     - name: PYTHONDONTWRITEBYTECODE
       value: "1"

@@ -19,6 +19,137 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _RejectionCode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RejectionCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RejectionCode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REJECTION_CODE_UNSPECIFIED: _RejectionCode.ValueType  # 0
+    REJECTION_CODE_REQUIRED: _RejectionCode.ValueType  # 1
+    """A required field is empty or unset."""
+    REJECTION_CODE_INVALID_FORMAT: _RejectionCode.ValueType  # 2
+    """A malformed value: characters an id may not hold, a timestamp outside the valid range
+    (nanos outside 0..999,999,999, seconds outside years 1970..9999).
+    """
+    REJECTION_CODE_TOO_LONG: _RejectionCode.ValueType  # 3
+    """A text or id longer than its limit."""
+    REJECTION_CODE_UNKNOWN_CODE: _RejectionCode.ValueType  # 4
+    """A code (channel, service, stage, kind) the catalogues do not know for this entity."""
+    REJECTION_CODE_OUT_OF_RANGE: _RejectionCode.ValueType  # 5
+    """A value outside its allowed range: a time in the future or older than accepted."""
+    REJECTION_CODE_TIME_ORDER: _RejectionCode.ValueType  # 6
+    """Timestamps out of order, e.g. called before issued (a negative duration)."""
+    REJECTION_CODE_FOREIGN_ENTITY: _RejectionCode.ValueType  # 7
+    """The item names another entity than the credential's: never stored."""
+    REJECTION_CODE_INCONSISTENT: _RejectionCode.ValueType  # 8
+    """Fields that contradict each other, e.g. a preferential reason without the flag."""
+    REJECTION_CODE_IN_PROGRESS: _RejectionCode.ValueType  # 9
+    """Another call is storing the same event_id right now: send it again later to learn whether
+    it was stored (the answer will then be "duplicate") or must be stored by you.
+    """
+
+class RejectionCode(_RejectionCode, metaclass=_RejectionCodeEnumTypeWrapper):
+    """Why an item was refused, for programs: branch on this, never on the reason text."""
+
+REJECTION_CODE_UNSPECIFIED: RejectionCode.ValueType  # 0
+REJECTION_CODE_REQUIRED: RejectionCode.ValueType  # 1
+"""A required field is empty or unset."""
+REJECTION_CODE_INVALID_FORMAT: RejectionCode.ValueType  # 2
+"""A malformed value: characters an id may not hold, a timestamp outside the valid range
+(nanos outside 0..999,999,999, seconds outside years 1970..9999).
+"""
+REJECTION_CODE_TOO_LONG: RejectionCode.ValueType  # 3
+"""A text or id longer than its limit."""
+REJECTION_CODE_UNKNOWN_CODE: RejectionCode.ValueType  # 4
+"""A code (channel, service, stage, kind) the catalogues do not know for this entity."""
+REJECTION_CODE_OUT_OF_RANGE: RejectionCode.ValueType  # 5
+"""A value outside its allowed range: a time in the future or older than accepted."""
+REJECTION_CODE_TIME_ORDER: RejectionCode.ValueType  # 6
+"""Timestamps out of order, e.g. called before issued (a negative duration)."""
+REJECTION_CODE_FOREIGN_ENTITY: RejectionCode.ValueType  # 7
+"""The item names another entity than the credential's: never stored."""
+REJECTION_CODE_INCONSISTENT: RejectionCode.ValueType  # 8
+"""Fields that contradict each other, e.g. a preferential reason without the flag."""
+REJECTION_CODE_IN_PROGRESS: RejectionCode.ValueType  # 9
+"""Another call is storing the same event_id right now: send it again later to learn whether
+it was stored (the answer will then be "duplicate") or must be stored by you.
+"""
+Global___RejectionCode: _TypeAlias = RejectionCode  # noqa: Y015
+
+class _ErrorReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ERROR_REASON_UNSPECIFIED: _ErrorReason.ValueType  # 0
+    ERROR_REASON_TOKEN_MISSING: _ErrorReason.ValueType  # 1
+    """UNAUTHENTICATED: no `authorization: Bearer <token>` metadata."""
+    ERROR_REASON_TOKEN_MALFORMED: _ErrorReason.ValueType  # 2
+    """UNAUTHENTICATED: not a platform token (pcm_<id>_<secret>)."""
+    ERROR_REASON_TOKEN_UNKNOWN: _ErrorReason.ValueType  # 3
+    """UNAUTHENTICATED: no such token, or a wrong secret."""
+    ERROR_REASON_TOKEN_REVOKED: _ErrorReason.ValueType  # 4
+    """UNAUTHENTICATED: the token was revoked."""
+    ERROR_REASON_ROLE_NOT_ALLOWED: _ErrorReason.ValueType  # 5
+    """PERMISSION_DENIED: the credential's role may not call this method (e.g. a national or
+    operator credential pushing events).
+    """
+    ERROR_REASON_FOREIGN_ENTITY: _ErrorReason.ValueType  # 6
+    """PERMISSION_DENIED: every item belongs to another entity than the credential's."""
+    ERROR_REASON_BATCH_TOO_LARGE: _ErrorReason.ValueType  # 7
+    """INVALID_ARGUMENT: more items than the per-call limit; nothing was stored."""
+    ERROR_REASON_UNDECODABLE_REQUEST: _ErrorReason.ValueType  # 8
+    """INVALID_ARGUMENT: the request bytes are not the method's request message."""
+    ERROR_REASON_RATE_LIMITED: _ErrorReason.ValueType  # 9
+    """RESOURCE_EXHAUSTED: over the entity's events-per-second limit; nothing was stored, retry
+    after the grpc-retry-pushback-ms trailer.
+    """
+    ERROR_REASON_BROKER_UNAVAILABLE: _ErrorReason.ValueType  # 10
+    """UNAVAILABLE: the event store (Kafka) did not acknowledge; nothing was answered as stored,
+    retry after the grpc-retry-pushback-ms trailer.
+    """
+    ERROR_REASON_LEDGER_UNAVAILABLE: _ErrorReason.ValueType  # 11
+    """UNAVAILABLE: the event-id ledger (PostgreSQL) is unreachable; nothing was stored, retry."""
+
+class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
+    """Why a whole call was refused, for programs. Sent as the `reason` of a google.rpc.ErrorInfo
+    (domain "monitoring.pcm.gob.pe") in the call's rich status (trailer grpc-status-details-bin),
+    spelled as the value's full name, e.g. "ERROR_REASON_TOKEN_REVOKED".
+    """
+
+ERROR_REASON_UNSPECIFIED: ErrorReason.ValueType  # 0
+ERROR_REASON_TOKEN_MISSING: ErrorReason.ValueType  # 1
+"""UNAUTHENTICATED: no `authorization: Bearer <token>` metadata."""
+ERROR_REASON_TOKEN_MALFORMED: ErrorReason.ValueType  # 2
+"""UNAUTHENTICATED: not a platform token (pcm_<id>_<secret>)."""
+ERROR_REASON_TOKEN_UNKNOWN: ErrorReason.ValueType  # 3
+"""UNAUTHENTICATED: no such token, or a wrong secret."""
+ERROR_REASON_TOKEN_REVOKED: ErrorReason.ValueType  # 4
+"""UNAUTHENTICATED: the token was revoked."""
+ERROR_REASON_ROLE_NOT_ALLOWED: ErrorReason.ValueType  # 5
+"""PERMISSION_DENIED: the credential's role may not call this method (e.g. a national or
+operator credential pushing events).
+"""
+ERROR_REASON_FOREIGN_ENTITY: ErrorReason.ValueType  # 6
+"""PERMISSION_DENIED: every item belongs to another entity than the credential's."""
+ERROR_REASON_BATCH_TOO_LARGE: ErrorReason.ValueType  # 7
+"""INVALID_ARGUMENT: more items than the per-call limit; nothing was stored."""
+ERROR_REASON_UNDECODABLE_REQUEST: ErrorReason.ValueType  # 8
+"""INVALID_ARGUMENT: the request bytes are not the method's request message."""
+ERROR_REASON_RATE_LIMITED: ErrorReason.ValueType  # 9
+"""RESOURCE_EXHAUSTED: over the entity's events-per-second limit; nothing was stored, retry
+after the grpc-retry-pushback-ms trailer.
+"""
+ERROR_REASON_BROKER_UNAVAILABLE: ErrorReason.ValueType  # 10
+"""UNAVAILABLE: the event store (Kafka) did not acknowledge; nothing was answered as stored,
+retry after the grpc-retry-pushback-ms trailer.
+"""
+ERROR_REASON_LEDGER_UNAVAILABLE: ErrorReason.ValueType  # 11
+"""UNAVAILABLE: the event-id ledger (PostgreSQL) is unreachable; nothing was stored, retry."""
+Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
+
 class _Grain:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -57,6 +188,7 @@ class ItemRejection(_message.Message):
     EVENT_ID_FIELD_NUMBER: _builtins.int
     FIELD_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
     index: _builtins.int
     """Position of the item in the request's list (0-based)."""
     event_id: _builtins.str
@@ -64,7 +196,11 @@ class ItemRejection(_message.Message):
     field: _builtins.str
     """Dotted path of the offending field, e.g. "called_at" or "scores[2].score"."""
     reason: _builtins.str
-    """Human-readable reason, e.g. "before issued_at"."""
+    """Human-readable reason, e.g. "before issued_at". Never longer than 240 characters: an
+    answer never echoes unbounded input, so its size is bounded by the batch limit.
+    """
+    code: Global___RejectionCode.ValueType
+    """Machine-readable class of the refusal (the reason text is for people)."""
     def __init__(
         self,
         *,
@@ -72,10 +208,11 @@ class ItemRejection(_message.Message):
         event_id: _builtins.str = ...,
         field: _builtins.str = ...,
         reason: _builtins.str = ...,
+        code: Global___RejectionCode.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "field", b"field", "index", b"index", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "event_id", b"event_id", "field", b"field", "index", b"index", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,12 +1,17 @@
 """Fact tables: one row per attention / procedure-stage event, as the processors insert them.
 
-Engine choice: ReplacingMergeTree keyed by event id (last in ORDER BY) collapses replayed copies
-of an event on merge; KPI queries never rely on merges having happened (they aggregate per
-ticket / procedure with max/any, which a duplicate cannot change). Bucket columns (hour, day,
-month starts in the platform's time zone) are computed by the processor so queries stay portable
-across ClickHouse 18.16 and current releases (no timezone-argument functions needed). Enum labels
-are the proto enum names without their type prefix (TICKET_SERVED, RESOLVED): the vocabulary of
-the KPI catalogue's filters (catalogues/kpis.yaml), so a filter needs no translation.
+The column lists are declared once, in ``pcm_common.domains`` (``FactTable``); a test fails when
+these statements and that declaration disagree (tests/unit/test_fact_tables.py).
+
+Engine choice: ReplacingMergeTree keyed by event id (last in ORDER BY) collapses copies of an
+event on merge, and its version ``first_copy_version`` (2^64 - 1 - Kafka offset) makes the
+*first* copy win: an event id, once stored, is never overwritten by a later message with the
+same id. KPI queries never rely on merges having happened (they take the first copy per ticket /
+procedure step with argMin by offset). Bucket columns (hour, day, month starts in the platform's
+time zone) are computed by the processor so queries stay portable across ClickHouse 18.16 and
+current releases (no timezone-argument functions needed). Enum labels are the proto enum names
+without their type prefix (TICKET_SERVED, RESOLVED): the vocabulary of the KPI catalogue's
+filters (catalogues/kpis.yaml), so a filter needs no translation.
 """
 
 STATEMENTS = [
@@ -31,13 +36,14 @@ STATEMENTS = [
         month_start DateTime,
         received_at DateTime,
         kafka_partition UInt16,
-        kafka_offset UInt64
-    ) ENGINE = ReplacingMergeTree(kafka_offset)
+        kafka_offset UInt64,
+        first_copy_version UInt64
+    ) ENGINE = ReplacingMergeTree(first_copy_version)
     PARTITION BY toYYYYMM(month_start)
     ORDER BY (entity_id, month_start, ticket_id, event_id)
     """,
     """
-    CREATE TABLE IF NOT EXISTS {db}.procedure_events (
+    CREATE TABLE IF NOT EXISTS {db}.procedure_stage_events (
         entity_id String,
         event_id String,
         procedure_id String,
@@ -56,8 +62,9 @@ STATEMENTS = [
         month_start DateTime,
         received_at DateTime,
         kafka_partition UInt16,
-        kafka_offset UInt64
-    ) ENGINE = ReplacingMergeTree(kafka_offset)
+        kafka_offset UInt64,
+        first_copy_version UInt64
+    ) ENGINE = ReplacingMergeTree(first_copy_version)
     PARTITION BY toYYYYMM(month_start)
     ORDER BY (entity_id, month_start, procedure_id, event_id)
     """,

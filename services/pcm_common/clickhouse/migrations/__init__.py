@@ -1,1 +1,0 @@
-"""Numbered schema migrations (NNNN_name.py with STATEMENTS); see pcm_common.clickhouse.migrate."""

@@ -1,0 +1,352 @@
+"""The push-service kit: what every service that accepts entity events does, written once.
+
+A service declares its push methods (``PushDeclaration``: the event domain and the validator of
+one item) and the kit runs each call through the same steps:
+
+authenticate → authorize (entity role, own entity) → batch limit → per-entity rate limit →
+per-item validation → in-batch and ledger dedupe → produce and wait for the broker's ack →
+per-item result (accepted, duplicate, or refused with field, reason and code).
+
+The answer is bounded by the batch limit: at most ``MAX_ERRORS_PER_ITEM`` refusals per item,
+each clipped, so no input can make an answer larger than the transport allows.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import SlidingWindowCounterRateLimiter
+from pcm.monitoring.v1 import common_pb2
+
+from pcm_common.auth import Access, Principal, TokenStore, authorize, denial_message
+from pcm_common.domains import EventDomain
+from pcm_common.grpc_server import abort_with, authenticate
+from pcm_common.kafka.envelope import wrap
+from pcm_common.kafka.producer import BrokerUnavailable, EventProducer
+from pcm_common.kafka.topics import topic_for_domain
+from pcm_common.logging import get_logger
+from pcm_common.push.ledger import Claim, EventLedger, LedgerUnavailable
+from pcm_common.push.metrics import PushMetrics
+from pcm_common.validation import (
+    FOREIGN_ENTITY,
+    IN_PROGRESS,
+    MAX_ID_LENGTH,
+    FieldError,
+    TimeWindow,
+    check_entity,
+    check_id,
+    clip,
+)
+
+log = get_logger(__name__)
+
+E = TypeVar("E", bound=Message)
+MAX_ERRORS_PER_ITEM = 10
+
+
+@dataclass(frozen=True)
+class ItemContext:
+    """What a validator knows besides the item: the caller's entity and the accepted times."""
+
+    entity_id: str
+    window: TimeWindow
+
+
+Validator = Callable[[E, ItemContext], Iterable[FieldError]]
+
+
+@dataclass(frozen=True)
+class PushDeclaration(Generic[E]):
+    """One push method of a service: the domain it accepts and how one item is validated."""
+
+    domain: EventDomain
+    validate: Validator[E]
+
+    @property
+    def method(self) -> str:
+        assert self.domain.push is not None, f"{self.domain.name} is not pushed by entities"
+        return self.domain.push.method
+
+
+@dataclass(frozen=True)
+class PushLimits:
+    max_batch: int
+    rate_limit_events_per_s: int
+    """Per entity and replica; 0 disables."""
+    retry_after_s: float
+    future_skew_s: float
+    max_age_days: int
+
+
+@dataclass(frozen=True)
+class Refusal:
+    index: int
+    event_id: str
+    error: FieldError
+
+
+@dataclass
+class Outcome:
+    """How one batch was sorted."""
+
+    accepted: list[tuple[int, str, Message]] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    refusals: list[Refusal] = field(default_factory=list)
+    foreign_items: int = 0
+
+
+class RateLimiter:
+    """Per-entity events/second (sliding window), shared by every method of a replica."""
+
+    def __init__(self, events_per_second: int) -> None:
+        self._item = RateLimitItemPerSecond(events_per_second) if events_per_second else None
+        self._limiter = SlidingWindowCounterRateLimiter(MemoryStorage())
+
+    def allow(self, entity_id: str, events: int) -> bool:
+        if self._item is None or events == 0:
+            return True
+        return self._limiter.hit(self._item, entity_id, cost=events)
+
+
+class PushKit:
+    """The shared parts of one push service: credentials, producer, ledger, limits, metrics."""
+
+    def __init__(
+        self,
+        limits: PushLimits,
+        tokens: TokenStore,
+        producer: EventProducer,
+        ledger: EventLedger,
+        metrics: PushMetrics,
+        topic_prefix: str = "",
+    ) -> None:
+        self.limits = limits
+        self.tokens = tokens
+        self.producer = producer
+        self.ledger = ledger
+        self.metrics = metrics
+        self.topic_prefix = topic_prefix
+        self.rate = RateLimiter(limits.rate_limit_events_per_s)
+
+    def endpoint(self, declaration: PushDeclaration[E]) -> PushEndpoint[E]:
+        return PushEndpoint(self, declaration)
+
+    def close(self) -> None:
+        self.producer.close()
+        self.ledger.close()
+
+
+class PushEndpoint(Generic[E]):
+    """One push method running the kit's steps; the servicer method calls ``push``."""
+
+    def __init__(self, kit: PushKit, declaration: PushDeclaration[E]) -> None:
+        self._kit = kit
+        self._declaration = declaration
+        self._domain = declaration.domain.name
+        self._method = declaration.method
+        self._topic = topic_for_domain(self._domain).name(kit.topic_prefix)
+
+    def push(self, events: Sequence[E], context: grpc.ServicerContext) -> common_pb2.PushResult:
+        metrics = self._kit.metrics
+        in_flight = metrics.in_flight.labels(method=self._method)
+        in_flight.inc()
+        try:
+            with metrics.batch_seconds.labels(method=self._method).time():
+                return self._push(events, context)
+        finally:
+            in_flight.dec()
+
+    def _push(self, events: Sequence[E], context: grpc.ServicerContext) -> common_pb2.PushResult:
+        principal = authenticate(context, self._kit.tokens, self._kit.metrics.auth_failures)
+        self._authorize(principal, context)
+        self._check_size_and_rate(principal, len(events), context)
+        outcome = self._validate(events, principal)
+        if events and outcome.foreign_items == len(events):
+            self._deny(
+                context,
+                "ERROR_REASON_FOREIGN_ENTITY",
+                f"every event belongs to another entity than {principal.entity_id!r}",
+            )
+        self._dedupe(outcome, principal.entity_id, context)
+        self._produce(outcome, principal.entity_id, context)
+        self._count(outcome, principal.entity_id)
+        return to_result(outcome)
+
+    def _authorize(self, principal: Principal, context: grpc.ServicerContext) -> None:
+        # Items are checked one by one against the caller's entity (check_entity); here: may
+        # this credential write events at all?
+        denial = authorize(principal, Access.WRITE_EVENTS, principal.entity_id)
+        if denial is not None:
+            self._deny(
+                context, denial.value, denial_message(principal, Access.WRITE_EVENTS, denial)
+            )
+
+    def _deny(self, context: grpc.ServicerContext, reason: str, message: str) -> None:
+        self._kit.metrics.denied.labels(reason=reason).inc()
+        abort_with(context, grpc.StatusCode.PERMISSION_DENIED, reason, message)
+
+    def _check_size_and_rate(
+        self, principal: Principal, count: int, context: grpc.ServicerContext
+    ) -> None:
+        limits = self._kit.limits
+        if count > limits.max_batch:
+            abort_with(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "ERROR_REASON_BATCH_TOO_LARGE",
+                f"events: batch of {count} exceeds the limit of {limits.max_batch} per call",
+            )
+        if not self._kit.rate.allow(principal.entity_id, count):
+            self._kit.metrics.rate_limited.labels(entity=principal.entity_id).inc()
+            abort_with(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "ERROR_REASON_RATE_LIMITED",
+                f"rate limit of {limits.rate_limit_events_per_s} events/s for "
+                f"{principal.entity_id} exceeded; nothing was stored "
+                f"(retry after {limits.retry_after_s:g} s)",
+                retry_after_s=limits.retry_after_s,
+            )
+
+    def _validate(self, events: Sequence[E], principal: Principal) -> Outcome:
+        limits = self._kit.limits
+        item = ItemContext(
+            principal.entity_id,
+            TimeWindow(time.time(), limits.future_skew_s, limits.max_age_days * 86_400),
+        )
+        validate = self._declaration.validate
+        outcome = Outcome()
+        for index, event in enumerate(events):
+            event_id = _ids(event)[0]
+            errors = item_errors(event, validate, item)
+            if not errors:
+                outcome.accepted.append((index, event_id, event))
+                continue
+            if any(error.code == FOREIGN_ENTITY for error in errors):
+                outcome.foreign_items += 1
+            shown = clip(event_id, MAX_ID_LENGTH)
+            outcome.refusals += [
+                Refusal(index, shown, error.bounded()) for error in errors[:MAX_ERRORS_PER_ITEM]
+            ]
+        return outcome
+
+    def _dedupe(self, outcome: Outcome, entity_id: str, context: grpc.ServicerContext) -> None:
+        """First valid copy of an id in the batch is the candidate; the ledger decides whether
+        an earlier call already stored it."""
+        first: dict[str, int] = {}
+        candidates = []
+        for index, event_id, event in outcome.accepted:
+            if event_id in first:
+                outcome.duplicates.append(index)
+            else:
+                first[event_id] = index
+                candidates.append((index, event_id, event))
+        try:
+            claims = self._kit.ledger.claim(self._domain, entity_id, [c[1] for c in candidates])
+        except LedgerUnavailable as error:
+            self._kit.metrics.ledger_errors.inc()
+            log.warning("batch refused: ledger unavailable", entity=entity_id, error=str(error))
+            abort_with(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "ERROR_REASON_LEDGER_UNAVAILABLE",
+                "event-id ledger unavailable; nothing was stored, retry",
+                retry_after_s=self._kit.limits.retry_after_s,
+            )
+        outcome.accepted = []
+        for (index, event_id, event), claim in zip(candidates, claims, strict=True):
+            if claim is Claim.NEW:
+                outcome.accepted.append((index, event_id, event))
+            elif claim is Claim.DUPLICATE:
+                outcome.duplicates.append(index)
+            else:
+                reason = "being stored by another call right now; send it again later"
+                outcome.refusals.append(
+                    Refusal(index, event_id, FieldError("event_id", reason, IN_PROGRESS))
+                )
+        outcome.duplicates.sort()
+        outcome.refusals.sort(key=lambda refusal: refusal.index)
+
+    def _produce(self, outcome: Outcome, entity_id: str, context: grpc.ServicerContext) -> None:
+        """Write the accepted items; answer only after the broker's ack, else UNAVAILABLE."""
+        received_at = Timestamp()
+        received_at.GetCurrentTime()
+        key = entity_id.encode()
+        records = [
+            (key, wrap(event, entity_id, received_at).SerializeToString())
+            for _, _, event in outcome.accepted
+        ]
+        ids = [event_id for _, event_id, _ in outcome.accepted]
+        try:
+            self._kit.producer.send_and_wait(self._topic, records)
+        except BrokerUnavailable as error:
+            self._kit.ledger.release(self._domain, entity_id, ids)
+            self._kit.metrics.produce_errors.inc()
+            log.warning(
+                "batch refused: broker unavailable",
+                entity=entity_id,
+                events=len(records),
+                error=str(error),
+            )
+            abort_with(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "ERROR_REASON_BROKER_UNAVAILABLE",
+                "event store (Kafka) unavailable; nothing was stored, retry "
+                f"(retry after {self._kit.limits.retry_after_s:g} s)",
+                retry_after_s=self._kit.limits.retry_after_s,
+            )
+        self._kit.ledger.confirm(self._domain, entity_id, ids)
+
+    def _count(self, outcome: Outcome, entity_id: str) -> None:
+        metrics, domain = self._kit.metrics, self._domain
+        if outcome.accepted:
+            metrics.accepted.labels(entity=entity_id, domain=domain).inc(len(outcome.accepted))
+        if outcome.duplicates:
+            metrics.duplicates.labels(entity=entity_id, domain=domain).inc(len(outcome.duplicates))
+        for refusal in outcome.refusals:
+            code = common_pb2.RejectionCode.Name(refusal.error.code)
+            metrics.rejected.labels(
+                entity=entity_id, domain=domain, field=refusal.error.field, code=code
+            ).inc()
+
+
+def item_errors(event: E, validate: Validator[E], item: ItemContext) -> list[FieldError]:
+    """Every problem of one item: its id and entity (the same for every domain), then the
+    domain's own rules."""
+    event_id, entity_id = _ids(event)
+    return [
+        *check_id(event_id, "event_id"),
+        *check_entity(entity_id, item.entity_id),
+        *validate(event, item),
+    ]
+
+
+def _ids(event: Message) -> tuple[str, str]:
+    """(event_id, entity_id): every pushed message has both (checked in tests/unit)."""
+    return str(getattr(event, "event_id")), str(getattr(event, "entity_id"))  # noqa: B009
+
+
+def to_result(outcome: Outcome) -> common_pb2.PushResult:
+    return common_pb2.PushResult(
+        accepted=len(outcome.accepted),
+        duplicate_indexes=outcome.duplicates,
+        rejections=[
+            common_pb2.ItemRejection(
+                index=r.index,
+                event_id=r.event_id,
+                field=r.error.field,
+                reason=r.error.reason,
+                code=r.error.code,
+            )
+            for r in outcome.refusals
+        ],
+    )

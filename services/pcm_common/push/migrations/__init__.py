@@ -1,0 +1,1 @@
+"""PostgreSQL migrations of the push kit's event-id ledger (group ``push``)."""

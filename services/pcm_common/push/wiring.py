@@ -1,0 +1,46 @@
+"""Building a ``PushKit`` from settings: the composition every push service shares."""
+
+from __future__ import annotations
+
+from pcm_common.auth import TokenStore
+from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
+from pcm_common.push.kit import PushKit, PushLimits
+from pcm_common.push.ledger import EventLedger, LayeredLedger, MemoryLedger
+from pcm_common.push.metrics import PushMetrics
+from pcm_common.settings import Settings
+
+
+def build_ledger(settings: Settings, window: int, workers: int) -> EventLedger:
+    """The replica's recent window, in front of PostgreSQL unless settings say memory only."""
+    recent = MemoryLedger(window)
+    if settings.push_ledger == "memory":
+        return recent
+    # Imported here: a memory-only deployment (tests, demos) needs no PostgreSQL driver loaded.
+    from pcm_common.postgres.client import pool
+    from pcm_common.push.postgres_ledger import PostgresLedger
+
+    connections = pool(settings, max_size=workers + 1, timeout_s=5, application_name="pcm-push")
+    connections.open(wait=False)
+    return LayeredLedger(recent, PostgresLedger(connections, settings.push_claim_lease_s))
+
+
+def build_kit(
+    settings: Settings,
+    limits: PushLimits,
+    metrics: PushMetrics,
+    client_id: str,
+    dedupe_window: int,
+    workers: int,
+    producer: EventProducer | None = None,
+) -> PushKit:
+    return PushKit(
+        limits,
+        TokenStore(settings.token_file, settings.token_reload_interval_s),
+        producer
+        or AcknowledgedProducer(
+            settings.kafka_bootstrap, settings.kafka_request_timeout_ms, client_id
+        ),
+        build_ledger(settings, dedupe_window, workers),
+        metrics,
+        settings.topic_prefix,
+    )

@@ -1,0 +1,52 @@
+"""Every Prometheus metric of the stream processor, declared in one place.
+
+Alert rules (deploy/prometheus/rules/) and dashboards refer to these names; keeping them here
+makes a rename visible in one diff. Only the processor imports this module, so only the
+processor exports these series.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Latency buckets in seconds: ClickHouse inserts and KPI recomputations, ms to seconds.
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+PROCESSOR_EVENTS = Counter("pcm_processor_events_total", "Events written to ClickHouse.", ["topic"])
+PROCESSOR_BATCH_SIZE = Histogram(
+    "pcm_processor_batch_size",
+    "Events per columnar insert.",
+    buckets=(1, 10, 50, 100, 500, 1_000, 5_000, 10_000, 50_000),
+)
+PROCESSOR_INSERT_SECONDS = Histogram(
+    "pcm_processor_insert_seconds",
+    "ClickHouse insert latency per batch.",
+    ["table"],
+    buckets=_LATENCY_BUCKETS,
+)
+PROCESSOR_INSERT_RETRIES = Counter(
+    "pcm_processor_insert_retries_total", "Insert attempts that failed and were retried."
+)
+PROCESSOR_DEAD_LETTER = Counter(
+    "pcm_processor_dead_letter_total",
+    "Poison messages sent to the dead-letter topic.",
+    ["topic", "reason"],
+)
+PROCESSOR_CONSUMER_LAG = Gauge(
+    "pcm_processor_consumer_lag",
+    "Messages between the committed offset and the end of the partition.",
+    ["topic", "partition"],
+)
+PROCESSOR_FRESHNESS_SECONDS = Gauge(
+    "pcm_processor_freshness_seconds",
+    "Now minus the newest event time written to ClickHouse.",
+)
+PROCESSOR_KPI_ROWS = Counter(
+    "pcm_processor_kpi_rows_total", "KPI rows recomputed and written.", ["grain"]
+)
+PROCESSOR_KPI_SECONDS = Histogram(
+    "pcm_processor_kpi_recompute_seconds",
+    "Time to recompute the touched KPI periods of one grain from the facts (one flush).",
+    ["domain", "grain"],
+    buckets=_LATENCY_BUCKETS,
+)

@@ -1,0 +1,1 @@
+"""A throwaway PostgreSQL migration group for tests/integration/test_postgres.py."""

@@ -1,0 +1,1 @@
+"""Migration group ``example``: a table and its seed row."""
