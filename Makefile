@@ -9,7 +9,7 @@ PY ?= $(VENV)/bin/python
 VENV_STAMP := $(VENV)/.installed
 STACK := $(PYTHON3) deploy/local/stack.py
 # Empty folders are not in git, so only lint the ones that exist in this checkout.
-LINT_PATHS := $(wildcard services tests scripts bench deploy/local)
+LINT_PATHS := $(wildcard services testkit tests scripts bench deploy/local)
 PYTEST_FLAGS ?= -q -p no:cacheprovider
 
 # The Compose Specification schema comes from compose-go, the reference implementation that
@@ -38,10 +38,10 @@ $(VENV_STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-install-system: ## Install the Debian packages the stack needs (Java, Maven, ClickHouse, Prometheus, Go), if missing
+install-system: ## Install the Debian packages the stack needs (Java, Maven, ClickHouse, PostgreSQL, Prometheus, Go), if missing
 	bash scripts/install_system.sh
 
-stack-up: ## Start Kafka, ClickHouse and Prometheus on loopback (idempotent, data in .stack/)
+stack-up: ## Start Kafka, ClickHouse, PostgreSQL and Prometheus on loopback (idempotent, data in .stack/)
 	$(STACK) up
 
 stack-down: ## Stop the local stack (data is kept)

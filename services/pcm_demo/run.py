@@ -187,7 +187,11 @@ def push(dataset: Dataset, tokens: dict[str, str]) -> dict[str, int]:
             client = IntakeClient(INTAKE_TARGET, token)
             for domain, events, send in (
                 ("attention", dataset.attentions.get(entity_id, []), client.push_attentions),
-                ("procedure_stage", dataset.procedures.get(entity_id, []), client.push_procedure_stages),
+                (
+                    "procedure_stage",
+                    dataset.procedures.get(entity_id, []),
+                    client.push_procedure_stages,
+                ),
             ):
                 for start in range(0, len(events), 500):
                     batch = events[start : start + 500]
@@ -227,7 +231,9 @@ def wait_for_facts(
         raise SystemExit("error: the processor did not catch up within 5 minutes")
     # The processor commits an offset only once that message's KPIs are written: zero lag
     # means every KPI is current.
-    topics = [topic_for_domain(d).name(settings.topic_prefix) for d in ("attention", "procedure_stage")]
+    topics = [
+        topic_for_domain(d).name(settings.topic_prefix) for d in ("attention", "procedure_stage")
+    ]
     group = ProcessorSettings(topic_prefix=settings.topic_prefix).group_id
     wait_caught_up(settings.kafka_bootstrap, group, topics, timeout_s=120)
 

@@ -228,7 +228,7 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
     outbox = Outbox(
         FaustSender(app),
         topic_for_domain("dead_letter").name(settings.topic_prefix),
-        topic_for_domain("kpi").name(settings.topic_prefix),
+        topic_for_domain("kpi_value").name(settings.topic_prefix),
         settings.processor_retry_max_backoff_s,
     )
     config = PipelineConfig(

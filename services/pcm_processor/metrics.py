@@ -37,6 +37,12 @@ PROCESSOR_CONSUMER_LAG = Gauge(
     "Messages between the committed offset and the end of the partition.",
     ["topic", "partition"],
 )
+PROCESSOR_LAG_REFRESHED = Gauge(
+    "pcm_processor_lag_refreshed_timestamp_seconds",
+    "Unix time at which the consumer lag now shown was read from the broker (start of the "
+    "read: every message produced before it is counted). Lag 0 with a refresh newer than a "
+    "producer's last send means the processor has caught up with it.",
+)
 PROCESSOR_FRESHNESS_SECONDS = Gauge(
     "pcm_processor_freshness_seconds",
     "Now minus the newest event time written to ClickHouse.",

@@ -9,6 +9,15 @@ from typing import Literal
 from pcm_common.settings import Settings
 from pydantic import Field
 
+DEFAULT_GROUP = "pcm-processor"
+
+
+def consumer_group(topic_prefix: str, group: str = DEFAULT_GROUP) -> str:
+    """The processor's Kafka consumer group: ``group`` under the topic prefix, so that isolated
+    runs (tests, the demo, the benchmark) each have their own offsets. The one place that spells
+    it: everything that reads the group's offsets asks here."""
+    return f"{topic_prefix}{group}"
+
 
 class ProcessorSettings(Settings):
     processor_domains: str = Field(
@@ -16,7 +25,7 @@ class ProcessorSettings(Settings):
         description="Fact domains to consume (comma-separated names of the domain registry).",
     )
     processor_group_id: str = Field(
-        "pcm-processor", description="Kafka consumer group (prefixed with the topic prefix)."
+        DEFAULT_GROUP, description="Kafka consumer group (prefixed with the topic prefix)."
     )
     processor_time_zone: str = Field(
         "America/Lima", description="Time zone of the hour/day/month KPI buckets."
@@ -83,7 +92,7 @@ class ProcessorSettings(Settings):
 
     @property
     def group_id(self) -> str:
-        return f"{self.topic_prefix}{self.processor_group_id}"
+        return consumer_group(self.topic_prefix, self.processor_group_id)
 
 
 def load_processor_settings() -> ProcessorSettings:

@@ -149,7 +149,9 @@ def produce(
     return count
 
 
-def domain_topics(prefix: str, domains: Sequence[str] = ("attention", "procedure_stage")) -> list[str]:
+def domain_topics(
+    prefix: str, domains: Sequence[str] = ("attention", "procedure_stage")
+) -> list[str]:
     return [topic_for_domain(name).name(prefix) for name in domains]
 
 

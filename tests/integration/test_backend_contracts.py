@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -26,7 +27,7 @@ from pcm_common.kafka.producer import (
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.postgres.client import pool
 from pcm_common.push import Claim, EventLedger, LedgerUnavailable, MemoryLedger
-from pcm_common.push.postgres_ledger import PostgresLedger
+from pcm_common.push.postgres_ledger import PostgresLedger, ledger_key
 from pcm_common.settings import Settings
 
 # --- producers ---------------------------------------------------------------------------------
@@ -192,5 +193,26 @@ def test_postgres_ledger_down_is_ledger_unavailable(isolated_settings: Settings)
     try:
         with pytest.raises(LedgerUnavailable):
             durable.claim("attention", "RENIEC", ids(1))
+    finally:
+        durable.close()
+
+
+def test_postgres_ledger_purges_ids_older_than_its_retention(isolated_settings: Settings) -> None:
+    connections = pool(isolated_settings, max_size=2)
+    connections.open(wait=True)
+    durable = PostgresLedger(connections, lease_s=60)
+    try:
+        old, recent = ids(2)
+        durable.claim("attention", "RENIEC", [old, recent])
+        with connections.connection() as connection:
+            connection.execute(
+                "UPDATE event_ledger SET claimed_at = now() - interval '402 days' WHERE key = %s",
+                (ledger_key("attention", "RENIEC", old),),
+            )
+        assert durable.purge(timedelta(days=401)) == 1
+        assert durable.claim("attention", "RENIEC", [old, recent]) == [
+            Claim.NEW,
+            Claim.IN_PROGRESS,
+        ]
     finally:
         durable.close()

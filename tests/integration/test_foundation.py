@@ -13,9 +13,9 @@ from pcm_common.kafka.envelope import decode, wrap
 from pcm_common.kafka.producer import AcknowledgedProducer
 from pcm_common.kafka.topics import TOPICS, topic_for_domain
 from pcm_common.settings import Settings
+from pcm_testkit.kafka import read_envelopes
 
 from tests.fact_tables import described, fact_tables
-from tests.integration.intake_helpers import read_envelopes
 
 
 def test_topics_are_created_with_their_partition_counts(isolated_settings: Settings) -> None:

@@ -20,8 +20,9 @@ from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.settings import Settings
 from pcm_intake.server import create_server
 from pcm_intake.settings import IntakeSettings
-
-from tests.integration.intake_helpers import read_envelopes, served_attention, stamp
+from pcm_testkit.events import ago as stamp
+from pcm_testkit.events import attention as served_attention
+from pcm_testkit.kafka import read_envelopes
 
 REPO = Path(__file__).resolve().parents[2]
 STACK = [sys.executable, str(REPO / "deploy" / "local" / "stack.py")]

@@ -18,8 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pcm.monitoring.v1 import intake_service_pb2, intake_service_pb2_grpc
 from pcm_common.auth import TokenStore
 from pcm_common.settings import Settings
-
-from tests.integration.intake_helpers import served_attention
+from pcm_testkit.events import attention as served_attention
 
 GRPC_PORT = 50061
 METRICS_PORT = 9101  # the port deploy/prometheus/prometheus.yml scrapes for job pcm-intake
@@ -79,7 +78,10 @@ def test_metrics_are_served_and_scraped_by_prometheus(
         metadata=(("authorization", f"Bearer {token}"),),
     )
     assert response.result.accepted == 7
-    assert 'pcm_intake_events_accepted_total{domain="attention",entity="ONP"} 7.0' in scrape()
+    exposition = scrape()
+    assert 'pcm_intake_events_accepted_total{domain="attention",entity="ONP"} 7.0' in exposition
+    # Each service exports only its own series.
+    assert "pcm_processor_" not in exposition
     query = 'sum(pcm_intake_events_accepted_total{job="pcm-intake",entity="ONP"})'
     deadline = time.monotonic() + 30  # scrape interval is 5 s
     while time.monotonic() < deadline and prometheus_value(query) != 7.0:

@@ -7,7 +7,6 @@ reference, so the fallback for an unreviewed faust version stays correct.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,17 +14,11 @@ from clickhouse_driver import Client
 from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.settings import Settings
-from pcm_processor.synthetic import SyntheticStream, local_time
-from pcm_processor.testing import (
-    ProcessorProcess,
-    differences,
-    domain_topics,
-    expected_kpis,
-    processor_for,
-    produce,
-    read_kpis,
-    wait_caught_up,
-)
+from pcm_testkit.events import local_time
+from pcm_testkit.generator import Generator
+from pcm_testkit.kafka import produce
+from pcm_testkit.kpis import differences, expected_kpis, read_kpis
+from pcm_testkit.processor import ProcessorProcess, caught_up, processor_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,11 +38,11 @@ def test_stream_delivery_survives_a_kill_and_matches_the_reference(
     clickhouse: Client,
 ) -> None:
     catalogues: Catalogues = load_catalogues()
-    generator = SyntheticStream(catalogues, seed=3, entities=5, run_id="stream")
+    generator = Generator(catalogues, seed=3, entities=5, run_id="stream")
     start = local_time(2025, 6, 30, 20)
+    subjects = {"attention": 2_000, "procedure_stage": 300}  # tickets, procedures
     streams = {
-        "attention": generator.attention_stream(2_000, start, 8 * 3600),
-        "procedure_stage": generator.procedure_stream(300, start, 8 * 3600),
+        name: generator.stream(name, count, start, 8 * 3600) for name, count in subjects.items()
     }
     s = isolated_settings
     for name, events in streams.items():
@@ -60,7 +53,8 @@ def test_stream_delivery_survives_a_kill_and_matches_the_reference(
             [(p.key, p.value) for p in events[:half]],
         )
     processor.start()
-    time.sleep(8)
+    # Kill mid-stream: once this first incarnation has stored some of the first half.
+    processor.wait_for_metric("pcm_processor_events_total", above=0)
     processor.kill()
     for name, events in streams.items():
         half = len(events) // 2
@@ -70,13 +64,7 @@ def test_stream_delivery_survives_a_kill_and_matches_the_reference(
             [(p.key, p.value) for p in events[half:]],
         )
     processor.start()
-    wait_caught_up(
-        s.kafka_bootstrap,
-        f"{s.topic_prefix}pcm-processor",
-        domain_topics(s.topic_prefix),
-        timeout_s=120,
-        processor=processor,
-    )
+    caught_up(s, processor, timeout_s=120)
     assert "delivery=stream" in processor.log_path.read_text()
     expected = expected_kpis(
         catalogues, {name: [p.envelope for p in events] for name, events in streams.items()}

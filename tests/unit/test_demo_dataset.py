@@ -5,27 +5,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pcm_common.catalogues import load_catalogues
+from pcm_common.push import ItemContext, item_errors
 from pcm_common.validation import TimeWindow
-from pcm_demo.synthetic import Generator
-from pcm_intake.server import intake_catalogue
-from pcm_intake.validation import attention_errors, procedure_errors
+from pcm_intake.service import declarations
+from pcm_intake.validation import IntakeCatalogue
+from pcm_testkit.generator import Generator
 
 NOW = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
 
 
 def test_every_generated_event_is_valid_and_the_lifecycle_is_complete() -> None:
     catalogues = load_catalogues()
-    dataset = Generator(catalogues, NOW, seed=11, scale=0.05).dataset(days=2)
-    index = intake_catalogue(catalogues)
+    dataset = Generator(catalogues, seed=11).dataset(days=2, now=NOW, scale=0.05)
     window = TimeWindow(NOW.timestamp(), future_skew_s=0, max_age_s=400 * 86_400)
-    assert set(dataset.attentions) == {e.entity_id for e in catalogues.entities}
-    for entity_id, events in dataset.attentions.items():
-        for event in events:
-            assert attention_errors(event, entity_id, index, window) == [], event
-    for entity_id, stages in dataset.procedures.items():
-        for stage in stages:
-            assert procedure_errors(stage, entity_id, index, window) == [], stage
-    attentions = [e for events in dataset.attentions.values() for e in events]
+    assert set(dataset.of("attention")) == {e.entity_id for e in catalogues.entities}
+    pushed = declarations(IntakeCatalogue.of(catalogues))
+    assert {d.domain.name for d in pushed} == set(dataset.events)
+    for declaration in pushed:
+        for entity_id, events in dataset.of(declaration.domain.name).items():
+            item = ItemContext(entity_id, window)
+            for event in events:
+                assert item_errors(event, declaration.validate, item) == [], event
+    attentions = [e for events in dataset.of("attention").values() for e in events]
     ids = [e.event_id for e in attentions]
     assert len(ids) == len(set(ids))
     kinds = {e.kind for e in attentions}
@@ -34,6 +35,6 @@ def test_every_generated_event_is_valid_and_the_lifecycle_is_complete() -> None:
 
 def test_same_seed_same_dataset() -> None:
     catalogues = load_catalogues()
-    first = Generator(catalogues, NOW, seed=3, scale=0.02).dataset(days=1)
-    second = Generator(catalogues, NOW, seed=3, scale=0.02).dataset(days=1)
-    assert first.attentions == second.attentions
+    first = Generator(catalogues, seed=3).dataset(days=1, now=NOW, scale=0.02)
+    second = Generator(catalogues, seed=3).dataset(days=1, now=NOW, scale=0.02)
+    assert first.of("attention") == second.of("attention")

@@ -12,7 +12,7 @@ from pcm_common.kafka.envelope import PoisonMessage, decode, wrap
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
 from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE
-from pcm_processor.synthetic import attention_event, local_time, procedure_event
+from pcm_testkit.events import attention_event, local_time, procedure_stage_event
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_procedure_row_counts_business_days_from_the_day_after_filing(
 ) -> None:
     filed = local_time(2025, 3, 10, 10)  # Monday
     resolved = local_time(2025, 3, 24, 9)  # Monday two weeks later
-    envelope = procedure_event(
+    envelope = procedure_stage_event(
         "RENIEC", "EXP-1", "RESOLVED", "RENIEC_DNI_DUPLICADO", "PRESENCIAL", filed, resolved, 4
     )
     row = as_dict(PROCEDURE_STAGE.columns, PROCEDURE_STAGE.mapper(envelope, Position(0, 1), ctx))
@@ -78,7 +78,7 @@ def test_procedure_row_counts_business_days_from_the_day_after_filing(
 
 def test_holidays_are_not_business_days(ctx: MappingContext) -> None:
     filed = local_time(2025, 7, 25, 12)  # Friday before Fiestas Patrias (28 and 29 July)
-    envelope = procedure_event(
+    envelope = procedure_stage_event(
         "RENIEC",
         "EXP-2",
         "RESOLVED",
@@ -93,7 +93,7 @@ def test_holidays_are_not_business_days(ctx: MappingContext) -> None:
 
 def test_filing_late_at_night_counts_in_local_dates(ctx: MappingContext) -> None:
     filed = local_time(2025, 3, 10, 23, 30)  # Monday night in Lima, already Tuesday in UTC
-    envelope = procedure_event(
+    envelope = procedure_stage_event(
         "RENIEC",
         "EXP-3",
         "RESOLVED",
@@ -157,7 +157,7 @@ def test_unknown_entity_and_missing_legal_term_are_poison(ctx: MappingContext) -
     with pytest.raises(PoisonMessage, match="unknown_entity"):
         ATTENTION.mapper(ghost, Position(0, 0), ctx)
     at = local_time(2025, 3, 10, 9)
-    no_term = procedure_event("RENIEC", "EXP", "FILED", "ORIENTACION", "PRESENCIAL", at, at)
+    no_term = procedure_stage_event("RENIEC", "EXP", "FILED", "ORIENTACION", "PRESENCIAL", at, at)
     with pytest.raises(PoisonMessage, match="no_legal_term"):
         PROCEDURE_STAGE.mapper(no_term, Position(0, 0), ctx)
 
@@ -182,6 +182,8 @@ def test_unknown_schema_version_and_wrong_payload_are_poison() -> None:
     with pytest.raises(PoisonMessage, match="unknown_schema_version"):
         decode(future.SerializeToString(), "attention")
     at = local_time(2025, 3, 10, 9)
-    stage = procedure_event("RENIEC", "EXP", "FILED", "RENIEC_DNI_DUPLICADO", "PRESENCIAL", at, at)
+    stage = procedure_stage_event(
+        "RENIEC", "EXP", "FILED", "RENIEC_DNI_DUPLICADO", "PRESENCIAL", at, at
+    )
     with pytest.raises(PoisonMessage, match="wrong_payload"):
         decode(stage.SerializeToString(), "attention")

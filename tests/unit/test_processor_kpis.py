@@ -13,7 +13,7 @@ from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
 from pcm_processor.domain.kpis import KpiPlan, build_plan
 from pcm_processor.domain.reference import p90, reference_kpis
 from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE, FactDomain
-from pcm_processor.synthetic import attention_event, local_time, procedure_event
+from pcm_testkit.events import attention_event, local_time, procedure_stage_event
 
 DAY = local_time(2025, 3, 10)
 HOUR9 = local_time(2025, 3, 10, 9)
@@ -178,7 +178,7 @@ def test_duplicates_and_replays_change_no_kpi(catalogues: Catalogues) -> None:
 
 def test_procedures_within_term_and_reworked(catalogues: Catalogues) -> None:
     filed = local_time(2025, 3, 10, 10)
-    p = procedure_event
+    p = procedure_stage_event
     events = [
         p("RENIEC", "P1", "FILED", SERVICE, "PRESENCIAL", filed, filed),
         p("RENIEC", "P1", "RESOLVED", SERVICE, "PRESENCIAL", filed, local_time(2025, 3, 19, 9), 2),

@@ -19,7 +19,7 @@ from pcm_processor.domain.kpis import KpiRow, build_plan
 from pcm_processor.domain.poison import DeadLetter
 from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE, FactDomain
 from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig
-from pcm_processor.synthetic import attention_event, local_time, procedure_event
+from pcm_testkit.events import attention_event, local_time, procedure_stage_event
 from prometheus_client import REGISTRY
 
 HOUR = local_time(2025, 3, 10, 9)
@@ -227,7 +227,7 @@ def test_an_observation_dirties_the_periods_of_the_whole_procedure(
     store.subject_answer = [("RENIEC", day + 9 * 3600, day, local_time(2025, 3, 1))]
     pipeline, _ = make(catalogues, store, domain=PROCEDURE_STAGE)
     filed = local_time(2025, 3, 10, 9)
-    observed = procedure_event(
+    observed = procedure_stage_event(
         "RENIEC", "P1", "OBSERVED", SERVICE, "PRESENCIAL", filed, local_time(2025, 3, 11, 9)
     )
     asyncio.run(pipeline.process([message(observed, 1)]))

@@ -19,7 +19,8 @@ from pcm_processor.domain.facts import CatalogueView, MappingContext, Position, 
 from pcm_processor.domain.kpis import KpiPlan, SliceKey, build_plan
 from pcm_processor.domain.reference import reference_kpis
 from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE
-from pcm_processor.synthetic import SyntheticStream, local_time
+from pcm_testkit.events import local_time
+from pcm_testkit.generator import Generator
 
 from tests.chdb_executor import ChdbExecutor
 
@@ -64,12 +65,10 @@ def sql_kpis(engine: ChdbExecutor, plan: KpiPlan, rows: Sequence[Row]) -> dict[A
 def test_sql_equals_reference_on_a_synthetic_stream(
     engine: ChdbExecutor, catalogues: Catalogues, domain: Any
 ) -> None:
-    stream = SyntheticStream(catalogues, seed=11, entities=4, run_id=domain.name)
+    generator = Generator(catalogues, seed=11, entities=4, run_id=domain.name)
     start = local_time(2025, 1, 31, 18)  # crosses midnight and a month end in Lima
-    if domain is ATTENTION:
-        produced = stream.attention_stream(400, start, 12 * 3600)
-    else:
-        produced = stream.procedure_stream(120, start, 12 * 3600)
+    subjects = 400 if domain is ATTENTION else 120  # tickets or procedures
+    produced = generator.stream(domain.name, subjects, start, 12 * 3600)
     ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
     rows = [domain.mapper(p.envelope, Position(0, i), ctx) for i, p in enumerate(produced)]
     # Replayed duplicates are in the table too: they must not change anything.

@@ -48,6 +48,44 @@ def test_protos_pass_buf_lint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _git(*args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_protos_stay_backward_compatible() -> None:
+    """`buf breaking` (FILE rules) against the first published contracts and the previous
+    commit: entities' generated clients must keep working after every change."""
+    assert BUF.exists(), "buf is missing: run `make tools`"
+    first = _git("log", "--diff-filter=A", "--format=%H", "--", "protos").splitlines()[-1]
+    for baseline in (first, "HEAD~1"):
+        result = subprocess.run(
+            [str(BUF), "breaking", "--against", f".git#ref={baseline}"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        assert result.returncode == 0, f"against {baseline}:\n{result.stdout}{result.stderr}"
+
+
+def test_buf_breaking_catches_a_removed_field(tmp_path: Path) -> None:
+    """The check above can fail: a copy of the protos without a field is refused."""
+    copy = tmp_path / "repo"
+    shutil.copytree(REPO / "protos", copy / "protos")
+    shutil.copy(REPO / "buf.yaml", copy / "buf.yaml")
+    common = copy / "protos" / "pcm" / "monitoring" / "v1" / "common.proto"
+    common.write_text(common.read_text().replace("  string reason = 4;\n", ""))
+    result = subprocess.run(
+        [str(BUF), "breaking", "--against", str(REPO)],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode != 0
+    assert "reason" in result.stdout
+
+
 def test_envelope_round_trips_an_attention() -> None:
     issued = Timestamp(seconds=1_764_000_000)
     envelope = envelope_pb2.EventEnvelope(

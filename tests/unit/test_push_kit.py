@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from pcm_common.kafka.memory import InMemoryProducer
 from pcm_common.kafka.producer import Record
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.push import Claim, LedgerUnavailable
+from pcm_intake.client import IntakeClient
 from pcm_intake.server import create_server
 from pcm_intake.settings import IntakeSettings
 from prometheus_client import REGISTRY
@@ -95,6 +97,7 @@ class Intake:
         ]
 
 
+@contextmanager
 def start_intake(tmp_path: Path, producer: InMemoryProducer, **overrides: Any) -> Iterator[Intake]:
     token_file = tmp_path / "tokens.json"
     settings = IntakeSettings(
@@ -120,7 +123,10 @@ def start_intake(tmp_path: Path, producer: InMemoryProducer, **overrides: Any) -
 
 @pytest.fixture
 def intake(tmp_path: Path) -> Iterator[Intake]:
-    yield from start_intake(tmp_path, InMemoryProducer(), intake_rate_limit_events_per_s=5_000)
+    with start_intake(
+        tmp_path, InMemoryProducer(), intake_rate_limit_events_per_s=5_000
+    ) as running:
+        yield running
 
 
 def refused(call: Any) -> grpc.RpcError:
@@ -165,7 +171,7 @@ def test_a_resend_is_a_duplicate_and_keeps_the_first_content(intake: Intake) -> 
 
 def test_a_resend_while_the_first_call_produces_is_in_progress(tmp_path: Path) -> None:
     producer = GatedProducer()
-    for intake in start_intake(tmp_path, producer):
+    with start_intake(tmp_path, producer) as intake:
         event = served()
         first: list[Any] = []
         caller = threading.Thread(target=lambda: first.append(intake.push([event])))
@@ -333,3 +339,33 @@ def _sample(name: str) -> float:
         name, {"method": "/pcm.monitoring.v1.IntakeService/PushAttentions"}
     )
     return value or 0.0
+
+
+def test_the_client_sends_items_in_progress_again_until_their_outcome_is_known(
+    tmp_path: Path,
+) -> None:
+    producer = GatedProducer()
+    with start_intake(tmp_path, producer) as intake:
+        event, other = served(), served()
+        first: list[Any] = []
+
+        def push_first() -> None:
+            first.append(intake.push([event]))
+
+        caller = threading.Thread(target=push_first)
+        caller.start()
+        assert producer.entered.wait(5)
+        client = IntakeClient(intake.target, intake.tokens["RENIEC"], in_progress_pause_s=0.05)
+        # While the first call holds its claim, the client's resend is "in progress"; once the
+        # gate opens it learns the outcome (duplicate); its other item is stored meanwhile.
+        threading.Timer(0.3, producer.gate.set).start()
+        result = client.push_attentions([other, event])
+        caller.join(10)
+        client.close()
+        assert first[0].accepted == 1
+        assert result.accepted == 1
+        assert list(result.duplicate_indexes) == [1]
+        assert list(result.rejections) == []
+        assert sorted(e.attention.event_id for e in intake.stored()) == sorted(
+            [event.event_id, other.event_id]
+        )

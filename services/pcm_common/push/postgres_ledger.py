@@ -5,12 +5,19 @@ the same id at once, exactly one gets it. Confirmations are written in the backg
 across calls (one UPDATE every ``confirm_interval_s``), so the hot path costs one round trip per
 call; a confirmation lost in a crash only leaves a claim that expires after the lease, after
 which a resend is accepted again and the processors keep the first copy.
+
+Claims and confirmations commit with ``synchronous_commit = off``: a PostgreSQL crash may forget
+the last fraction of a second of them, which again only means a resend of those events is
+accepted and stored once by the processors; the push path does not wait for a disk flush.
 """
 
 from __future__ import annotations
 
+import hashlib
 import queue
 import threading
+import time
+import uuid
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -22,44 +29,37 @@ from pcm_common.push.ledger import Claim, LedgerUnavailable
 
 log = get_logger(__name__)
 
-# Rows are taken in id order (here and in confirmations) so that two statements locking some of
-# the same rows rarely deadlock (a deadlock is retried). The final SELECT of a data-modifying CTE
-# sees the table as it was before this statement, so ids it finds existed already (confirmed:
-# duplicate; not: another call holds them), ids in `claimed` are this call's, and ids in neither
-# were claimed by a concurrent call meanwhile (in progress).
+_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off"
+
+# Keys are inserted in order (here and in confirmations) so that two statements locking some of
+# the same rows rarely deadlock (a deadlock is retried). RETURNING lists the keys this call now
+# holds: new ones, and stale claims of a replica that died before confirming (older than the
+# lease). Only when some are missing (a resend: rare) does a second statement ask why.
 _CLAIM = """
-WITH input AS (SELECT unnest(%(ids)s::text[]) AS event_id),
-claimed AS (
-    INSERT INTO event_ledger AS l (entity_id, domain, event_id)
-    SELECT %(entity)s, %(domain)s, event_id FROM input ORDER BY event_id
-    ON CONFLICT (entity_id, domain, event_id) DO UPDATE SET claimed_at = now()
-        WHERE NOT l.confirmed AND l.claimed_at < now() - %(lease)s
-    RETURNING event_id
+INSERT INTO event_ledger AS l (key)
+SELECT key FROM unnest(%(keys)s::uuid[]) AS key ORDER BY key
+ON CONFLICT (key) DO UPDATE SET claimed_at = now()
+    WHERE NOT l.confirmed AND l.claimed_at < now() - %(lease)s
+RETURNING key
+"""
+
+# Confirmed: stored by an earlier call. Not confirmed: another call is producing it. Not found:
+# a concurrent claim not yet committed, also in progress.
+_STATE = "SELECT key, confirmed FROM event_ledger WHERE key = ANY(%(keys)s::uuid[])"
+
+_CONFIRM = (
+    "UPDATE event_ledger SET confirmed = true WHERE key = ANY(%(keys)s::uuid[]) AND NOT confirmed"
 )
-SELECT event_id, 'new' FROM claimed
-UNION ALL
-SELECT event_id, CASE WHEN confirmed THEN 'duplicate' ELSE 'in_progress' END
-FROM event_ledger
-WHERE entity_id = %(entity)s AND domain = %(domain)s
-  AND event_id IN (SELECT event_id FROM input)
-  AND event_id NOT IN (SELECT event_id FROM claimed)
-"""
 
-_CONFIRM = """
-UPDATE event_ledger SET confirmed = true
-FROM unnest(%(entities)s::text[], %(domains)s::text[], %(ids)s::text[]) AS c(entity, dom, id)
-WHERE entity_id = c.entity AND domain = c.dom AND event_id = c.id
-"""
-
-_RELEASE = """
-DELETE FROM event_ledger
-WHERE entity_id = %(entity)s AND domain = %(domain)s AND event_id = ANY(%(ids)s)
-  AND NOT confirmed
-"""
+_RELEASE = "DELETE FROM event_ledger WHERE key = ANY(%(keys)s::uuid[]) AND NOT confirmed"
 
 _PURGE = "DELETE FROM event_ledger WHERE claimed_at < now() - %(age)s"
 
-Confirmation = tuple[str, str, str]  # (entity, domain, event id)
+
+def ledger_key(domain: str, entity_id: str, event_id: str) -> uuid.UUID:
+    """The row key of one event id: a 128-bit digest (collisions: never in practice)."""
+    digest = hashlib.blake2b(f"{entity_id}\0{domain}\0{event_id}".encode(), digest_size=16)
+    return uuid.UUID(bytes=digest.digest())
 
 
 class PostgresLedger:
@@ -67,13 +67,17 @@ class PostgresLedger:
         self,
         pool: ConnectionPool,
         lease_s: float,
+        retention: timedelta | None = None,
         confirm_interval_s: float = 0.05,
         max_pending_confirmations: int = 500_000,
+        purge_interval_s: float = 3_600,
     ) -> None:
         self._pool = pool
         self._lease = timedelta(seconds=lease_s)
+        self._retention = retention
+        self._purge_interval_s = purge_interval_s
         self._interval_s = confirm_interval_s
-        self._pending: queue.Queue[Confirmation] = queue.Queue(max_pending_confirmations)
+        self._pending: queue.Queue[uuid.UUID] = queue.Queue(max_pending_confirmations)
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._confirm_forever, daemon=True)
         self._writer.start()
@@ -81,17 +85,10 @@ class PostgresLedger:
     def claim(self, domain: str, entity_id: str, event_ids: Sequence[str]) -> list[Claim]:
         if not event_ids:
             return []
-        params = {"ids": list(event_ids), "entity": entity_id, "domain": domain}
-        rows = self._run_claim({**params, "lease": self._lease})
-        found = {event_id: Claim(state) for event_id, state in rows}
-        # Absent: a concurrent call inserted it after this statement's snapshot.
-        return [found.get(event_id, Claim.IN_PROGRESS) for event_id in event_ids]
-
-    def _run_claim(self, params: dict[str, object]) -> list[tuple[str, str]]:
+        keys = [ledger_key(domain, entity_id, event_id) for event_id in event_ids]
         for attempt in range(3):
             try:
-                with self._pool.connection() as connection:
-                    return connection.execute(_CLAIM, params).fetchall()
+                return self._claim(keys)
             except psycopg.errors.TransactionRollback:
                 if attempt == 2:  # a deadlock with a concurrent confirmation, three times
                     raise
@@ -99,10 +96,26 @@ class PostgresLedger:
                 raise LedgerUnavailable(str(error)) from error
         raise AssertionError("unreachable")
 
+    def _claim(self, keys: list[uuid.UUID]) -> list[Claim]:
+        with self._pool.connection() as connection:
+            connection.execute(_ASYNC_COMMIT)
+            rows = connection.execute(_CLAIM, {"keys": keys, "lease": self._lease}).fetchall()
+            mine = {key for (key,) in rows}
+            if len(mine) == len(keys):
+                return [Claim.NEW] * len(keys)
+            others = [key for key in keys if key not in mine]
+            states: dict[uuid.UUID, bool] = dict(
+                connection.execute(_STATE, {"keys": others}).fetchall()
+            )
+        return [
+            Claim.NEW if key in mine else Claim.DUPLICATE if states.get(key) else Claim.IN_PROGRESS
+            for key in keys
+        ]
+
     def confirm(self, domain: str, entity_id: str, event_ids: Sequence[str]) -> None:
         for event_id in event_ids:
             try:
-                self._pending.put_nowait((entity_id, domain, event_id))
+                self._pending.put_nowait(ledger_key(domain, entity_id, event_id))
             except queue.Full:
                 # PostgreSQL has been down long: the claim expires after the lease instead.
                 log.warning("ledger confirmations backlog full; a claim will expire instead")
@@ -111,11 +124,10 @@ class PostgresLedger:
     def release(self, domain: str, entity_id: str, event_ids: Sequence[str]) -> None:
         if not event_ids:
             return
+        keys = [ledger_key(domain, entity_id, event_id) for event_id in event_ids]
         try:
             with self._pool.connection() as connection:
-                connection.execute(
-                    _RELEASE, {"ids": list(event_ids), "entity": entity_id, "domain": domain}
-                )
+                connection.execute(_RELEASE, {"keys": keys})
         except psycopg.Error as error:
             # The claims then expire after the lease; a resend meanwhile is "in progress".
             log.warning("ledger release failed", entity=entity_id, error=str(error))
@@ -126,12 +138,26 @@ class PostgresLedger:
             return connection.execute(_PURGE, {"age": older_than}).rowcount
 
     def _confirm_forever(self) -> None:
+        """The background writer: confirmations every interval, the purge every hour."""
+        purge_due = time.monotonic() + self._purge_interval_s
         while not self._stop.wait(self._interval_s):
             self._flush()
+            if self._retention is not None and time.monotonic() >= purge_due:
+                purge_due = time.monotonic() + self._purge_interval_s
+                self._purge_quietly(self._retention)
         self._flush()
 
+    def _purge_quietly(self, retention: timedelta) -> None:
+        try:
+            deleted = self.purge(retention)
+        except psycopg.Error as error:  # tried again next hour
+            log.warning("ledger purge failed", error=str(error))
+            return
+        if deleted:
+            log.info("ledger purged", rows=deleted, older_than_days=retention.days)
+
     def _flush(self) -> None:
-        batch: list[Confirmation] = []
+        batch: list[uuid.UUID] = []
         while len(batch) < 50_000:
             try:
                 batch.append(self._pending.get_nowait())
@@ -140,16 +166,16 @@ class PostgresLedger:
         if not batch:
             return
         batch.sort()
-        entities, domains, ids = (list(column) for column in zip(*batch, strict=True))
         try:
             with self._pool.connection() as connection:
-                connection.execute(_CONFIRM, {"entities": entities, "domains": domains, "ids": ids})
+                connection.execute(_ASYNC_COMMIT)
+                connection.execute(_CONFIRM, {"keys": batch})
         except psycopg.Error as error:
             log.warning("ledger confirmations failed; retrying", error=str(error))
-            for item in batch:  # back in line; if it fills up, claims expire instead
+            for key in batch:  # back in line; if it fills up, claims expire instead
                 if self._pending.full():
                     break
-                self._pending.put_nowait(item)
+                self._pending.put_nowait(key)
 
     def close(self) -> None:
         self._stop.set()

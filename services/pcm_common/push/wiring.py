@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pcm_common.auth import TokenStore
 from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
 from pcm_common.push.kit import PushKit, PushLimits
@@ -10,8 +12,13 @@ from pcm_common.push.metrics import PushMetrics
 from pcm_common.settings import Settings
 
 
-def build_ledger(settings: Settings, window: int, workers: int) -> EventLedger:
-    """The replica's recent window, in front of PostgreSQL unless settings say memory only."""
+def build_ledger(
+    settings: Settings, window: int, workers: int, retention: timedelta
+) -> EventLedger:
+    """The replica's recent window, in front of PostgreSQL unless settings say memory only.
+
+    ``retention``: how long ids are kept; older ones are purged (a resend that old is refused by
+    the time window anyway)."""
     recent = MemoryLedger(window)
     if settings.push_ledger == "memory":
         return recent
@@ -21,7 +28,8 @@ def build_ledger(settings: Settings, window: int, workers: int) -> EventLedger:
 
     connections = pool(settings, max_size=workers + 1, timeout_s=5, application_name="pcm-push")
     connections.open(wait=False)
-    return LayeredLedger(recent, PostgresLedger(connections, settings.push_claim_lease_s))
+    durable = PostgresLedger(connections, settings.push_claim_lease_s, retention)
+    return LayeredLedger(recent, durable)
 
 
 def build_kit(
@@ -40,7 +48,8 @@ def build_kit(
         or AcknowledgedProducer(
             settings.kafka_bootstrap, settings.kafka_request_timeout_ms, client_id
         ),
-        build_ledger(settings, dedupe_window, workers),
+        # Kept a day longer than the oldest event accepted: clocks and time zones differ.
+        build_ledger(settings, dedupe_window, workers, timedelta(days=limits.max_age_days + 1)),
         metrics,
         settings.topic_prefix,
     )

@@ -6,11 +6,12 @@ the gauge shows what a restarted processor would actually replay.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from pcm_processor.metrics import PROCESSOR_CONSUMER_LAG
+from pcm_processor.metrics import PROCESSOR_CONSUMER_LAG, PROCESSOR_LAG_REFRESHED
 
 
 class LagMonitor:
@@ -44,6 +45,9 @@ class LagMonitor:
         return result
 
     def refresh(self) -> dict[tuple[str, int], int]:
+        """Read the lag and publish it, with the time of the read (only after a read that
+        succeeded: a stale gauge must not look fresh)."""
+        read_at = time.time()  # before reading: messages produced earlier are all counted
         try:
             lags = self.lag()
         except Exception:
@@ -51,6 +55,7 @@ class LagMonitor:
             raise
         for (topic, partition), lag in lags.items():
             PROCESSOR_CONSUMER_LAG.labels(topic, str(partition)).set(lag)
+        PROCESSOR_LAG_REFRESHED.set(read_at)
         return lags
 
     def close(self) -> None:

@@ -1,0 +1,71 @@
+"""KPIs as ClickHouse has them against the pure-Python reference over the same events: the
+check that nothing was lost or counted twice."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from clickhouse_driver import Client
+from pcm.monitoring.v1 import envelope_pb2
+from pcm_common.catalogues import Catalogues
+from pcm_common.kafka.envelope import PoisonMessage
+from pcm_processor.domain.buckets import BucketClock
+from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
+from pcm_processor.domain.kpis import build_plan
+from pcm_processor.domain.reference import KpiKey, reference_kpis
+from pcm_processor.domain.registry import fact_domain
+
+Measured = tuple[float, float, float]
+"""value, numerator, denominator"""
+
+
+def read_kpis(client: Client, database: str) -> dict[KpiKey, Measured]:
+    """Every current KPI row of ``database`` (FINAL: one row per key after replacements)."""
+    rows = client.execute(
+        "SELECT entity_id, kpi_code, toString(grain), toUInt32(period_start), channel, "
+        f"service_id, value, numerator, denominator FROM {database}.kpi_values FINAL"
+    )
+    return {tuple(row[:6]): tuple(row[6:]) for row in rows}
+
+
+def expected_kpis(
+    catalogues: Catalogues,
+    envelopes: Mapping[str, Iterable[envelope_pb2.EventEnvelope]],
+    time_zone: str = "America/Lima",
+) -> dict[KpiKey, Measured]:
+    """The reference KPIs of the usable envelopes, per domain name (poison is skipped, as the
+    processor dead-letters it)."""
+    ctx = MappingContext(CatalogueView.of(catalogues), BucketClock(time_zone))
+    result: dict[KpiKey, Measured] = {}
+    for name, items in envelopes.items():
+        domain = fact_domain(name)
+        rows = []
+        for envelope in items:
+            try:
+                rows.append(domain.mapper(envelope, Position(0, 0), ctx))
+            except PoisonMessage:
+                continue
+        for key, row in reference_kpis(build_plan(domain, catalogues), rows).items():
+            result[key] = (row.value, row.numerator, row.denominator)
+    return result
+
+
+def differences(
+    expected: Mapping[KpiKey, Measured], actual: Mapping[KpiKey, Measured], tolerance: float = 1e-9
+) -> list[str]:
+    """Human-readable differences: missing, unexpected and different KPI values."""
+    problems = [f"missing {k}: {expected[k]}" for k in sorted(expected.keys() - actual.keys())]
+    problems += [f"unexpected {k}: {actual[k]}" for k in sorted(actual.keys() - expected.keys())]
+    for key in sorted(expected.keys() & actual.keys()):
+        want, got = expected[key], actual[key]
+        if any(not _close(a, b, tolerance) for a, b in zip(want, got, strict=True)):
+            problems.append(f"different {key}: expected {want}, got {got}")
+    return problems
+
+
+def _close(a: float, b: float, tolerance: float) -> bool:
+    """Counts are exact; means and percents may differ by float rounding only."""
+    if float(a).is_integer() and float(b).is_integer():
+        return a == b
+    return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
