@@ -24,7 +24,6 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,14 +39,11 @@ from pcm_processor.adapters.clickhouse import columnar
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position, Row
 from pcm_processor.domain.registry import ATTENTION
-from pcm_processor.synthetic import Produced, SyntheticStream
-from pcm_processor.testing import (
-    ProcessorProcess,
-    domain_topics,
-    metric_value,
-    produce,
-    wait_caught_up,
-)
+from pcm_processor.settings import consumer_group
+from pcm_testkit.generator import Generator, Produced
+from pcm_testkit.kafka import domain_topics, produce
+from pcm_testkit.metrics import metric_value, scrape
+from pcm_testkit.processor import ProcessorProcess, wait_caught_up
 
 BOOTSTRAP = os.environ.get("PCM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
 TABLE_COLUMNS = ", ".join(ATTENTION.columns)
@@ -55,9 +51,9 @@ TABLE_COLUMNS = ", ".join(ATTENTION.columns)
 
 def events(count: int, rate: int, seed: int, start: int) -> list[Produced]:
     """About ``count`` attention events whose times advance at ``rate`` events/s."""
-    stream = SyntheticStream(load_catalogues(), seed=seed, run_id=f"b{seed}")
+    generator = Generator(load_catalogues(), seed=seed, run_id=f"b{seed}")
     tickets = count * 10 // 29  # 2.9 events per ticket on average
-    return stream.attention_stream(tickets, start, max(1, count // rate))
+    return generator.stream(ATTENTION.name, tickets, start, max(1, count // rate))
 
 
 def fact_rows(produced: Sequence[Produced]) -> list[Row]:
@@ -213,7 +209,7 @@ def freshness(
 
 def processor_stats(processor: ProcessorProcess) -> dict[str, str]:
     """Means of the processor's own histograms over the whole run (from /metrics)."""
-    page = urllib.request.urlopen(processor.metrics_url, timeout=5).read().decode()
+    page = scrape(processor.metrics_url)
 
     def mean(name: str, labels: dict[str, str] | None = None) -> float:
         total = metric_value(page, f"{name}_sum", labels)
@@ -300,7 +296,7 @@ def main() -> int:
     client = Client(host="127.0.0.1", port=9000)
     migrate(client, db)
     topic = topic_for_domain("attention").name(prefix)
-    group, topics = f"{prefix}pcm-processor", domain_topics(prefix)
+    group, topics = consumer_group(prefix), domain_topics(prefix)
     log = Path(tempfile.gettempdir()) / f"pcm-processor-bench-{run}.log"
     processor = ProcessorProcess.configured(
         prefix, db, log, **{"log_level": "WARNING", **overrides}

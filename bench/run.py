@@ -1,33 +1,109 @@
-"""`make bench`: run every benchmark against the local stack and print their figures.
+"""`make bench`: run every benchmark against the local stack and print their figures, side by
+side with the previous run's.
 
-Each benchmark is its own script (so it can be run alone) and prints a small table; results are
-also kept in bench/results/<name>.txt for comparison between runs.
+Each benchmark is its own script (so it can be run alone) and prints a small table; its output
+is kept in bench/results/<name>.txt. Before a run overwrites it, the figures of the previous
+output are read back, so every run ends with one table: figure, previous, now, ratio. Figures are
+only comparable between runs on the same machine under the same load.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
 BENCHMARKS = ["intake_bench.py", "processor_bench.py"]
+NUMBER = r"([\d,]+(?:\.\d+)?)"
+
+# (benchmark, figure, unit, pattern whose group 1 is the value, higher is better)
+FIGURES: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("intake_bench", "intake batched", "events/s", rf"batched\s*:\s*{NUMBER} events/s", True),
+    ("intake_bench", "intake batched p99", "ms", rf"batched\s*:.*p99\s+{NUMBER} ms", False),
+    (
+        "intake_bench",
+        "intake batched, memory-only ledger",
+        "events/s",
+        rf"memory-only ledger:\s*{NUMBER} events/s",
+        True,
+    ),
+    ("intake_bench", "intake one per call", "events/s", rf"one per call:\s*{NUMBER}", True),
+    (
+        "processor_bench",
+        "processor into ClickHouse",
+        "events/s",
+        rf"processor throughput\s+{NUMBER}",
+        True,
+    ),
+    (
+        "processor_bench",
+        "processor until KPIs current",
+        "events/s",
+        rf"incl\. KPIs current\s+{NUMBER}",
+        True,
+    ),
+    ("processor_bench", "processor freshness p95", "s", rf"freshness at .*p95 {NUMBER} s", False),
+    (
+        "processor_bench",
+        "processor CPU per 1,000 events",
+        "ms",
+        rf"processor CPU\s+{NUMBER} ms",
+        False,
+    ),
+)
+
+
+def figures(name: str, output: str) -> dict[str, float]:
+    found = {}
+    for bench, figure, _, pattern, _ in FIGURES:
+        match = re.search(pattern, output) if bench == name else None
+        if match:
+            found[figure] = float(match.group(1).replace(",", ""))
+    return found
+
+
+def previous_figures(name: str) -> dict[str, float]:
+    path = RESULTS / f"{name}.txt"
+    return figures(name, path.read_text()) if path.exists() else {}
+
+
+def print_comparison(before: dict[str, float], now: dict[str, float]) -> None:
+    print("\n=== figures: previous run -> this run ===")
+    print(f"  {'figure':36} {'previous':>12} {'now':>12} {'ratio':>7}")
+    for _, figure, unit, _, higher_is_better in FIGURES:
+        if figure not in now:
+            continue
+        old = before.get(figure)
+        ratio = f"{now[figure] / old:6.2f}x" if old else "     -"
+        arrow = "" if not old else ("+" if (now[figure] > old) == higher_is_better else "-")
+        shown = f"{old:12,.1f}" if old is not None else f"{'-':>12}"
+        print(f"  {figure + ' (' + unit + ')':36} {shown} {now[figure]:12,.1f} {ratio} {arrow}")
 
 
 def main() -> int:
-    results = BENCH / "results"
-    results.mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
     failed = []
+    before: dict[str, float] = {}
+    now: dict[str, float] = {}
     for script in BENCHMARKS:
+        name = Path(script).stem
+        before |= previous_figures(name)
         print(f"=== {script} ===", flush=True)
         run = subprocess.run(
             [sys.executable, str(BENCH / script)], capture_output=True, text=True, check=False
         )
         print(run.stdout, end="")
-        (results / f"{Path(script).stem}.txt").write_text(run.stdout)
+        (RESULTS / f"{name}.txt").write_text(run.stdout)
+        now |= figures(name, run.stdout)
         if run.returncode != 0:
             failed.append(script)
             print(run.stderr[-3000:], file=sys.stderr)
+    print_comparison(before, now)
+    (RESULTS / "figures.json").write_text(json.dumps({"previous": before, "now": now}, indent=2))
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -20,7 +20,7 @@ class ChdbExecutor:
         self._session.query("SET output_format_json_quote_64bit_integers = 0")
 
     def execute(self, sql: str) -> list[tuple[Any, ...]]:
-        is_select = sql.lstrip().upper().startswith("SELECT")
+        is_select = sql.lstrip().upper().startswith(("SELECT", "DESCRIBE", "SHOW"))
         result = self._session.query(sql, "JSONCompact" if is_select else "CSV")
         if not is_select:
             return []

@@ -42,9 +42,11 @@ def migrate_clickhouse(settings: Settings, groups: Sequence[MigrationGroup]) -> 
         client.disconnect()
 
 
-def migrate_postgres(settings: Settings, groups: Sequence[MigrationGroup]) -> None:
+def migrate_postgres(settings: Settings, groups: Sequence[MigrationGroup] | None = None) -> None:
+    """Apply the PostgreSQL migrations of ``groups`` (default: every group)."""
     from pcm_common.postgres.client import connect
-    from pcm_common.postgres.migrate import migrate
+    from pcm_common.postgres.migrate import POSTGRES_GROUPS, migrate
 
+    groups = POSTGRES_GROUPS if groups is None else groups
     with connect(settings, autocommit=True) as connection:
         migrate(connection, groups)

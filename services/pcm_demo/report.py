@@ -6,11 +6,12 @@ import csv
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from clickhouse_driver import Client
 from pcm_common.catalogues import Catalogues
 
-from pcm_demo.synthetic import LIMA
+LIMA = ZoneInfo("America/Lima")  # the processor's default time zone of DAY buckets
 
 COLUMNS = [
     ("ATTENTIONS", "attentions", "{:,.0f}"),

@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import grpc
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaAdminClient
+from pcm.monitoring.v1 import common_pb2
+from pcm_common import domains
 from pcm_common.auth import TokenStore
 from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.clickhouse.client import connect
@@ -27,17 +32,26 @@ from pcm_common.clickhouse.migrate import migrate
 from pcm_common.kafka.admin import ensure_topics
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import configure_logging
+from pcm_common.postgres.client import create_database
 from pcm_common.settings import Settings
+from pcm_common.startup import migrate_postgres
 from pcm_intake.client import IntakeClient
+from pcm_processor.domain.registry import fact_domain
 from pcm_processor.settings import ProcessorSettings
-from pcm_processor.testing import wait_caught_up
+from pcm_testkit.generator import Dataset, Generator
 from tqdm import tqdm
 
-from pcm_demo.report import day_start, draw_chart, print_table, read_day, write_csv
-from pcm_demo.synthetic import LIMA, Dataset, Generator
+from pcm_demo import processor_lag
+from pcm_demo.report import LIMA, day_start, draw_chart, print_table, read_day, write_csv
 
 REPO = Path(__file__).resolve().parents[2]
 INTAKE_TARGET = "127.0.0.1:50051"
+BATCH = 500
+# The processor reports its lag this often: the demo sees it caught up within about a second.
+LAG_REFRESH_S = 1.0
+PROCESSOR_TIMEOUT_S = 300
+
+Push = Callable[[Sequence[Message]], common_pb2.PushResult]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,10 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     settings = Settings(
         clickhouse_database="pcm_demo",
+        postgres_database="pcm_demo",
         topic_prefix="demo.",
         token_file=args.out / "tokens.json",
         log_level="WARNING",
     )
+    processor = ProcessorSettings(**settings.model_dump(), processor_lag_refresh_s=LAG_REFRESH_S)
     configure_logging("WARNING")
     catalogues = load_catalogues(settings.catalogue_dir)
 
@@ -81,14 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     tokens = issue_tokens(settings, catalogues)
 
     step(3, "starting pcm-intake and pcm-processor")
-    services = start_services(settings, args.out)
+    services = start_services(processor, args.out)
     try:
         seed = args.seed if args.seed is not None else int(time.time())
         step(4, f"generating {args.days} business days of national activity (seed {seed})")
-        dataset = Generator(catalogues, datetime.now(UTC), seed, args.scale).dataset(args.days)
+        dataset = Generator(catalogues, seed).dataset(args.days, datetime.now(UTC), args.scale)
         accepted = push(dataset, tokens)
+        pushed_at = time.time()
         step(5, "waiting for the processor to write every fact and its KPIs")
-        wait_for_facts(settings, accepted, services)
+        wait_for_processor(processor, sum(accepted.values()), pushed_at, services, args.out)
+        check_facts(settings, accepted, args.out)
         step(6, "report")
         report(settings, catalogues, args.out)
     finally:
@@ -103,15 +121,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def reset_demo_state(settings: Settings) -> None:
+    """A fresh demo: its ClickHouse database, its PostgreSQL database (the event-id ledger: a
+    seed given twice is pushed afresh) and its topics."""
     connect(settings, database="default").execute(
         f"DROP DATABASE IF EXISTS {settings.clickhouse_database}"
     )
+    create_database(settings, replace=True)
+    migrate_postgres(settings)
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+
+    def demo_topics() -> list[str]:
+        return [t for t in admin.list_topics() if t.startswith(settings.topic_prefix)]
+
     try:
-        stale = [t for t in admin.list_topics() if t.startswith(settings.topic_prefix)]
+        stale = demo_topics()
         if stale:
             admin.delete_topics(stale)
-            time.sleep(2)  # topic deletion is asynchronous in Kafka
+            # Deletion is asynchronous in Kafka: recreate them only once they are gone.
+            wait_until(lambda: not demo_topics(), 60, "the old demo topics were not deleted")
     finally:
         admin.close()
 
@@ -122,18 +149,26 @@ def issue_tokens(settings: Settings, catalogues: Catalogues) -> dict[str, str]:
     return {e.entity_id: store.issue(e.entity_id, label="demo") for e in catalogues.entities}
 
 
-def service_env(settings: Settings, out: Path) -> dict[str, str]:
+def metrics_url(processor: ProcessorSettings) -> str:
+    return f"http://127.0.0.1:{processor.processor_metrics_port}/metrics"
+
+
+def service_env(processor: ProcessorSettings) -> dict[str, str]:
     return {
         **os.environ,
-        "PCM_CLICKHOUSE_DATABASE": settings.clickhouse_database,
-        "PCM_TOPIC_PREFIX": settings.topic_prefix,
-        "PCM_TOKEN_FILE": str(settings.token_file),
+        "PCM_CLICKHOUSE_DATABASE": processor.clickhouse_database,
+        "PCM_TOPIC_PREFIX": processor.topic_prefix,
+        "PCM_TOKEN_FILE": str(processor.token_file),
         "PCM_INTAKE_RATE_LIMIT_EVENTS_PER_S": "0",
+        # The event-id ledger of this run (recreated by each run, like the topics).
+        "PCM_POSTGRES_DATABASE": processor.postgres_database,
+        "PCM_PROCESSOR_METRICS_PORT": str(processor.processor_metrics_port),
+        "PCM_PROCESSOR_LAG_REFRESH_S": str(processor.processor_lag_refresh_s),
     }
 
 
-def start_services(settings: Settings, out: Path) -> list[subprocess.Popen[bytes]]:
-    env = service_env(settings, out)
+def start_services(processor: ProcessorSettings, out: Path) -> list[subprocess.Popen[bytes]]:
+    env = service_env(processor)
     started = []
     for name, module in (
         ("intake", "pcm_intake.cli serve"),
@@ -169,73 +204,84 @@ def wait_until(
     services: list[subprocess.Popen[bytes]] | None = None,
     out: Path | None = None,
 ) -> None:
+    """Poll ``condition`` until it holds; exit with ``failure`` after ``timeout_s`` or as soon
+    as one of ``services`` stopped."""
     deadline = time.monotonic() + timeout_s
+    logs = f"; see the logs in {out}" if out else ""
     while time.monotonic() < deadline:
         if condition():
             return
+        if any(process.poll() is not None for process in services or ()):
+            raise SystemExit(f"error: {failure}: a service stopped{logs}")
         time.sleep(0.5)
-    raise SystemExit(
-        f"error: {failure} within {timeout_s:.0f} s" + (f"; see the logs in {out}" if out else "")
-    )
+    raise SystemExit(f"error: {failure} within {timeout_s:.0f} s{logs}")
+
+
+def push_method(client: IntakeClient, domain: str) -> Push:
+    """The client's method for the domain's push RPC (PushAttentions: push_attentions)."""
+    rpc = domains.domain(domain).push
+    if rpc is None:
+        raise ValueError(f"{domain} events are not pushed by entities")
+    name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", rpc.method).lower()
+    return cast(Push, getattr(client, name))
 
 
 def push(dataset: Dataset, tokens: dict[str, str]) -> dict[str, int]:
-    """Every entity pushes its own events with its own token, in batches of 500."""
-    accepted = {"attention": 0, "procedure_stage": 0}
-    with tqdm(total=dataset.events, unit="event", desc="      pushing", file=sys.stdout) as bar:
+    """Every entity pushes its own events with its own token, in batches; accepted per domain."""
+    accepted = dict.fromkeys(dataset.events, 0)
+    with tqdm(total=dataset.total, unit="event", desc="      pushing", file=sys.stdout) as bar:
         for entity_id, token in tokens.items():
             client = IntakeClient(INTAKE_TARGET, token)
-            for domain, events, send in (
-                ("attention", dataset.attentions.get(entity_id, []), client.push_attentions),
-                (
-                    "procedure_stage",
-                    dataset.procedures.get(entity_id, []),
-                    client.push_procedure_stages,
-                ),
-            ):
-                for start in range(0, len(events), 500):
-                    batch = events[start : start + 500]
-                    result = send(batch)  # type: ignore[arg-type]  # pairs match by construction
-                    accepted[domain] += result.accepted
+            for domain, per_entity in dataset.events.items():
+                send, events = push_method(client, domain), per_entity.get(entity_id, [])
+                for start in range(0, len(events), BATCH):
+                    batch = events[start : start + BATCH]
+                    accepted[domain] += send(batch).accepted
                     bar.update(len(batch))
             client.close()
-    print(
-        f"      accepted {accepted['attention']:,} attention and "
-        f"{accepted['procedure']:,} procedure events"
-    )
+    counts = ", ".join(f"{count:,} {domain}" for domain, count in accepted.items())
+    print(f"      accepted {counts} events")
     return accepted
 
 
-def wait_for_facts(
-    settings: Settings, accepted: dict[str, int], services: list[subprocess.Popen[bytes]]
+def wait_for_processor(
+    processor: ProcessorSettings,
+    total: int,
+    pushed_at: float,
+    services: list[subprocess.Popen[bytes]],
+    out: Path,
 ) -> None:
+    """Poll the processor's /metrics until a lag refresh made after the last push shows zero
+    lag on its topics; the bar counts the pushed events it has finished (facts and KPIs)."""
+    url = metrics_url(processor)
+    prefix = processor.topic_prefix
+    topics = [topic_for_domain(name).name(prefix) for name in processor.domain_names]
+    with tqdm(total=total, unit="event", desc="      processed", file=sys.stdout) as bar:
+
+        def caught_up() -> bool:
+            try:
+                lag = processor_lag.read(url)
+            except OSError:  # not serving /metrics yet
+                return False
+            if lag.refreshed_at > pushed_at:
+                bar.update(max(0, total - lag.behind(topics) - bar.n))
+            return lag.caught_up(topics, since=pushed_at)
+
+        failure = "the processor did not catch up"
+        wait_until(caught_up, PROCESSOR_TIMEOUT_S, failure, services, out)
+
+
+def check_facts(settings: Settings, accepted: dict[str, int], out: Path) -> None:
+    """Every accepted event is one fact (a caught-up processor has written them all)."""
     client = connect(settings)
-
-    def written() -> tuple[int, int]:
-        ((attention,),) = client.execute("SELECT uniqExact(event_id) FROM attention_events")
-        ((procedure,),) = client.execute("SELECT uniqExact(event_id) FROM procedure_stage_events")
-        return int(attention), int(procedure)
-
-    total = accepted["attention"] + accepted["procedure_stage"]
-    with tqdm(total=total, unit="fact", desc="      in ClickHouse", file=sys.stdout) as bar:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            done = sum(written())
-            bar.update(done - bar.n)
-            if done >= total:
-                break
-            if any(process.poll() is not None for process in services):
-                raise SystemExit("error: a service stopped; see its log in .stack/demo/")
-            time.sleep(1)
-    if sum(written()) < total:
-        raise SystemExit("error: the processor did not catch up within 5 minutes")
-    # The processor commits an offset only once that message's KPIs are written: zero lag
-    # means every KPI is current.
-    topics = [
-        topic_for_domain(d).name(settings.topic_prefix) for d in ("attention", "procedure_stage")
-    ]
-    group = ProcessorSettings(topic_prefix=settings.topic_prefix).group_id
-    wait_caught_up(settings.kafka_bootstrap, group, topics, timeout_s=120)
+    for domain, count in accepted.items():
+        table = fact_domain(domain).table
+        ((stored,),) = client.execute(f"SELECT uniqExact(event_id) FROM {table}")
+        if stored != count:
+            raise SystemExit(
+                f"error: {stored:,} {domain} facts for {count:,} accepted events; "
+                f"see the processor log in {out}"
+            )
 
 
 def report(settings: Settings, catalogues: Catalogues, out: Path) -> None:

@@ -41,8 +41,8 @@ Moment = int | float | dt.datetime | Timestamp
 Builder = Callable[..., Message]
 
 LIMA = "America/Lima"
-# A TUPA procedure and an attention service of RENIEC's catalogue rows; every other entity
-# offers the generic ones (catalogues/services.csv, entity "*").
+# Default (attention service, TUPA procedure) of an entity, from catalogues/services.csv; every
+# other entity offers the generic ones (entity "*").
 _OWN_SERVICES = {"RENIEC": ("RENIEC_DNI_DUPLICADO", "RENIEC_DNI_DUPLICADO")}
 _GENERIC_SERVICES = ("ORIENTACION", "ACCESO_INFORMACION")
 # Codes of catalogues/drivers.yaml with a plausible answer on the 1..5 scale.
@@ -106,6 +106,9 @@ def build(message_type: type[M], defaults: Mapping[str, Any], overrides: Mapping
     """``message_type`` from ``defaults`` updated by ``overrides`` (None: leave unset)."""
     fields = message_type.DESCRIPTOR.fields_by_name
     values = {**defaults, **overrides}
+    unknown = sorted(values.keys() - fields.keys())
+    if unknown:
+        raise TypeError(f"{message_type.__name__} has no field {', '.join(unknown)}")
     return message_type(
         **{
             name: _field_value(cast(FieldDescriptor, fields[name]), value)
@@ -115,8 +118,12 @@ def build(message_type: type[M], defaults: Mapping[str, Any], overrides: Mapping
     )
 
 
-def _service(entity_id: str, procedure: bool) -> str:
-    return _OWN_SERVICES.get(entity_id, _GENERIC_SERVICES)[procedure]
+def _attention_service(entity_id: str) -> str:
+    return _OWN_SERVICES.get(entity_id, _GENERIC_SERVICES)[0]
+
+
+def _procedure_service(entity_id: str) -> str:
+    return _OWN_SERVICES.get(entity_id, _GENERIC_SERVICES)[1]
 
 
 def attention(entity_id: str = "RENIEC", **overrides: Any) -> attention_pb2.AttentionEvent:
@@ -127,7 +134,7 @@ def attention(entity_id: str = "RENIEC", **overrides: Any) -> attention_pb2.Atte
         "ticket_id": unique("T", 8),
         "kind": "TICKET_SERVED",
         "channel": "PRESENCIAL",
-        "service_id": _service(entity_id, procedure=False),
+        "service_id": _attention_service(entity_id),
         "office_id": "LIMA-CENTRO",
         "issued_at": ago(1200),
         "called_at": ago(720),
@@ -144,7 +151,7 @@ def procedure_stage(
         "event_id": unique("evt"),
         "entity_id": entity_id,
         "procedure_id": unique("EXP", 12),
-        "service_id": _service(entity_id, procedure=True),
+        "service_id": _procedure_service(entity_id),
         "stage": "RESOLVED",
         "channel": "VIRTUAL",
         "unit_id": "UNIDAD-TRAMITE",
@@ -164,7 +171,7 @@ def complaint(entity_id: str = "RENIEC", **overrides: Any) -> complaint_pb2.Comp
         "complaint_id": unique("RECLAMO", 10),
         "stage": "REGISTERED",
         "channel": "PRESENCIAL",
-        "service_id": _service(entity_id, procedure=False),
+        "service_id": _attention_service(entity_id),
         "driver": "TIEMPO",
         "filed_at": filed,
         "occurred_at": filed,
@@ -180,7 +187,7 @@ def survey_collection(entity_id: str = "RENIEC", **overrides: Any) -> survey_pb2
         "event_id": unique("evt"),
         "entity_id": entity_id,
         "collection_id": unique("ENC", 10),
-        "service_id": _service(entity_id, procedure=False),
+        "service_id": _attention_service(entity_id),
         "channel": "PRESENCIAL",
         "stage": "ATENCION",
         "period_start": ago(8 * 86_400),
@@ -205,7 +212,7 @@ def survey_response(entity_id: str = "RENIEC", **overrides: Any) -> survey_pb2.S
         "entity_id": entity_id,
         "collection_id": unique("ENC", 10),
         "response_id": unique("RESP", 12),
-        "service_id": _service(entity_id, procedure=False),
+        "service_id": _attention_service(entity_id),
         "channel": "PRESENCIAL",
         "answered_at": ago(86_400),
         "scores": driver_scores(scores) if isinstance(scores, Mapping) else scores,

@@ -115,6 +115,8 @@ class Profile:
 
 
 class Generator:
+    """Seeded activity of catalogue entities: ``dataset`` for the demo, ``stream`` for Kafka."""
+
     def __init__(
         self,
         catalogues: Catalogues,
@@ -155,8 +157,9 @@ class Generator:
     # Output 1: the national dataset, pushed through the API by the demo.
 
     def dataset(self, days: int, now: dt.datetime, scale: float) -> Dataset:
-        """``days`` business days up to ``now`` for every entity, ``scale`` times the peer-group
-        volume; only what has happened by ``now``."""
+        """The last ``days`` complete business days before ``now``'s date, plus today's so far,
+        for every entity, ``scale`` times the peer-group volume; only what has happened by
+        ``now``. A report on the newest complete day then always has one, at any hour."""
         data = Dataset()
         business_days = self._recent_business_days(days, now)
         cutoff = int(now.timestamp())
@@ -184,12 +187,16 @@ class Generator:
             data.of(domain).setdefault(profile.entity_id, []).extend(happened)
 
     def _recent_business_days(self, days: int, now: dt.datetime) -> list[dt.date]:
-        calendar, day = self._catalogues.calendar, now.astimezone(LIMA).date()
+        """The ``days`` business days before today, then today if it is one."""
+        calendar, today = self._catalogues.calendar, now.astimezone(LIMA).date()
         found: list[dt.date] = []
+        day = today
         while len(found) < days:
+            day -= dt.timedelta(days=1)
             if calendar.is_business_day(day):
                 found.append(day)
-            day -= dt.timedelta(days=1)
+        if calendar.is_business_day(today):
+            found.append(today)
         return sorted(found)
 
     def _office_moment(self, day: dt.date) -> int:

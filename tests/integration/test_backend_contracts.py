@@ -25,9 +25,8 @@ from pcm_common.kafka.producer import (
     Record,
 )
 from pcm_common.kafka.topics import topic_for_domain
-from pcm_common.postgres.client import pool
 from pcm_common.push import Claim, EventLedger, LedgerUnavailable, MemoryLedger
-from pcm_common.push.postgres_ledger import PostgresLedger, ledger_key
+from pcm_common.push.postgres_ledger import PostgresLedger, ledger_key, ledger_pool
 from pcm_common.settings import Settings
 
 # --- producers ---------------------------------------------------------------------------------
@@ -112,7 +111,7 @@ def ledger(request: pytest.FixtureRequest, isolated_settings: Settings) -> Itera
     if request.param == "memory":
         yield MemoryLedger(capacity=1_000)
         return
-    connections = pool(isolated_settings, max_size=4)
+    connections = ledger_pool(isolated_settings, 4)
     connections.open(wait=True)
     durable = PostgresLedger(connections, lease_s=1.0, confirm_interval_s=0.02)
     yield durable
@@ -173,7 +172,7 @@ def test_ledger_gives_an_id_to_exactly_one_of_many_concurrent_claims(
 def test_postgres_ledger_reclaims_only_after_the_lease(isolated_settings: Settings) -> None:
     """A replica killed between claim and confirm leaves a claim: a resend is 'in progress'
     during the lease, then accepted again (the processors keep the first copy)."""
-    connections = pool(isolated_settings, max_size=2)
+    connections = ledger_pool(isolated_settings, 2)
     connections.open(wait=True)
     durable = PostgresLedger(connections, lease_s=0.5)
     try:
@@ -187,7 +186,7 @@ def test_postgres_ledger_reclaims_only_after_the_lease(isolated_settings: Settin
 
 def test_postgres_ledger_down_is_ledger_unavailable(isolated_settings: Settings) -> None:
     unreachable = isolated_settings.model_copy(update={"postgres_port": 1})
-    connections = pool(unreachable, max_size=1, timeout_s=1)
+    connections = ledger_pool(unreachable, 1, timeout_s=1)
     connections.open(wait=False)
     durable = PostgresLedger(connections, lease_s=1.0)
     try:
@@ -198,7 +197,7 @@ def test_postgres_ledger_down_is_ledger_unavailable(isolated_settings: Settings)
 
 
 def test_postgres_ledger_purges_ids_older_than_its_retention(isolated_settings: Settings) -> None:
-    connections = pool(isolated_settings, max_size=2)
+    connections = ledger_pool(isolated_settings, 2)
     connections.open(wait=True)
     durable = PostgresLedger(connections, lease_s=60)
     try:
@@ -207,7 +206,7 @@ def test_postgres_ledger_purges_ids_older_than_its_retention(isolated_settings: 
         with connections.connection() as connection:
             connection.execute(
                 "UPDATE event_ledger SET claimed_at = now() - interval '402 days' WHERE key = %s",
-                (ledger_key("attention", "RENIEC", old),),
+                (uuid.UUID(bytes=ledger_key("attention", "RENIEC", old)),),
             )
         assert durable.purge(timedelta(days=401)) == 1
         assert durable.claim("attention", "RENIEC", [old, recent]) == [

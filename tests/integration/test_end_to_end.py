@@ -7,50 +7,42 @@ intake's producer, read by the processor's consumer), so a mismatch between the 
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
 import pytest
 from clickhouse_driver import Client
-from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import attention_pb2, intake_service_pb2, intake_service_pb2_grpc
 from pcm_common.auth import TokenStore
 from pcm_common.clickhouse.migrate import migrate
 from pcm_common.settings import Settings
 from pcm_intake.server import create_server
 from pcm_intake.settings import IntakeSettings
-from pcm_processor.testing import domain_topics, processor_for, wait_caught_up
+from pcm_testkit.events import attention
+from pcm_testkit.processor import caught_up, processor_for
+from pcm_testkit.waiting import wait_until
 
 Kind = attention_pb2.AttentionEventKind
 HOUR = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 
 
-def at(minutes: float) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(HOUR + timedelta(minutes=minutes))
-    return stamp
+def at(minutes: float | None) -> datetime | None:
+    return None if minutes is None else HOUR + timedelta(minutes=minutes)
 
 
 def ticket(
     kind: int, issued: float, called: float | None, finished: float | None
 ) -> attention_pb2.AttentionEvent:
-    event = attention_pb2.AttentionEvent(
-        event_id=uuid.uuid4().hex,
-        entity_id="RENIEC",
-        ticket_id=uuid.uuid4().hex[:10],
+    """A RENIEC ticket, times in minutes after HOUR (None: unset)."""
+    return attention(
+        "RENIEC",
         kind=kind,
-        channel="PRESENCIAL",
         service_id="RENIEC_DNI_DUPLICADO",
-        issued_at=at(issued),  # type: ignore[arg-type]
+        issued_at=at(issued),
+        called_at=at(called),
+        finished_at=at(finished),
     )
-    if called is not None:
-        event.called_at.CopyFrom(at(called))
-    if finished is not None:
-        event.finished_at.CopyFrom(at(finished))
-    return event
 
 
 @pytest.fixture(scope="module")
@@ -103,16 +95,11 @@ def test_events_pushed_over_grpc_become_kpis(
         metadata=(("authorization", f"Bearer {token}"),),
     )
     assert response.result.accepted == 4
-    wait_caught_up(
-        isolated_settings.kafka_bootstrap,
-        f"{isolated_settings.topic_prefix}pcm-processor",
-        domain_topics(isolated_settings.topic_prefix),
-        timeout_s=90,
-    )
+    caught_up(isolated_settings, timeout_s=90)
     database = isolated_settings.clickhouse_database
-    deadline = time.monotonic() + 20
-    while hour_kpi(clickhouse, database, "ATTENTIONS") is None and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_until(
+        lambda: hour_kpi(clickhouse, database, "ATTENTIONS") is not None, 20, "no KPI written"
+    )
     assert hour_kpi(clickhouse, database, "SERVED_WITHIN_TARGET_PCT") == pytest.approx(200 / 3)
     assert hour_kpi(clickhouse, database, "WAIT_MEAN_S") == pytest.approx((5 + 10 + 30) * 60 / 3)
     assert hour_kpi(clickhouse, database, "ABANDONMENT_PCT") == pytest.approx(25.0)

@@ -7,7 +7,6 @@ import time
 from clickhouse_driver import Client
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import attention_pb2
-from pcm_common.clickhouse.migrate import discover, migrate
 from pcm_common.kafka.admin import describe_partitions, ensure_topics
 from pcm_common.kafka.envelope import decode, wrap
 from pcm_common.kafka.producer import AcknowledgedProducer
@@ -15,7 +14,10 @@ from pcm_common.kafka.topics import TOPICS, topic_for_domain
 from pcm_common.settings import Settings
 from pcm_testkit.kafka import read_envelopes
 
-from tests.fact_tables import described, fact_tables
+from tests.fact_tables import (
+    assert_fact_tables_match_their_declaration,
+    assert_migrations_apply_once,
+)
 
 
 def test_topics_are_created_with_their_partition_counts(isolated_settings: Settings) -> None:
@@ -60,27 +62,11 @@ def test_protobuf_event_round_trips_through_the_broker(isolated_settings: Settin
 def test_migrations_apply_twice_on_the_real_server(
     clickhouse: Client, isolated_settings: Settings
 ) -> None:
-    db = isolated_settings.clickhouse_database
-    every_id = [migration.id for migration in discover()]
-    assert migrate(clickhouse, db) == every_id
-    assert migrate(clickhouse, db) == []
-    tables = {row[0] for row in clickhouse.execute(f"SHOW TABLES FROM {db}")}
-    assert {
-        "schema_migrations",
-        "attention_events",
-        "procedure_stage_events",
-        "kpi_values",
-    } <= tables
-    assert clickhouse.execute(f"SELECT count() FROM {db}.schema_migrations") == [(len(every_id),)]
+    assert_migrations_apply_once(clickhouse, isolated_settings.clickhouse_database)
 
 
 def test_fact_tables_match_their_declaration_on_the_real_server(
     clickhouse: Client, isolated_settings: Settings
 ) -> None:
     """As in tests/unit/test_migrations_chdb.py, on the Debian 18.16 server."""
-    db = isolated_settings.clickhouse_database
-    migrate(clickhouse, db)
-    for table in fact_tables():
-        assert described(clickhouse, db, table.name) == [
-            (column.name, column.type) for column in table.columns
-        ]
+    assert_fact_tables_match_their_declaration(clickhouse, isolated_settings.clickhouse_database)

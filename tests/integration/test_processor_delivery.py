@@ -53,7 +53,8 @@ def test_stream_delivery_survives_a_kill_and_matches_the_reference(
             [(p.key, p.value) for p in events[:half]],
         )
     processor.start()
-    # Kill mid-stream: once this first incarnation has stored some of the first half.
+    # Kill mid-stream: as soon as this first incarnation has stored facts, before it can have
+    # finished their KPIs and committed; the next one must replay them without double counting.
     processor.wait_for_metric("pcm_processor_events_total", above=0)
     processor.kill()
     for name, events in streams.items():

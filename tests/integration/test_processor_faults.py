@@ -12,7 +12,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -21,23 +20,16 @@ from pcm.monitoring.v1 import envelope_pb2
 from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.settings import Settings
-from pcm_processor.synthetic import Produced, SyntheticStream, local_time
-from pcm_processor.testing import (
-    ProcessorProcess,
-    differences,
-    domain_topics,
-    expected_kpis,
-    metric_value,
-    processor_for,
-    produce,
-    read_kpis,
-    wait_caught_up,
-)
+from pcm_testkit.events import local_time
+from pcm_testkit.generator import Generator, Produced
+from pcm_testkit.kafka import produce
+from pcm_testkit.kpis import differences, expected_kpis, read_kpis
+from pcm_testkit.processor import ProcessorProcess, caught_up, processor_for
 
 pytestmark = pytest.mark.integration
 
 TICKETS = 31_000  # about 90,000 attention events
-PROCEDURES = 3_500  # about 15,000 procedure stages
+PROCEDURES = 4_500  # about 15,000 procedure stages
 KILLS = 5
 SEED = 20250501
 
@@ -57,12 +49,10 @@ def processor(
 
 def stream(catalogues: Catalogues, rng: random.Random) -> dict[str, list[Produced]]:
     """Two days across a month end in Lima, in time order, with 1% of events sent twice."""
-    generator = SyntheticStream(catalogues, seed=SEED, entities=12, run_id="faults")
+    generator = Generator(catalogues, seed=SEED, entities=12, run_id="faults")
     start, span = local_time(2025, 4, 30, 0), 2 * 86_400
-    streams = {
-        "attention": generator.attention_stream(TICKETS, start, span),
-        "procedure_stage": generator.procedure_stream(PROCEDURES, start, span),
-    }
+    subjects = {"attention": TICKETS, "procedure_stage": PROCEDURES}
+    streams = {name: generator.stream(name, count, start, span) for name, count in subjects.items()}
     for events in streams.values():
         for index in sorted(rng.sample(range(len(events)), len(events) // 100)):
             events.insert(min(index + rng.randint(1, 500), len(events)), events[index])
@@ -83,19 +73,6 @@ def produce_paced(settings: Settings, streams: dict[str, list[Produced]], second
                     [(p.key, p.value) for p in part],
                 )
         time.sleep(seconds / steps)
-
-
-def wait_until_storing(processor: ProcessorProcess, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            page = urllib.request.urlopen(processor.metrics_url, timeout=2).read().decode()
-            if metric_value(page, "pcm_processor_events_total") > 0:
-                return
-        except OSError:
-            pass  # not serving yet
-        time.sleep(0.2)
-    raise AssertionError(f"processor stored nothing in {timeout_s} s:\n{processor.log_tail()}")
 
 
 def test_kill_9_at_random_moments_leaves_every_kpi_exact(
@@ -122,7 +99,7 @@ def test_kill_9_at_random_moments_leaves_every_kpi_exact(
     kills = 0
     while kills < KILLS or producer.is_alive():
         # Kill mid-stream: once this incarnation has stored events, at a random moment after.
-        wait_until_storing(processor)
+        processor.wait_for_metric("pcm_processor_events_total", above=0)
         time.sleep(rng.uniform(0.0, 3.0))
         processor.kill()
         kills += 1
@@ -133,13 +110,7 @@ def test_kill_9_at_random_moments_leaves_every_kpi_exact(
             helper.stop()  # graceful leave: another rebalance, with batches in flight
     producer.join()
 
-    wait_caught_up(
-        isolated_settings.kafka_bootstrap,
-        f"{isolated_settings.topic_prefix}pcm-processor",
-        domain_topics(isolated_settings.topic_prefix),
-        timeout_s=240,
-        processor=processor,
-    )
+    caught_up(isolated_settings, processor, timeout_s=240)
     db = isolated_settings.clickhouse_database
     envelopes: dict[str, list[envelope_pb2.EventEnvelope]] = {
         name: [p.envelope for p in events] for name, events in streams.items()

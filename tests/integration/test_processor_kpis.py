@@ -330,18 +330,17 @@ def test_metrics_show_lag_per_partition_freshness_and_batches(run: Run) -> None:
 
 
 def stable_commits(run: Run) -> dict[TopicPartition, int]:
-    """The group's committed offsets once two reads a commit interval (1 s) apart agree: what
-    was released before ClickHouse went down has been committed by then."""
+    """The group's committed offsets (maybe none yet) once two reads a commit interval (1 s)
+    apart agree: what was released before ClickHouse went down has been committed by then."""
     group = consumer_group(run.settings.topic_prefix)
-    previous: dict[TopicPartition, int] | None = None
+    reads: list[dict[TopicPartition, int]] = []
 
-    def unchanged() -> dict[TopicPartition, int] | None:
-        nonlocal previous
-        current = committed_offsets(run.settings.kafka_bootstrap, group)
-        same, previous = current == previous, current
-        return current if same else None
+    def unchanged() -> bool:
+        reads.append(committed_offsets(run.settings.kafka_bootstrap, group))
+        return len(reads) > 1 and reads[-1] == reads[-2]
 
-    return wait_until(unchanged, 30, "committed offsets kept moving", interval_s=1.5)
+    wait_until(unchanged, 30, "committed offsets kept moving", interval_s=1.5)
+    return reads[-1]
 
 
 def test_clickhouse_outage_loses_nothing_and_counts_nothing_twice(
@@ -363,8 +362,9 @@ def test_clickhouse_outage_loses_nothing_and_counts_nothing_twice(
         run.send("attention", during)
         retries = processor.wait_for_metric("pcm_processor_insert_retries_total", above=0)
         held = stable_commits(run)
-        # Several more failed attempts with events in hand: none may commit an offset.
-        processor.wait_for_metric("pcm_processor_insert_retries_total", above=retries + 2)
+        # Five more failed attempts (about 10 s at the 2 s backoff cap) with events in hand:
+        # none may commit an offset.
+        processor.wait_for_metric("pcm_processor_insert_retries_total", above=retries + 4)
         assert committed_offsets(s.kafka_bootstrap, group) == held, (
             "offsets were committed while ClickHouse was down"
         )

@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pcm_common.clickhouse.migrate import CLICKHOUSE_GROUPS, discover, migrate
+from pcm_common.clickhouse.migrate import CLICKHOUSE_GROUPS
 
 from tests.chdb_executor import ChdbExecutor
-from tests.fact_tables import described, fact_tables
+from tests.fact_tables import (
+    assert_fact_tables_match_their_declaration,
+    assert_migrations_apply_once,
+)
 
 
 @pytest.fixture
@@ -24,25 +27,7 @@ def chdb_executor(tmp_path: Path) -> Iterator[ChdbExecutor]:
 
 
 def test_migrations_apply_once_then_nothing(chdb_executor: ChdbExecutor) -> None:
-    every_id = [migration.id for migration in discover()]
-    assert every_id, "no migrations discovered"
-    assert migrate(chdb_executor, "pcm_test") == every_id
-    assert migrate(chdb_executor, "pcm_test") == []
-    tables = {
-        row[0]
-        for row in chdb_executor.execute(
-            "SELECT name FROM system.tables WHERE database = 'pcm_test'"
-        )
-    }
-    assert {
-        "schema_migrations",
-        "attention_events",
-        "procedure_stage_events",
-        "kpi_values",
-    } <= tables
-    assert {table.name for table in fact_tables()} <= tables
-    recorded = chdb_executor.execute("SELECT count() FROM pcm_test.schema_migrations")
-    assert recorded == [(len(every_id),)]
+    assert_migrations_apply_once(chdb_executor, "pcm_test")
 
 
 def test_migration_ids_are_numbered_and_unique_within_their_owner() -> None:
@@ -56,10 +41,4 @@ def test_migration_ids_are_numbered_and_unique_within_their_owner() -> None:
 
 
 def test_fact_tables_match_their_declaration(chdb_executor: ChdbExecutor) -> None:
-    """The DDL of the migrations and the one column list of each domain agree (name, type and
-    order), so rows built by name land in the right columns."""
-    migrate(chdb_executor, "pcm_test")
-    for table in fact_tables():
-        assert described(chdb_executor, "pcm_test", table.name) == [
-            (column.name, column.type) for column in table.columns
-        ]
+    assert_fact_tables_match_their_declaration(chdb_executor, "pcm_test")

@@ -7,8 +7,6 @@ The same calls run against the real broker and ledger in tests/integration/test_
 from __future__ import annotations
 
 import threading
-import time
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +15,6 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import (
     attention_pb2,
     common_pb2,
@@ -34,30 +31,11 @@ from pcm_common.push import Claim, LedgerUnavailable
 from pcm_intake.client import IntakeClient
 from pcm_intake.server import create_server
 from pcm_intake.settings import IntakeSettings
+from pcm_testkit.events import attention
 from prometheus_client import REGISTRY
 
 ATTENTION_TOPIC = topic_for_domain("attention").name()
 SERVED = attention_pb2.ATTENTION_EVENT_KIND_TICKET_SERVED
-
-
-def stamp(seconds_ago: float) -> Timestamp:
-    return Timestamp(seconds=int(time.time() - seconds_ago))
-
-
-def served(entity_id: str = "RENIEC", **overrides: Any) -> attention_pb2.AttentionEvent:
-    fields: dict[str, Any] = {
-        "event_id": f"evt-{uuid.uuid4().hex}",
-        "entity_id": entity_id,
-        "ticket_id": f"T-{uuid.uuid4().hex[:8]}",
-        "kind": SERVED,
-        "channel": "PRESENCIAL",
-        "service_id": "RENIEC_DNI_DUPLICADO" if entity_id == "RENIEC" else "ORIENTACION",
-        "issued_at": stamp(1200),
-        "called_at": stamp(720),
-        "finished_at": stamp(360),
-    }
-    fields.update(overrides)
-    return attention_pb2.AttentionEvent(**fields)
 
 
 class GatedProducer(InMemoryProducer):
@@ -136,7 +114,7 @@ def refused(call: Any) -> grpc.RpcError:
 
 
 def test_accepted_events_are_stored_in_envelopes_keyed_by_entity(intake: Intake) -> None:
-    events = [served() for _ in range(3)]
+    events = [attention() for _ in range(3)]
     result = intake.push(events)
     assert result.accepted == 3
     records = intake.producer.records(ATTENTION_TOPIC)
@@ -146,9 +124,9 @@ def test_accepted_events_are_stored_in_envelopes_keyed_by_entity(intake: Intake)
 
 
 def test_batch_keeps_valid_items_beside_bad_ones_and_flags_repeats(intake: Intake) -> None:
-    good = served(event_id="a")
-    bad = served(event_id="b", channel="FAX")
-    repeat = served(event_id="a", channel="VIRTUAL")  # same id, other content: the first wins
+    good = attention(event_id="a")
+    bad = attention(event_id="b", channel="FAX")
+    repeat = attention(event_id="a", channel="VIRTUAL")  # same id, other content: the first wins
     result = intake.push([good, bad, repeat])
     assert result.accepted == 1
     assert list(result.duplicate_indexes) == [2]
@@ -159,7 +137,7 @@ def test_batch_keeps_valid_items_beside_bad_ones_and_flags_repeats(intake: Intak
 
 
 def test_a_resend_is_a_duplicate_and_keeps_the_first_content(intake: Intake) -> None:
-    first = served()
+    first = attention()
     assert intake.push([first]).accepted == 1
     changed = attention_pb2.AttentionEvent()
     changed.CopyFrom(first)
@@ -172,7 +150,7 @@ def test_a_resend_is_a_duplicate_and_keeps_the_first_content(intake: Intake) -> 
 def test_a_resend_while_the_first_call_produces_is_in_progress(tmp_path: Path) -> None:
     producer = GatedProducer()
     with start_intake(tmp_path, producer) as intake:
-        event = served()
+        event = attention()
         first: list[Any] = []
         caller = threading.Thread(target=lambda: first.append(intake.push([event])))
         caller.start()
@@ -193,11 +171,11 @@ def test_a_resend_while_the_first_call_produces_is_in_progress(tmp_path: Path) -
 
 
 def test_foreign_events_are_refused_with_a_code_and_never_stored(intake: Intake) -> None:
-    foreign = [served("SUNARP"), served("SUNARP")]
+    foreign = [attention("SUNARP"), attention("SUNARP")]
     error = refused(lambda: intake.push(foreign, "RENIEC"))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_reason(error) == "ERROR_REASON_FOREIGN_ENTITY"
-    mine = served()
+    mine = attention()
     mixed = intake.push([foreign[0], mine], "RENIEC")
     assert mixed.accepted == 1
     assert [(r.index, r.field, r.code) for r in mixed.rejections] == [
@@ -208,7 +186,7 @@ def test_foreign_events_are_refused_with_a_code_and_never_stored(intake: Intake)
 
 @pytest.mark.parametrize("role", ["national", "operator"])
 def test_national_and_operator_credentials_write_no_events(intake: Intake, role: str) -> None:
-    event = served("PCM-SGP" if role == "national" else "OPERATIONS")
+    event = attention("PCM-SGP" if role == "national" else "OPERATIONS")
     error = refused(lambda: intake.push([event], role))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
     assert error_reason(error) == "ERROR_REASON_ROLE_NOT_ALLOWED"
@@ -229,7 +207,7 @@ def test_bad_credentials_are_unauthenticated_with_a_code(
 ) -> None:
     stub = intake_service_pb2_grpc.IntakeServiceStub(grpc.insecure_channel(intake.target))
     metadata = () if authorization is None else (("authorization", authorization),)
-    request = intake_service_pb2.PushAttentionsRequest(events=[served()])
+    request = intake_service_pb2.PushAttentionsRequest(events=[attention()])
     error = refused(lambda: stub.PushAttentions(request, metadata=metadata, timeout=10))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_reason(error) == reason
@@ -240,20 +218,20 @@ def test_a_revoked_token_is_refused_at_once(intake: Intake) -> None:
     token = intake.store.issue("RENIEC", label="to revoke")
     intake.tokens["revoked"] = token
     intake.store.revoke(token.split("_")[1])
-    error = refused(lambda: intake.push([served()], "revoked"))
+    error = refused(lambda: intake.push([attention()], "revoked"))
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED
     assert error_reason(error) == "ERROR_REASON_TOKEN_REVOKED"
 
 
 def test_a_batch_over_the_limit_stores_nothing(intake: Intake) -> None:
-    error = refused(lambda: intake.push([served() for _ in range(1_001)]))
+    error = refused(lambda: intake.push([attention() for _ in range(1_001)]))
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert error_reason(error) == "ERROR_REASON_BATCH_TOO_LARGE"
     assert intake.stored() == []
 
 
 def test_over_the_rate_limit_is_resource_exhausted_with_a_retry_hint(intake: Intake) -> None:
-    batch = [served("MUNI-MIRAFLORES") for _ in range(1_000)]
+    batch = [attention("MUNI-MIRAFLORES") for _ in range(1_000)]
     outcomes = []
     for _ in range(8):  # 8,000 events at once against a 5,000/s budget
         try:
@@ -269,7 +247,7 @@ def test_over_the_rate_limit_is_resource_exhausted_with_a_retry_hint(intake: Int
 
 
 def test_broker_down_is_unavailable_and_the_ids_are_not_remembered(intake: Intake) -> None:
-    event = served()
+    event = attention()
     intake.producer.available = False
     error = refused(lambda: intake.push([event]))
     assert error.code() == grpc.StatusCode.UNAVAILABLE
@@ -288,7 +266,7 @@ def test_ledger_down_is_unavailable_and_nothing_is_produced(intake: Intake) -> N
 
     ledger.claim = unreachable
     try:
-        error = refused(lambda: intake.push([served()]))
+        error = refused(lambda: intake.push([attention()]))
     finally:
         ledger.claim = original
     assert error.code() == grpc.StatusCode.UNAVAILABLE
@@ -315,8 +293,8 @@ def test_answers_stay_bounded_whatever_the_input(intake: Intake) -> None:
     """One refused item with 1 MB strings beside valid ones: the valid ones are stored and the
     answer is small (it was RESOURCE_EXHAUSTED "Sent message larger than max" after storing)."""
     huge = "Ñ" * 500_000
-    bad = served(event_id=huge, channel=huge, service_id=huge, office_id=huge, desk_id=huge)
-    result = intake.push([served(), bad, served()])
+    bad = attention(event_id=huge, channel=huge, service_id=huge, office_id=huge, desk_id=huge)
+    result = intake.push([attention(), bad, attention()])
     assert result.accepted == 2
     assert {r.index for r in result.rejections} == {1}
     assert all(len(r.reason) <= 240 and len(r.event_id) <= 128 for r in result.rejections)
@@ -327,7 +305,9 @@ def test_a_full_batch_of_bad_items_gets_an_answer_smaller_than_the_request_limit
     intake: Intake,
 ) -> None:
     garbage = "x" * 1_000
-    bad = served(event_id=garbage, ticket_id=garbage, channel=garbage, service_id=garbage, kind=0)
+    bad = attention(
+        event_id=garbage, ticket_id=garbage, channel=garbage, service_id=garbage, kind=0
+    )
     result = intake.push([bad] * 1_000)
     assert result.accepted == 0
     assert len(result.rejections) >= 5_000
@@ -346,7 +326,7 @@ def test_the_client_sends_items_in_progress_again_until_their_outcome_is_known(
 ) -> None:
     producer = GatedProducer()
     with start_intake(tmp_path, producer) as intake:
-        event, other = served(), served()
+        event, other = attention(), attention()
         first: list[Any] = []
 
         def push_first() -> None:

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import pytest
+from pcm.monitoring.v1 import attention_pb2
 from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.domains import EVENT_DOMAINS, EventDomain
 from pcm_common.kafka.envelope import decode
-from pcm.monitoring.v1 import attention_pb2
+from pcm_common.push import ItemContext, item_errors
+from pcm_common.validation import TimeWindow
+from pcm_intake.service import declarations
+from pcm_intake.validation import IntakeCatalogue
 from pcm_testkit import events
 from pcm_testkit.generator import Generator
 from pcm_testkit.metrics import metric_value
@@ -30,6 +35,15 @@ def test_every_pushed_domain_has_a_builder_of_its_message(domain: EventDomain) -
     # The envelope is what a consumer of the domain's topic accepts.
     assert decode(envelope.SerializeToString(), domain.payload_field) == envelope
     assert envelope.time.seconds > 0 and envelope.received_at == envelope.time
+
+
+@pytest.mark.parametrize("entity_id", ["RENIEC", "SUNARP"])
+def test_defaults_pass_the_intakes_validation(catalogues: Catalogues, entity_id: str) -> None:
+    window = TimeWindow(time.time(), future_skew_s=300, max_age_s=400 * 86_400)
+    item = ItemContext(entity_id, window)
+    for declaration in declarations(IntakeCatalogue.of(catalogues)):
+        event = events.BUILDERS[declaration.domain.name](entity_id)
+        assert item_errors(event, declaration.validate, item) == [], event
 
 
 def test_overrides_take_labels_seconds_and_none() -> None:

@@ -22,11 +22,10 @@ def build_ledger(
     recent = MemoryLedger(window)
     if settings.push_ledger == "memory":
         return recent
-    # Imported here: a memory-only deployment (tests, demos) needs no PostgreSQL driver loaded.
-    from pcm_common.postgres.client import pool
-    from pcm_common.push.postgres_ledger import PostgresLedger
+    # Imported here: a memory-only deployment needs no PostgreSQL driver loaded.
+    from pcm_common.push.postgres_ledger import PostgresLedger, ledger_pool
 
-    connections = pool(settings, max_size=workers + 1, timeout_s=5, application_name="pcm-push")
+    connections = ledger_pool(settings, workers + 1)
     connections.open(wait=False)
     durable = PostgresLedger(connections, settings.push_claim_lease_s, retention)
     return LayeredLedger(recent, durable)
