@@ -14,6 +14,7 @@ import pkgutil
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_\w+$")
 
@@ -22,7 +23,8 @@ _MIGRATION_NAME = re.compile(r"^(\d{4})_\w+$")
 class Migration:
     owner: str
     name: str
-    statements: tuple[str, ...]
+    statements: tuple[Any, ...]
+    """SQL text, or a store-specific statement object (e.g. clickhouse.migrate.AddColumn)."""
 
     @property
     def id(self) -> str:

@@ -230,6 +230,7 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
         topic_for_domain("dead_letter").name(settings.topic_prefix),
         topic_for_domain("kpi_value").name(settings.topic_prefix),
         settings.processor_retry_max_backoff_s,
+        catalogues.version_label,
     )
     config = PipelineConfig(
         kpi_interval_s=settings.processor_kpi_interval_s,
@@ -249,6 +250,7 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
                 lambda: connect(settings),
                 settings.clickhouse_database,
                 settings.processor_retry_max_backoff_s,
+                catalogues.version_label,
             )
 
         pipeline = DomainPipeline(

@@ -15,6 +15,7 @@ import pytest
 from clickhouse_driver import Client
 from pcm.monitoring.v1 import attention_pb2, intake_service_pb2, intake_service_pb2_grpc
 from pcm_common.auth import TokenStore
+from pcm_common.catalogues import load_catalogues
 from pcm_common.clickhouse.migrate import migrate
 from pcm_common.settings import Settings
 from pcm_intake.server import create_server
@@ -103,3 +104,14 @@ def test_events_pushed_over_grpc_become_kpis(
     assert hour_kpi(clickhouse, database, "SERVED_WITHIN_TARGET_PCT") == pytest.approx(200 / 3)
     assert hour_kpi(clickhouse, database, "WAIT_MEAN_S") == pytest.approx((5 + 10 + 30) * 60 / 3)
     assert hour_kpi(clickhouse, database, "ABANDONMENT_PCT") == pytest.approx(25.0)
+    # Three served tickets are far below WAIT_MEAN_S's minimum sample (kpis.yaml): the value is
+    # stored and published for the entity, flagged, under the catalogue versions it used.
+    flags = clickhouse.execute(
+        "SELECT kpi_code, argMax(insufficient_sample, version), argMax(catalogue_version, version)"
+        f" FROM {database}.kpi_values WHERE entity_id = 'RENIEC' AND grain = 'HOUR'"
+        " AND period_start = %(start)s AND channel = '' AND service_id = ''"
+        " AND kpi_code IN ('WAIT_MEAN_S', 'ATTENTIONS') GROUP BY kpi_code ORDER BY kpi_code",
+        {"start": HOUR.replace(tzinfo=None)},
+    )
+    version = load_catalogues().version_label
+    assert flags == [("ATTENTIONS", 0, version), ("WAIT_MEAN_S", 1, version)]

@@ -179,6 +179,23 @@ CASES = [
         "Input should be 'NACIONAL', 'REGIONAL' or 'LOCAL' (got 'FEDERAL')",
     ),
     (
+        "kpis.yaml",
+        "    formula: número de atenciones atendidas",
+        "    formula: número de atenciones atendidas\n    min_sample: 30",
+        1,
+        "min_sample",
+        "only ratios, means, percentiles and maxima have a sample size",
+    ),
+    (
+        "kpis.yaml",
+        '    min_sample_source: "Por defecto de la SGP, a validar: n ≥ 30 (con menos de 10 valores'
+        ' el percentil 90 es el máximo)."\n',
+        "",
+        -9,  # a missing field is reported at the start of its KPI
+        "min_sample_source",
+        "required with min_sample: say where it comes from",
+    ),
+    (
         "complaint_terms.csv",
         "SIS,SALUD,30,",
         "SIS,SALUD,treinta,",

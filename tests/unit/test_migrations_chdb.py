@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pcm_common.clickhouse.migrate import CLICKHOUSE_GROUPS
+from pcm_common.clickhouse.migrate import CLICKHOUSE_GROUPS, AddColumn, migrate
 
 from tests.chdb_executor import ChdbExecutor
 from tests.fact_tables import (
@@ -42,3 +42,16 @@ def test_migration_ids_are_numbered_and_unique_within_their_owner() -> None:
 
 def test_fact_tables_match_their_declaration(chdb_executor: ChdbExecutor) -> None:
     assert_fact_tables_match_their_declaration(chdb_executor, "pcm_test")
+
+
+def test_add_column_is_idempotent_where_alter_has_no_if_not_exists(
+    chdb_executor: ChdbExecutor,
+) -> None:
+    """ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS: a rerun after a crash must pass."""
+    migrate(chdb_executor, "pcm_test")
+    again = AddColumn("kpi_values", "insufficient_sample", "UInt8 DEFAULT 0")
+    again.apply(chdb_executor, "pcm_test")
+    again.apply(chdb_executor, "pcm_test")
+    columns = [row[0] for row in chdb_executor.execute("DESCRIBE TABLE pcm_test.kpi_values")]
+    assert columns.count("insufficient_sample") == 1
+    assert columns[-2:] == ["insufficient_sample", "catalogue_version"]

@@ -202,8 +202,48 @@ def test_procedures_within_term_and_reworked(catalogues: Catalogues) -> None:
 
 @pytest.mark.parametrize(
     ("sample", "expected"),
-    [([5], 5), ([3, 1, 2, 4], 4), (list(range(1, 11)), 10), (list(range(1, 21)), 19), ([], 0)],
+    [
+        ([5], 5),
+        ([3, 1, 2, 4], 4),  # rank ceil(3.6) = 4
+        (list(range(1, 11)), 9),  # rank 9 exactly: 90% of the ten values are at most 9
+        (list(range(1, 12)), 10),  # rank ceil(9.9) = 10
+        (list(range(1, 21)), 18),
+        ([], 0),
+    ],
 )
-def test_p90_is_the_value_at_rank_floor_of_ninety_percent(sample: list[int], expected: int) -> None:
-    """ClickHouse quantileExact(0.9): 0-based rank floor(0.9 n) of the sorted values."""
+def test_p90_is_the_nearest_rank_value(sample: list[int], expected: int) -> None:
+    """Nearest-rank method (catalogues/kpis.yaml `percentile_method`): 1-based rank
+    ceil(0.9 n) of the sorted values, always an observed value."""
     assert p90(sample) == expected
+
+
+def served_tickets(count: int) -> list[envelope_pb2.EventEnvelope]:
+    """``count`` tickets served at 9:00-9:30 (one minute apart), wait 5 min each."""
+    return [
+        attention_event(
+            "RENIEC",
+            f"S{n}",
+            "TICKET_SERVED",
+            SERVICE,
+            "PRESENCIAL",
+            t(9, n),
+            t(9, n + 5),
+            t(9, 50),
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize(("tickets", "insufficient"), [(29, True), (30, False)])
+def test_a_value_on_fewer_observations_than_the_minimum_is_flagged(
+    catalogues: Catalogues, tickets: int, insufficient: bool
+) -> None:
+    """WAIT_MEAN_S needs 30 served tickets (kpis.yaml min_sample): 29 is one below."""
+    assert catalogues.kpi("WAIT_MEAN_S").min_sample == 30
+    plan = build_plan(ATTENTION, catalogues)
+    computed = reference_kpis(plan, rows(ATTENTION, catalogues, served_tickets(tickets)))
+    hour = computed[("RENIEC", "WAIT_MEAN_S", "HOUR", HOUR9, "", "")]
+    assert (hour.value, hour.denominator) == (300.0, float(tickets))
+    assert hour.insufficient_sample is insufficient
+    # Counts have no sample size: never flagged.
+    assert not computed[("RENIEC", "ATTENTIONS", "HOUR", HOUR9, "", "")].insufficient_sample

@@ -70,6 +70,12 @@ class Catalogues:
     _entities: Mapping[str, Entity] = field(init=False, repr=False)
     _services: Mapping[str, Service] = field(init=False, repr=False)
 
+    @property
+    def version_label(self) -> str:
+        """Every catalogue file's version in one line, e.g. ``channels=2015.1 kpis=2026.2``:
+        stored with each computed value, so a result says which rules produced it."""
+        return " ".join(f"{name}={version}" for name, version in sorted(self.versions.items()))
+
     def __post_init__(self) -> None:
         # Indexes are derived once; the dataclass stays frozen for callers.
         def put(name: str, value: object) -> None:

@@ -10,7 +10,7 @@ import datetime as dt
 import re
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -203,6 +203,10 @@ class Fn(StrEnum):
     CHANNEL_LEVEL = "channel_level"
 
 
+_SAMPLED = frozenset({Fn.MEAN, Fn.P90, Fn.MAX})
+"""Aggregates computed on a count of observations (their sample size)."""
+
+
 FilterValue = bool | int | str | tuple[str, ...]
 
 
@@ -235,6 +239,12 @@ class Kpi(Record):
     grains: tuple[Grain, ...] = Field(min_length=1)
     source: Domain
     per_driver: bool = False
+    min_sample: int = Field(default=0, ge=0)
+    """Fewest observations (the denominator of a ratio, the count behind a mean or percentile)
+    for a value to be used to rank entities; below it the value is stored, flagged
+    ``insufficient_sample``. 0: always enough (counts, sums, levels)."""
+    min_sample_source: Text | None = None
+    """Where the minimum comes from (the rule behind it, for the analyst)."""
     # Set on the per-driver KPIs the catalogue derives (SATISFACTION_PCT_TIEMPO, ...).
     driver: Code | None = None
     parent: Code | None = None
@@ -252,6 +262,15 @@ class Kpi(Record):
             raise FieldError("numerator", "missing (denominator needs a numerator)")
         if ratio and self.denominator is None:
             raise FieldError("denominator", "missing (numerator needs a denominator)")
+        sampled = ratio or (self.aggregate is not None and self.aggregate.fn in _SAMPLED)
+        if self.min_sample and not sampled:
+            raise FieldError(
+                "min_sample", "only ratios, means, percentiles and maxima have a sample size"
+            )
+        if self.min_sample and not self.min_sample_source:
+            raise FieldError(
+                "min_sample_source", "required with min_sample: say where it comes from"
+            )
         return self
 
     @property
@@ -282,6 +301,8 @@ class Kpi(Record):
 
 
 class KpisFile(CatalogueFile):
+    percentile_method: Literal["nearest_rank"]
+    """How percentile KPIs (p90) pick their value; the one method the platform computes."""
     kpis: tuple[Kpi, ...] = Field(min_length=1)
 
 

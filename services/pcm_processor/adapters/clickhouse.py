@@ -33,6 +33,8 @@ KPI_COLUMNS = (
     "denominator",
     "computed_at",
     "version",
+    "insufficient_sample",
+    "catalogue_version",
 )
 
 
@@ -44,9 +46,17 @@ def columnar(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
 
 
 class ClickHouseStore:
-    def __init__(self, connect: Callable[[], Client], database: str, max_backoff_s: float) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], Client],
+        database: str,
+        max_backoff_s: float,
+        catalogue_version: str = "",
+    ) -> None:
         self._connect = connect
         self.database = database
+        self.catalogue_version = catalogue_version
+        """Versions of the catalogue files the KPIs are computed under (stored with each)."""
         self._max_backoff_s = max_backoff_s
         self._client: Client | None = None
 
@@ -103,6 +113,8 @@ class ClickHouseStore:
                 r.denominator,
                 computed_at,
                 version,
+                int(r.insufficient_sample),
+                self.catalogue_version,
             )
             for r, version in zip(rows, versions, strict=True)
         ]

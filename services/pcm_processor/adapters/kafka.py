@@ -71,7 +71,7 @@ def dead_letter_record(item: DeadLetter) -> OutRecord:
     )
 
 
-def kpi_envelope(row: KpiRow, version: int, computed_at: int) -> bytes:
+def kpi_envelope(row: KpiRow, version: int, computed_at: int, catalogue_version: str = "") -> bytes:
     value = kpi_pb2.KpiValue(
         entity_id=row.entity_id,
         kpi_code=row.kpi_code,
@@ -83,6 +83,8 @@ def kpi_envelope(row: KpiRow, version: int, computed_at: int) -> bytes:
         denominator=row.denominator,
         unit=row.unit,
         version=version,
+        insufficient_sample=row.insufficient_sample,
+        catalogue_version=catalogue_version,
     )
     value.period_start.seconds = row.period_start
     value.computed_at.seconds = computed_at
@@ -104,9 +106,15 @@ def kpi_envelope(row: KpiRow, version: int, computed_at: int) -> bytes:
 
 class Outbox:
     def __init__(
-        self, sender: RecordSender, dead_letter_topic: str, kpi_topic: str, max_backoff_s: float
+        self,
+        sender: RecordSender,
+        dead_letter_topic: str,
+        kpi_topic: str,
+        max_backoff_s: float,
+        catalogue_version: str = "",
     ) -> None:
         self._sender = sender
+        self.catalogue_version = catalogue_version
         self.dead_letter_topic = dead_letter_topic
         self.kpi_topic = kpi_topic
         self._max_backoff_s = max_backoff_s
@@ -126,7 +134,10 @@ class Outbox:
         self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int
     ) -> None:
         records = [
-            OutRecord(row.entity_id.encode(), kpi_envelope(row, version, computed_at))
+            OutRecord(
+                row.entity_id.encode(),
+                kpi_envelope(row, version, computed_at, self.catalogue_version),
+            )
             for row, version in zip(rows, versions, strict=True)
         ]
         await self._send("publish kpis", self.kpi_topic, records)

@@ -22,7 +22,7 @@ from typing import Any
 
 from pcm_processor.domain.buckets import BUCKET_COLUMNS
 from pcm_processor.domain.fields import AtMost, Col, Diff, Expr, SubjectHas, columns_of
-from pcm_processor.domain.kpis import QUANTILE, Agg, KpiPlan
+from pcm_processor.domain.kpis import PERCENTILE, Agg, KpiPlan
 
 PeriodKey = tuple[str, int]  # (entity_id, period start)
 
@@ -88,11 +88,14 @@ class SqlCompiler:
             return f"countIf({cond})"
         assert agg.field is not None
         value = self.expression(self.plan.domain.fields[agg.field], entities)
+        if agg.fn == "p90":
+            # Nearest rank, in integers (kpis.nearest_rank); arrayElement(.., 0) is 0 when empty.
+            rank = f"toUInt32(intDiv({PERCENTILE} * countIf({cond}) + 99, 100))"
+            return f"arrayElement(arraySort(groupArrayIf({value}, {cond})), {rank})"
         functions = {
             "uniq": "uniqExactIf",
             "sum": "sumIf",
             "max": "maxIf",
-            "p90": f"quantileExactIf({QUANTILE})",
             "collect": "groupUniqArrayIf",
         }
         return f"{functions[agg.fn]}({value}, {cond})"

@@ -23,9 +23,16 @@ from pcm_processor.domain.registry import FactDomain
 ALL = ""
 """Slice value meaning "all channels" / "all services" (as in kpi.proto)."""
 
-QUANTILE = 0.9
-"""Level of the ``p90`` aggregate: the value at 0-based rank floor(0.9 * n) of the sorted values,
-which is what ClickHouse's quantileExact(0.9) returns (on 18.16 and current releases alike)."""
+PERCENTILE = 90
+"""Level of the ``p90`` aggregate, by the nearest-rank method (``percentile_method`` in
+catalogues/kpis.yaml): the value at 1-based rank ceil(90 * n / 100) of the sorted values, a
+value that was observed. Computed in integers, so no float rounding moves a rank."""
+
+
+def nearest_rank(count: int, percentile: int = PERCENTILE) -> int:
+    """1-based rank of the ``percentile``-th percentile of ``count`` values (0 when none)."""
+    return (percentile * count + 99) // 100
+
 
 Where = tuple[tuple[str, tuple[Any, ...]], ...]
 Measured = tuple[float, float, float]  # value, numerator, denominator
@@ -54,6 +61,8 @@ class KpiRow:
     numerator: float
     denominator: float
     unit: str
+    insufficient_sample: bool = False
+    """Fewer observations (the denominator) than the KPI's ``min_sample``: not for ranking."""
 
     @property
     def key(self) -> tuple[str, str, str, int, str, str]:
@@ -227,6 +236,7 @@ class KpiPlan:
                         key.service_id,
                         *measured,
                         unit=planned.kpi.unit.value,
+                        insufficient_sample=measured[2] < planned.kpi.min_sample,
                     )
                 )
         return rows

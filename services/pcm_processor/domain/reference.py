@@ -23,17 +23,17 @@ from pcm_common.domains import Row
 
 from pcm_processor.domain.buckets import BUCKET_COLUMNS
 from pcm_processor.domain.fields import SubjectHas, evaluate
-from pcm_processor.domain.kpis import ALL, QUANTILE, Agg, KpiPlan, KpiRow, SliceKey
+from pcm_processor.domain.kpis import ALL, Agg, KpiPlan, KpiRow, SliceKey, nearest_rank
 
 Fact = dict[str, Any]
 KpiKey = tuple[str, str, str, int, str, str]
 
 
 def p90(values: list[Any]) -> Any:
+    """Nearest-rank 90th percentile: the value at 1-based rank ceil(0.9 n) of the sorted values."""
     if not values:
         return 0
-    ordered = sorted(values)
-    return ordered[min(int(QUANTILE * len(ordered)), len(ordered) - 1)]
+    return sorted(values)[nearest_rank(len(values)) - 1]
 
 
 def aggregate(agg: Agg, facts: Iterable[Fact]) -> Any:

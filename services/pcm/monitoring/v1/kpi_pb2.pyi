@@ -38,6 +38,8 @@ class KpiValue(_message.Message):
     UNIT_FIELD_NUMBER: _builtins.int
     COMPUTED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    INSUFFICIENT_SAMPLE_FIELD_NUMBER: _builtins.int
+    CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
     entity_id: _builtins.str
     kpi_code: _builtins.str
     """KPI code from catalogues/kpis.yaml."""
@@ -52,6 +54,14 @@ class KpiValue(_message.Message):
     """Unit from the KPI catalogue (count, seconds, percent, ratio, level)."""
     version: _builtins.int
     """Monotonic per key: a consumer keeps the highest."""
+    insufficient_sample: _builtins.bool
+    """Fewer observations (the denominator) than the KPI's minimum sample (catalogues/kpis.yaml
+    `min_sample`): shown to the entity, never used to rank it.
+    """
+    catalogue_version: _builtins.str
+    """Versions of the catalogue files the value was computed under, e.g.
+    "channels=2015.1 drivers=2021.1 kpis=2026.2 standards=2015.1".
+    """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -71,10 +81,12 @@ class KpiValue(_message.Message):
         unit: _builtins.str = ...,
         computed_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        insufficient_sample: _builtins.bool = ...,
+        catalogue_version: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["computed_at", b"computed_at", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "computed_at", b"computed_at", "denominator", b"denominator", "entity_id", b"entity_id", "grain", b"grain", "kpi_code", b"kpi_code", "numerator", b"numerator", "period_start", b"period_start", "service_id", b"service_id", "unit", b"unit", "value", b"value", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "channel", b"channel", "computed_at", b"computed_at", "denominator", b"denominator", "entity_id", b"entity_id", "grain", b"grain", "insufficient_sample", b"insufficient_sample", "kpi_code", b"kpi_code", "numerator", b"numerator", "period_start", b"period_start", "service_id", b"service_id", "unit", b"unit", "value", b"value", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
