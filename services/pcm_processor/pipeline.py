@@ -218,7 +218,7 @@ class DomainPipeline:
 
     async def _mark_subjects(self, rows: Sequence[Row]) -> None:
         """A fact that changes a whole subject (an observation) dirties all its periods."""
-        for lookup in self.plan.lookups:
+        for lookup in self.plan.subject_lookups:
             column = self.plan.domain.index(lookup.column)
             subjects = sorted(
                 {

@@ -15,6 +15,8 @@ from pcm_processor.domain.reference import p90, reference_kpis
 from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE, FactDomain
 from pcm_testkit.events import attention_event, local_time, procedure_stage_event
 
+from tests.unit.crafted import ABANDONMENT_HOUR, abandonment_cases
+
 DAY = local_time(2025, 3, 10)
 HOUR9 = local_time(2025, 3, 10, 9)
 MARCH = local_time(2025, 3, 1)
@@ -95,8 +97,18 @@ def test_attention_plan_follows_the_catalogue(catalogues: Catalogues) -> None:
     ]
     assert plan.skipped == ()
     assert plan.grains == ("HOUR", "DAY", "MONTH")
-    # Issued and called events cannot change any catalogue KPI: they mark nothing dirty.
-    assert plan.prefilter == ("kind", ("TICKET_ABANDONED", "TICKET_SERVED"))
+    # A ticket still waiting counts in ABANDONMENT_PCT: every kind of event can change a KPI.
+    assert plan.prefilter is None
+    without_abandonment = copy.copy(catalogues)
+    object.__setattr__(
+        without_abandonment,
+        "kpis",
+        tuple(k for k in catalogues.kpis if k.code != "ABANDONMENT_PCT"),
+    )
+    # Without it, issued and called events cannot change any catalogue KPI: they mark nothing
+    # dirty.
+    narrowed = build_plan(ATTENTION, without_abandonment)
+    assert narrowed.prefilter == ("kind", ("TICKET_SERVED",))
 
 
 def test_procedure_plan_leaves_snapshot_kpis_to_others(catalogues: Catalogues) -> None:
@@ -247,3 +259,20 @@ def test_a_value_on_fewer_observations_than_the_minimum_is_flagged(
     assert hour.insufficient_sample is insufficient
     # Counts have no sample size: never flagged.
     assert not computed[("RENIEC", "ATTENTIONS", "HOUR", HOUR9, "", "")].insufficient_sample
+
+
+def test_abandonment_counts_each_issued_ticket_once_by_its_final_state(
+    catalogues: Catalogues,
+) -> None:
+    """Tickets not served ÷ tickets issued: a ticket abandoned then served counts as served,
+    one still waiting counts as not served, one given up within SHORT_ABANDON_MAX_S (60 s) is
+    not demand; at exactly 60 s it is."""
+    assert catalogues.kpi_parameters["SHORT_ABANDON_MAX_S"].value == 60
+    computed = reference_kpis(
+        build_plan(ATTENTION, catalogues), rows(ATTENTION, catalogues, abandonment_cases())
+    )
+    hour = computed[("RENIEC", "ABANDONMENT_PCT", "HOUR", ABANDONMENT_HOUR, "", "")]
+    # Issued and counted: BACK, GONE, WAITING, AT-60, SERVED (SHORT is not demand).
+    # Not served: GONE, WAITING, AT-60.
+    assert (hour.numerator, hour.denominator) == (3.0, 5.0)
+    assert hour.value == pytest.approx(60.0)

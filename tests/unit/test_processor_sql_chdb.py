@@ -23,6 +23,7 @@ from pcm_testkit.events import local_time
 from pcm_testkit.generator import Generator
 
 from tests.chdb_executor import ChdbExecutor
+from tests.unit.crafted import ABANDONMENT_HOUR, abandonment_cases
 
 DB = "pcm_sql"
 
@@ -86,3 +87,19 @@ def test_sql_equals_reference_on_a_synthetic_stream(
             (want.denominator, have.denominator),
         ):
             assert math.isclose(a, b, rel_tol=0, abs_tol=1e-9), (key, want, have)
+
+
+def test_sql_equals_reference_on_the_abandonment_boundaries(
+    engine: ChdbExecutor, catalogues: Catalogues
+) -> None:
+    ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
+    rows = [
+        ATTENTION.mapper(envelope, Position(0, 10_000 + i), ctx)
+        for i, envelope in enumerate(abandonment_cases())
+    ]
+    insert(engine, ATTENTION.table, ATTENTION.columns, rows)
+    plan = build_plan(ATTENTION, catalogues)
+    got = sql_kpis(engine, plan, rows)
+    hour = got[("RENIEC", "ABANDONMENT_PCT", "HOUR", ABANDONMENT_HOUR, "", "")]
+    assert (hour.numerator, hour.denominator) == (3.0, 5.0)
+    assert got == reference_kpis(plan, rows)

@@ -18,6 +18,7 @@ from .models import (
     Entity,
     Indicator,
     Kpi,
+    KpiParameter,
     LikertScale,
     PeerGroup,
     Region,
@@ -51,6 +52,8 @@ class Catalogues:
     drivers: tuple[Driver, ...]
     kpis: tuple[Kpi, ...]
     """Every KPI, including the per-driver ones derived from ``per_driver: true``."""
+    kpi_parameters: Mapping[str, KpiParameter]
+    """Thresholds KPI rules use (``parameters`` of kpis.yaml), by code."""
     indicators: tuple[Indicator, ...]
     standard_levels: tuple[str, ...]
     standards: tuple[Standard, ...]

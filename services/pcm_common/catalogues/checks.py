@@ -24,6 +24,7 @@ from .models import (
     Fn,
     Indicator,
     Kpi,
+    KpiParameter,
     LikertScale,
     NonWorkingDay,
     Op,
@@ -51,6 +52,7 @@ class Parsed:
     likert: LikertScale
     drivers: list[Located[Driver]]
     kpis: list[Located[Kpi]]
+    kpi_parameters: tuple[KpiParameter, ...]
     standard_levels: tuple[str, ...]
     indicators: list[Located[Indicator]]
     standards: list[Located[Standard]]

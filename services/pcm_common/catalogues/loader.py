@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -96,6 +97,7 @@ def _parse(root: Path) -> Parsed:
         likert=drivers.scale,
         drivers=located(drivers_path, drivers.drivers, drivers_raw.get("drivers")),
         kpis=located(kpis_path, kpis.kpis, kpis_raw.get("kpis")),
+        kpi_parameters=kpis.parameters,
         standard_levels=standards.levels,
         indicators=located(standards_path, standards.indicators, standards_raw.get("indicators")),
         standards=located(standards_path, standards.standards, standards_raw.get("standards")),
@@ -154,6 +156,7 @@ def _build(root: Path, parsed: Parsed, kpis: Sequence[Kpi]) -> Catalogues:
         likert=parsed.likert,
         drivers=tuple(item.value for item in parsed.drivers),
         kpis=tuple(kpis),
+        kpi_parameters=MappingProxyType({p.code: p for p in parsed.kpi_parameters}),
         indicators=tuple(item.value for item in parsed.indicators),
         standard_levels=parsed.standard_levels,
         standards=tuple(item.value for item in parsed.standards),

@@ -300,7 +300,18 @@ class Kpi(Record):
         )
 
 
+class KpiParameter(Record):
+    """A number a KPI rule uses (a threshold), stated as data with where it comes from."""
+
+    code: Code
+    value: float
+    unit: Unit
+    description: Text
+    source: Text
+
+
 class KpisFile(CatalogueFile):
+    parameters: tuple[KpiParameter, ...] = ()
     percentile_method: Literal["nearest_rank"]
     """How percentile KPIs (p90) pick their value; the one method the platform computes."""
     kpis: tuple[Kpi, ...] = Field(min_length=1)

@@ -16,12 +16,25 @@ releases; ``tests/unit/test_processor_sql_chdb.py`` runs it on the current engin
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pcm_processor.domain.buckets import BUCKET_COLUMNS
-from pcm_processor.domain.fields import AtMost, Col, Diff, Expr, SubjectHas, columns_of
+from pcm_processor.domain.fields import (
+    AtMost,
+    Both,
+    Col,
+    Diff,
+    Expr,
+    IsIn,
+    Less,
+    Not,
+    Param,
+    PeriodSubjectHas,
+    SubjectHas,
+    columns_of,
+)
 from pcm_processor.domain.kpis import PERCENTILE, Agg, KpiPlan
 
 PeriodKey = tuple[str, int]  # (entity_id, period start)
@@ -33,6 +46,8 @@ def literal(value: Any) -> str:
         return "1" if value else "0"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, float):
+        return repr(value)
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     raise TypeError(f"no SQL literal for {value!r}")
@@ -47,6 +62,16 @@ def _alias(column: str) -> str:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """The facts one recompute query reads: its entities, months and (entity, period) keys."""
+
+    entities: str
+    bucket: str
+    rows: str
+    """WHERE clause selecting those facts (without prefilter)."""
+
+
+@dataclass(frozen=True)
 class SqlCompiler:
     plan: KpiPlan
     database: str
@@ -55,39 +80,55 @@ class SqlCompiler:
     def table(self) -> str:
         return f"{self.database}.{self.plan.domain.table}"
 
-    def expression(self, expr: Expr, entities: str) -> str:
-        """SQL of a field on a logical fact of the inner query."""
+    def expression(self, expr: Expr, scope: Scope, column: Callable[[str], str] = _alias) -> str:
+        """SQL of a field: on a logical fact of the inner query (columns by their ``f_`` alias),
+        or on one raw fact (``column`` = the plain name, inside lookups)."""
         if isinstance(expr, Col):
-            return _alias(expr.column)
+            return column(expr.column)
         if isinstance(expr, Diff):
-            return f"(toInt64({_alias(expr.minuend)}) - toInt64({_alias(expr.subtrahend)}))"
-        if isinstance(expr, AtMost):
-            left, right = (
-                self.expression(expr.left, entities),
-                self.expression(expr.right, entities),
-            )
-            return f"({left} <= {right})"
-        assert isinstance(expr, SubjectHas)
+            return f"(toInt64({column(expr.minuend)}) - toInt64({column(expr.subtrahend)}))"
+        if isinstance(expr, Param):
+            return literal(self.plan.params[expr.name])
+        if isinstance(expr, SubjectHas | PeriodSubjectHas):
+            return self._lookup(expr, scope)
+        if isinstance(expr, Not):
+            return f"(NOT {self.expression(expr.operand, scope, column)})"
+        if isinstance(expr, IsIn):
+            return f"({self.expression(expr.value, scope, column)} IN ({literals(expr.values)}))"
+        left = self.expression(expr.left, scope, column)
+        right = self.expression(expr.right, scope, column)
+        operator = {AtMost: "<=", Less: "<", Both: "AND"}[type(expr)]
+        return f"({left} {operator} {right})"
+
+    def _lookup(self, expr: SubjectHas | PeriodSubjectHas, scope: Scope) -> str:
         subject = self.plan.domain.subject
+        if isinstance(expr, SubjectHas):
+            return (
+                f"((entity_id, {_alias(subject)}) IN (SELECT entity_id, {subject} "
+                f"FROM {self.table} WHERE entity_id IN ({scope.entities}) "
+                f"AND {expr.column} IN ({literals(expr.values)})))"
+            )
+        where = self.expression(expr.where, scope, column=lambda name: name)
         return (
-            f"((entity_id, {_alias(subject)}) IN (SELECT entity_id, {subject} FROM {self.table} "
-            f"WHERE entity_id IN ({entities}) AND {expr.column} IN ({literals(expr.values)})))"
+            f"((entity_id, period, {_alias(subject)}) IN (SELECT entity_id, "
+            f"toUInt32({scope.bucket}), {subject} FROM {self.table} WHERE {scope.rows} "
+            f"AND {where}))"
         )
 
-    def condition(self, agg: Agg, entities: str) -> str:
+    def condition(self, agg: Agg, scope: Scope) -> str:
         fields = self.plan.domain.fields
         parts = [
-            f"{self.expression(fields[name], entities)} IN ({literals(values)})"
+            f"{self.expression(fields[name], scope)} IN ({literals(values)})"
             for name, values in agg.where
         ]
         return " AND ".join(parts) if parts else "1"
 
-    def aggregate(self, agg: Agg, entities: str) -> str:
-        cond = self.condition(agg, entities)
+    def aggregate(self, agg: Agg, scope: Scope) -> str:
+        cond = self.condition(agg, scope)
         if agg.fn == "count":
             return f"countIf({cond})"
         assert agg.field is not None
-        value = self.expression(self.plan.domain.fields[agg.field], entities)
+        value = self.expression(self.plan.domain.fields[agg.field], scope)
         if agg.fn == "p90":
             # Nearest rank, in integers (kpis.nearest_rank); arrayElement(.., 0) is 0 when empty.
             rank = f"toUInt32(intDiv({PERCENTILE} * countIf({cond}) + 99, 100))"
@@ -124,15 +165,19 @@ class SqlCompiler:
             column, labels = self.plan.prefilter
             prefilter = f" AND {column} IN ({literals(labels)})"
         first, second = (_alias(name) for name in domain.slice_by)
-        aggregates = "".join(f",\n  {self.aggregate(a, entities)}" for a in self.plan.aggregates)
+        rows = (
+            f"entity_id IN ({entities}) AND month_start IN ({literals(sorted(set(months)))}) "
+            f"AND (entity_id, toUInt32({bucket})) IN ({tuples})"
+        )
+        scope = Scope(entities, bucket, rows)
+        aggregates = "".join(f",\n  {self.aggregate(a, scope)}" for a in self.plan.aggregates)
         return f"""
 SELECT entity_id, period, tupleElement(slice, 1) AS s_first, tupleElement(slice, 2) AS s_second,
   sum(n_events) AS n_events{aggregates}
 FROM (
   SELECT entity_id, toUInt32({bucket}) AS period, {dedup}{merged}, uniqExact(event_id) AS n_events
   FROM {self.table}
-  WHERE entity_id IN ({entities}) AND month_start IN ({literals(sorted(set(months)))})
-    AND (entity_id, toUInt32({bucket})) IN ({tuples}){prefilter}
+  WHERE {rows}{prefilter}
   GROUP BY entity_id, period, {", ".join(_alias(c) for c in domain.dedup_by)}
 )
 ARRAY JOIN [({first}, {second}), ({first}, ''), ('', {second}), ('', '')] AS slice

@@ -49,7 +49,68 @@ class SubjectHas:
     values: tuple[str, ...]
 
 
-Expr = Col | Diff | AtMost | SubjectHas
+@dataclass(frozen=True)
+class Param:
+    """A number the catalogue states (``parameters`` of catalogues/kpis.yaml), e.g. the
+    short-abandon threshold: a rule the oversight body may change without a code change."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Less:
+    """Boolean: ``left < right``."""
+
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class IsIn:
+    """Boolean: the value is one of ``values``."""
+
+    value: Expr
+    values: tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Both:
+    """Boolean: ``left and right``."""
+
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Expr
+
+
+@dataclass(frozen=True)
+class PeriodSubjectHas:
+    """Boolean: the fact's subject has, in the same entity and period, a fact for which
+    ``where`` holds (e.g. the ticket was served). ``where`` reads one raw fact's columns.
+
+    Exact because all facts of one subject share its period (attentions are bucketed by the
+    ticket's issue time)."""
+
+    where: Expr
+
+
+Expr = Col | Diff | AtMost | SubjectHas | Param | Less | IsIn | Both | Not | PeriodSubjectHas
+
+Lookup = SubjectHas | PeriodSubjectHas
+"""Expressions answered from other facts of the subject (sets computed before evaluating)."""
+
+
+def _operands(expr: Expr) -> tuple[Expr, ...]:
+    if isinstance(expr, AtMost | Less | Both):
+        return (expr.left, expr.right)
+    if isinstance(expr, IsIn):
+        return (expr.value,)
+    if isinstance(expr, Not):
+        return (expr.operand,)
+    return ()
 
 
 def columns_of(expr: Expr) -> frozenset[str]:
@@ -58,25 +119,52 @@ def columns_of(expr: Expr) -> frozenset[str]:
         return frozenset({expr.column})
     if isinstance(expr, Diff):
         return frozenset({expr.minuend, expr.subtrahend})
-    if isinstance(expr, AtMost):
-        return columns_of(expr.left) | columns_of(expr.right)
-    return frozenset()  # SubjectHas reads other facts, by subject
+    # Lookups read other facts, by subject; parameters read the catalogue.
+    return frozenset().union(*(columns_of(operand) for operand in _operands(expr)))
+
+
+def lookups_of(expr: Expr) -> tuple[Lookup, ...]:
+    if isinstance(expr, SubjectHas | PeriodSubjectHas):
+        return (expr,)
+    return tuple(found for operand in _operands(expr) for found in lookups_of(operand))
 
 
 def subject_lookups(expr: Expr) -> tuple[SubjectHas, ...]:
-    if isinstance(expr, SubjectHas):
-        return (expr,)
-    if isinstance(expr, AtMost):
-        return subject_lookups(expr.left) + subject_lookups(expr.right)
-    return ()
+    """Lookups across periods: a new fact of the subject changes its other periods too."""
+    return tuple(lookup for lookup in lookups_of(expr) if isinstance(lookup, SubjectHas))
 
 
-def evaluate(expr: Expr, fact: Mapping[str, Any], subject_has: Mapping[SubjectHas, bool]) -> Any:
-    """Python meaning of an expression on one logical fact (used by the reference)."""
+def params_of(expr: Expr) -> frozenset[str]:
+    if isinstance(expr, Param):
+        return frozenset({expr.name})
+    inner = expr.where if isinstance(expr, PeriodSubjectHas) else None
+    nested = params_of(inner) if inner is not None else frozenset()
+    return nested.union(*(params_of(operand) for operand in _operands(expr)))
+
+
+def evaluate(
+    expr: Expr,
+    fact: Mapping[str, Any],
+    lookups: Mapping[Lookup, bool],
+    params: Mapping[str, float],
+) -> Any:
+    """Python meaning of an expression on one fact (used by the reference)."""
     if isinstance(expr, Col):
         return fact[expr.column]
     if isinstance(expr, Diff):
         return int(fact[expr.minuend]) - int(fact[expr.subtrahend])
+    if isinstance(expr, Param):
+        return params[expr.name]
+    if isinstance(expr, SubjectHas | PeriodSubjectHas):
+        return lookups[expr]
+    if isinstance(expr, Not):
+        return not evaluate(expr.operand, fact, lookups, params)
+    if isinstance(expr, IsIn):
+        return evaluate(expr.value, fact, lookups, params) in expr.values
+    left = evaluate(expr.left, fact, lookups, params)
+    right = evaluate(expr.right, fact, lookups, params)
     if isinstance(expr, AtMost):
-        return evaluate(expr.left, fact, subject_has) <= evaluate(expr.right, fact, subject_has)
-    return subject_has[expr]
+        return left <= right
+    if isinstance(expr, Less):
+        return left < right
+    return bool(left and right)

@@ -11,13 +11,13 @@ KPIs the stream cannot compute (another domain's facts, state at period close) a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pcm_common.catalogues import Catalogues, Kpi, Measure
 
 from pcm_processor.domain.buckets import GRAINS
-from pcm_processor.domain.fields import Col, SubjectHas, subject_lookups
+from pcm_processor.domain.fields import Col, Lookup, SubjectHas, lookups_of, params_of
 from pcm_processor.domain.registry import FactDomain
 
 ALL = ""
@@ -199,10 +199,18 @@ class KpiPlan:
     kpis: tuple[PlannedKpi, ...]
     skipped: tuple[tuple[str, str], ...]
     aggregates: tuple[Agg, ...]
-    lookups: tuple[SubjectHas, ...]
+    lookups: tuple[Lookup, ...]
+    """Fields answered from the subject's other facts: sets computed before aggregating."""
     prefilter: tuple[str, tuple[str, ...]] | None
     """(column, labels): only facts with one of these labels can change a KPI of this domain."""
     level_of: Callable[[Iterable[str]], int | None]
+    params: Mapping[str, float] = field(default_factory=dict)
+    """Catalogue parameters the fields use (``Param``), by code."""
+
+    @property
+    def subject_lookups(self) -> tuple[SubjectHas, ...]:
+        """Lookups across periods: a fact of the subject dirties its other periods."""
+        return tuple(lookup for lookup in self.lookups if isinstance(lookup, SubjectHas))
 
     @property
     def grains(self) -> tuple[str, ...]:
@@ -290,9 +298,8 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
         for kpi, grains, blocked in chosen
     )
     names = {n for a in aggregates for n in (a.field, *(w for w, _ in a.where)) if n is not None}
-    lookups = tuple(
-        dict.fromkeys(s for n in sorted(names) for s in subject_lookups(domain.fields[n]))
-    )
+    lookups = tuple(dict.fromkeys(s for n in sorted(names) for s in lookups_of(domain.fields[n])))
+    params = _params(domain, names, catalogues)
 
     def level_of(channels: Iterable[str]) -> int | None:
         level = catalogues.channel_level(channels)
@@ -306,4 +313,14 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
         lookups=lookups,
         prefilter=_prefilter(domain, planned),
         level_of=level_of,
+        params=params,
     )
+
+
+def _params(domain: FactDomain, names: Iterable[str], catalogues: Catalogues) -> dict[str, float]:
+    """The catalogue values of the parameters the used fields read; a missing one stops here."""
+    needed = set().union(*(params_of(domain.fields[name]) for name in names))
+    missing = needed - set(catalogues.kpi_parameters)
+    if missing:
+        raise ValueError(f"{domain.name}: kpis.yaml lacks parameters {sorted(missing)}")
+    return {code: catalogues.kpi_parameters[code].value for code in sorted(needed)}

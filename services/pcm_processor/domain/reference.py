@@ -22,7 +22,7 @@ from typing import Any
 from pcm_common.domains import Row
 
 from pcm_processor.domain.buckets import BUCKET_COLUMNS
-from pcm_processor.domain.fields import SubjectHas, evaluate
+from pcm_processor.domain.fields import Lookup, PeriodSubjectHas, SubjectHas, evaluate
 from pcm_processor.domain.kpis import ALL, Agg, KpiPlan, KpiRow, SliceKey, nearest_rank
 
 Fact = dict[str, Any]
@@ -54,12 +54,24 @@ def aggregate(agg: Agg, facts: Iterable[Fact]) -> Any:
     raise ValueError(f"unknown aggregate {agg.fn!r}")
 
 
-def _subject_flags(plan: KpiPlan, rows: list[Fact]) -> dict[SubjectHas, set[tuple[str, str]]]:
-    subject = plan.domain.subject
-    return {
-        lookup: {(r["entity_id"], r[subject]) for r in rows if r[lookup.column] in lookup.values}
-        for lookup in plan.lookups
-    }
+def _subject_flags(plan: KpiPlan, rows: list[Fact], grain: str) -> dict[Lookup, set[Any]]:
+    """For each lookup, the subjects for which it holds: (entity, subject) for SubjectHas,
+    (entity, period, subject) for PeriodSubjectHas, from every raw fact (not only the
+    prefiltered ones)."""
+    subject, bucket = plan.domain.subject, BUCKET_COLUMNS[grain]
+    flags: dict[Lookup, set[Any]] = {}
+    for lookup in plan.lookups:
+        if isinstance(lookup, SubjectHas):
+            flags[lookup] = {
+                (r["entity_id"], r[subject]) for r in rows if r[lookup.column] in lookup.values
+            }
+        else:
+            flags[lookup] = {
+                (r["entity_id"], r[bucket], r[subject])
+                for r in rows
+                if evaluate(lookup.where, r, {}, plan.params)
+            }
+    return flags
 
 
 def _logical_facts(plan: KpiPlan, rows: list[Fact], grain: str) -> dict[tuple[Any, ...], Fact]:
@@ -73,17 +85,24 @@ def _logical_facts(plan: KpiPlan, rows: list[Fact], grain: str) -> dict[tuple[An
     return merged
 
 
-def _field_values(plan: KpiPlan, fact: Fact, flags: Mapping[SubjectHas, set[Any]]) -> Fact:
-    subject_key = (fact["entity_id"], fact[plan.domain.subject])
-    has = {lookup: subject_key in members for lookup, members in flags.items()}
-    return {name: evaluate(expr, fact, has) for name, expr in plan.domain.fields.items()}
+def _field_values(plan: KpiPlan, fact: Fact, flags: Mapping[Lookup, set[Any]], grain: str) -> Fact:
+    entity, subject = fact["entity_id"], fact[plan.domain.subject]
+    in_period = (entity, fact[BUCKET_COLUMNS[grain]], subject)
+    has = {
+        lookup: (in_period if isinstance(lookup, PeriodSubjectHas) else (entity, subject))
+        in members
+        for lookup, members in flags.items()
+    }
+    return {
+        name: evaluate(expr, fact, has, plan.params) for name, expr in plan.domain.fields.items()
+    }
 
 
 def reference_kpis(plan: KpiPlan, rows: Iterable[Row]) -> dict[KpiKey, KpiRow]:
     """Every KPI value the processor should hold after consuming events mapped to ``rows``."""
     columns = plan.domain.columns
-    facts = [dict(zip(columns, row, strict=True)) for row in rows]
-    flags = _subject_flags(plan, facts)
+    every = [dict(zip(columns, row, strict=True)) for row in rows]
+    facts = every
     if plan.prefilter is not None:
         column, labels = plan.prefilter
         facts = [f for f in facts if f[column] in labels]
@@ -91,8 +110,9 @@ def reference_kpis(plan: KpiPlan, rows: Iterable[Row]) -> dict[KpiKey, KpiRow]:
     result: dict[KpiKey, KpiRow] = {}
     for grain in plan.grains:
         slices: dict[SliceKey, list[Fact]] = defaultdict(list)
+        flags = _subject_flags(plan, every, grain)
         for fact in _logical_facts(plan, facts, grain).values():
-            fields = _field_values(plan, fact, flags)
+            fields = _field_values(plan, fact, flags, grain)
             period = fact[BUCKET_COLUMNS[grain]]
             for a, b in (
                 (fields[first], fields[second]),

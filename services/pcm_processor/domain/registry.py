@@ -23,7 +23,20 @@ from pcm_processor.domain.facts import (
     attention_row,
     procedure_row,
 )
-from pcm_processor.domain.fields import AtMost, Col, Diff, Expr, SubjectHas, columns_of
+from pcm_processor.domain.fields import (
+    AtMost,
+    Both,
+    Col,
+    Diff,
+    Expr,
+    IsIn,
+    Less,
+    Not,
+    Param,
+    PeriodSubjectHas,
+    SubjectHas,
+    columns_of,
+)
 
 RowMapper = Callable[[envelope_pb2.EventEnvelope, Position, MappingContext], Row]
 
@@ -106,6 +119,8 @@ class FactDomain:
         return self.facts.index(column)
 
 
+_TICKET_SERVED = PeriodSubjectHas(IsIn(Col("kind"), ("TICKET_SERVED",)))
+
 ATTENTION = FactDomain(
     domain=domains.ATTENTION,
     mapper=attention_row,
@@ -122,6 +137,19 @@ ATTENTION = FactDomain(
             "wait_s": Diff("called_at", "issued_at"),
             "service_s": Diff("finished_at", "called_at"),
             "within_target": AtMost(Diff("called_at", "issued_at"), Col("target_wait_s")),
+            # Per ticket, by its final state in its period (all of a ticket's facts share the
+            # period of its issue time): served at some point, or given up within the
+            # catalogue's short-abandon threshold and never served (not real demand).
+            "served": _TICKET_SERVED,
+            "short_abandoned": Both(
+                PeriodSubjectHas(
+                    Both(
+                        IsIn(Col("kind"), ("TICKET_ABANDONED",)),
+                        Less(Diff("finished_at", "issued_at"), Param("SHORT_ABANDON_MAX_S")),
+                    )
+                ),
+                Not(_TICKET_SERVED),
+            ),
         }
     ),
 )
