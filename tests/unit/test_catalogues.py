@@ -50,8 +50,10 @@ def test_env_var_selects_another_directory(monkeypatch: pytest.MonkeyPatch, tmp_
 
 
 def test_channels_and_digital_flag(cat: Catalogues) -> None:
-    assert [c.code for c in cat.channels] == ["PRESENCIAL", "TELEFONICO", "VIRTUAL", "MOVIL"]
-    assert [c.code for c in cat.channels if not c.digital] == ["PRESENCIAL"]
+    assert [c.code for c in cat.channels][:4] == ["PRESENCIAL", "TELEFONICO", "MOVIL", "VIRTUAL"]
+    # Phone is assisted and itinerant units are in person: neither is digital take-up.
+    assert [c.code for c in cat.channels if not c.digital] == ["PRESENCIAL", "TELEFONICO", "MOVIL"]
+    assert {c.type.value for c in cat.channels} == {"PRESENCIAL", "TELEFONICO", "VIRTUAL", "MOVIL"}
     assert cat.channel("MOVIL").name == "Móvil o itinerante"
 
 
@@ -188,7 +190,12 @@ def test_complaint_terms_most_specific_wins(cat: Catalogues) -> None:
         ({"PRESENCIAL", "MOVIL"}, "INTERMEDIO"),
         ({"PRESENCIAL", "TELEFONICO", "VIRTUAL"}, "AVANZADO"),
         ({"PRESENCIAL", "TELEFONICO", "VIRTUAL", "MOVIL"}, "AVANZADO"),
-        ({"TELEFONICO", "VIRTUAL", "MOVIL"}, "AVANZADO"),
+        # Seed 000: avanzado is three or more channels *with in-person among them*; without
+        # an in-person channel not even básico holds.
+        ({"TELEFONICO", "VIRTUAL", "MOVIL"}, None),
+        # Levels count channel types: web and app are both virtual.
+        ({"PRESENCIAL", "WEB", "APP"}, "INTERMEDIO"),
+        ({"PRESENCIAL", "GOB_PE", "TELEFONICO"}, "AVANZADO"),
         ({"VIRTUAL"}, None),
         (set(), None),
     ],
@@ -196,6 +203,23 @@ def test_complaint_terms_most_specific_wins(cat: Catalogues) -> None:
 def test_channel_level(cat: Catalogues, active: set[str], level: str | None) -> None:
     found = cat.channel_level(active)
     assert (found.code if found is not None else None) == level
+
+
+def test_only_the_channels_an_entity_declares_count(cat: Catalogues) -> None:
+    declared = set(cat.entity("MUNI-CERRO-COLORADO").channels)
+    assert "TELEFONICO" not in declared and "VIRTUAL" not in declared
+    active = {"PRESENCIAL", "TELEFONICO", "WEB"}
+    assert cat.channel_types(active) == {"PRESENCIAL", "TELEFONICO", "VIRTUAL"}
+    assert cat.channel_types(active, "MUNI-CERRO-COLORADO") == declared & {"PRESENCIAL"}
+    level = cat.channel_level(active, "MUNI-CERRO-COLORADO")
+    assert level is not None and level.code == "BASICO"
+    # A declared type covers every channel of that type (RENIEC declares VIRTUAL, sends WEB).
+    assert "VIRTUAL" in cat.channel_types({"WEB"}, "RENIEC")
+
+
+def test_digital_means_electronic_self_service(cat: Catalogues) -> None:
+    digital = {c.code for c in cat.channels if c.digital}
+    assert digital == {"VIRTUAL", "WEB", "GOB_PE", "MESA_PARTES_DIGITAL", "APP", "CHAT", "CORREO"}
 
 
 def test_channel_level_rejects_unknown_codes(cat: Catalogues) -> None:

@@ -12,7 +12,9 @@ from pcm_common.catalogues import CatalogueError, load_catalogues
 from pcm_common.catalogues.cli import main
 
 REPO_CATALOGUES = Path(__file__).resolve().parents[2] / "catalogues"
-CHANNELS = "PRESENCIAL, TELEFONICO, VIRTUAL, MOVIL"
+CHANNELS = (
+    "PRESENCIAL, TELEFONICO, MOVIL, VIRTUAL, WEB, GOB_PE, MESA_PARTES_DIGITAL, APP, CHAT, CORREO"
+)
 MIDIS = (
     "MIDIS,Ministerio de Desarrollo e Inclusión Social,DESARROLLO_SOCIAL,NACIONAL,LIMA,"
     "MINISTERIO,PRESENCIAL|TELEFONICO|VIRTUAL|MOVIL"
@@ -98,19 +100,19 @@ CASES = [
     ),
     (
         "channels.yaml",
-        "    digital: false",
-        "    digital: maybe",
-        0,
+        "    type: PRESENCIAL\n    digital: false",
+        "    type: PRESENCIAL\n    digital: maybe",
+        1,
         "digital",
         "Input should be a valid boolean, unable to interpret input (got 'maybe')",
     ),
     (
         "channels.yaml",
         "      any_of: [VIRTUAL, MOVIL]",
-        "      any_of: [VIRTUAL, WEB]",
+        "      any_of: [VIRTUAL, WEB]",  # levels are stated in channel types, WEB is a channel
         0,
         "any_of",
-        f"unknown channel 'WEB' (expected one of {CHANNELS})",
+        "Input should be 'PRESENCIAL', 'TELEFONICO', 'VIRTUAL' or 'MOVIL' (got 'WEB')",
     ),
     (
         "drivers.yaml",

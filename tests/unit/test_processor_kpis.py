@@ -276,3 +276,27 @@ def test_abandonment_counts_each_issued_ticket_once_by_its_final_state(
     # Not served: GONE, WAITING, AT-60.
     assert (hour.numerator, hour.denominator) == (3.0, 5.0)
     assert hour.value == pytest.approx(60.0)
+
+
+def test_channel_kpis_follow_seed_000_and_what_the_entity_declares(
+    catalogues: Catalogues,
+) -> None:
+    """Phone and itinerant units are not digital take-up; without an in-person channel an
+    entity ranks below básico however many channels it has; channels count by type."""
+    e, at = attention_event, local_time(2025, 3, 10, 11)
+    events = [
+        e("RENIEC", "P1", "TICKET_SERVED", SERVICE, "TELEFONICO", at, at + 60, at + 300),
+        e("RENIEC", "W1", "TICKET_SERVED", SERVICE, "WEB", at, at + 60, at + 300),
+        e("RENIEC", "A1", "TICKET_SERVED", SERVICE, "APP", at, at + 60, at + 300),
+        e("RENIEC", "M1", "TICKET_SERVED", SERVICE, "MOVIL", at, at + 60, at + 300),
+    ]
+    got = values(build_plan(ATTENTION, catalogues), events, catalogues)
+    assert got[("DIGITAL_TAKEUP_PCT", "DAY", DAY, "", "")] == 50.0  # web and app of four
+    assert got[("ACTIVE_CHANNELS", "DAY", DAY, "", "")] == 3.0  # phone, virtual, itinerant
+    assert got[("CHANNEL_LEVEL", "DAY", DAY, "", "")] == 0.0
+    with_counter = [
+        *events,
+        e("RENIEC", "C1", "TICKET_SERVED", SERVICE, "PRESENCIAL", at, at + 60, at + 300),
+    ]
+    got = values(build_plan(ATTENTION, catalogues), with_counter, catalogues)
+    assert got[("CHANNEL_LEVEL", "DAY", DAY, "", "")] == 3.0  # avanzado

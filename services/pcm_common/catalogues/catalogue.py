@@ -120,11 +120,23 @@ class Catalogues:
     def channel(self, code: str) -> Channel:
         return _get(self._channels, code, "channel")
 
-    def channel_level(self, active_channels: Iterable[str]) -> ChannelLevel | None:
-        """Highest level whose rule the active channels meet (None: not even the lowest)."""
-        active = frozenset(active_channels)
-        for code in active:
-            self.channel(code)
+    def channel_types(
+        self, active_channels: Iterable[str], entity_id: str | None = None
+    ) -> frozenset[str]:
+        """The types of the active channels; with ``entity_id``, only of the channels the entity
+        declares (entities.csv ``channels``: a code, or a type covering all its channels)."""
+        channels = [self.channel(code) for code in active_channels]
+        if entity_id is not None:
+            declared = set(self.entity(entity_id).channels)
+            channels = [c for c in channels if c.code in declared or c.type.value in declared]
+        return frozenset(channel.type.value for channel in channels)
+
+    def channel_level(
+        self, active_channels: Iterable[str], entity_id: str | None = None
+    ) -> ChannelLevel | None:
+        """Highest level whose rule the active channel types meet (None: not even the lowest:
+        no in-person channel). See ``channel_types`` for ``entity_id``."""
+        active = self.channel_types(active_channels, entity_id)
         for level in reversed(self.channel_levels):
             if level.rule.holds(active):
                 return level

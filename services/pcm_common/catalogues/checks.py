@@ -115,10 +115,6 @@ def _check_channels(parsed: Parsed) -> dict[Hashable, Located[Channel]]:
         if previous is not None and level.value.rank <= previous.value.rank:
             reason = f"levels go from lowest to highest: must be above {previous.value.rank}"
             raise level.error("rank", reason)
-        rule = level.value.rule
-        for field, codes in (("required", rule.required), ("any_of", rule.any_of)):
-            for code in codes:
-                known(level.child("rule"), field, code, channels, "channel", "channels.yaml")
         previous = level
     return channels
 

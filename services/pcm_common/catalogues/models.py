@@ -81,19 +81,32 @@ class CatalogueFile(Record):
 # --- channels.yaml --------------------------------------------------------------------------
 
 
+class ChannelType(StrEnum):
+    """The four kinds of channel of seed 000; channel levels are stated in these."""
+
+    PRESENCIAL = "PRESENCIAL"
+    TELEFONICO = "TELEFONICO"
+    VIRTUAL = "VIRTUAL"
+    MOVIL = "MOVIL"
+
+
 class Channel(Record):
     code: Code
     name: Text
     description: Text
+    type: ChannelType
     digital: bool
+    """Electronic self-service (web, gob.pe, mesa de partes digital, app, chat, e-mail): what
+    digital take-up counts. Phone is assisted, itinerant units are in person."""
 
 
 class LevelRule(Record):
-    """A channel level's condition, evaluated generically (no level is special in code)."""
+    """A channel level's condition on the entity's active channel *types*, evaluated
+    generically (no level is special in code)."""
 
     min_channels: int = Field(default=0, ge=0)
-    required: tuple[Code, ...] = ()
-    any_of: tuple[Code, ...] = ()
+    required: tuple[ChannelType, ...] = ()
+    any_of: tuple[ChannelType, ...] = ()
 
     def holds(self, active: frozenset[str]) -> bool:
         return (
@@ -201,6 +214,7 @@ class Fn(StrEnum):
     P90 = "p90"
     MAX = "max"
     CHANNEL_LEVEL = "channel_level"
+    CHANNEL_TYPES = "channel_types"
 
 
 _SAMPLED = frozenset({Fn.MEAN, Fn.P90, Fn.MAX})

@@ -10,7 +10,7 @@ KPIs the stream cannot compute (another domain's facts, state at period close) a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,24 @@ def nearest_rank(count: int, percentile: int = PERCENTILE) -> int:
 
 Where = tuple[tuple[str, tuple[Any, ...]], ...]
 Measured = tuple[float, float, float]  # value, numerator, denominator
+
+
+_CHANNEL_FNS = frozenset({"channel_level", "channel_types"})
+
+
+@dataclass(frozen=True)
+class CatalogueChannels:
+    """Channel rules of the catalogue, on the channels active in a period: only those the entity
+    declares count, by their type (seed 000's four kinds)."""
+
+    catalogues: Catalogues
+
+    def types(self, entity: str, active: Iterable[str]) -> frozenset[str]:
+        return self.catalogues.channel_types(active, entity)
+
+    def level(self, entity: str, active: Iterable[str]) -> int | None:
+        level = self.catalogues.channel_level(active, entity)
+        return None if level is None else level.rank
 
 
 @dataclass(frozen=True)
@@ -94,18 +112,20 @@ class MeasureSpec:
     count: int | None  # position of the matching count, for means, p90 and max
 
     def evaluate(
-        self, values: Sequence[Any], level_of: Callable[[Iterable[str]], int | None]
+        self, values: Sequence[Any], channels: CatalogueChannels, entity: str
     ) -> Measured | None:
         """Value, numerator and denominator; None where the measure is undefined (no data)."""
         result = values[self.main]
         if self.count is None:
-            if self.fn != "channel_level":  # count, count_distinct, sum
+            if self.fn not in _CHANNEL_FNS:  # count, count_distinct, sum
                 return float(result), float(result), 1.0
-            channels = set(result)
-            if not channels:
+            active = channels.types(entity, result)
+            if not active:
                 return None
+            if self.fn == "channel_types":
+                return float(len(active)), float(len(active)), 1.0
             # Active channels that meet no level (no in-person channel) rank 0: below básico.
-            return float(level_of(channels) or 0), float(len(channels)), 1.0
+            return float(channels.level(entity, result) or 0), float(len(active)), 1.0
         count = int(values[self.count])
         if count == 0:
             return None
@@ -125,12 +145,12 @@ class PlannedKpi:
     """One spec for an aggregate KPI; numerator and denominator specs for a ratio."""
 
     def value(
-        self, values: Sequence[Any], level_of: Callable[[Iterable[str]], int | None]
+        self, values: Sequence[Any], channels: CatalogueChannels, entity: str
     ) -> Measured | None:
         if len(self.measures) == 1:
-            return self.measures[0].evaluate(values, level_of)
-        numerator = self.measures[0].evaluate(values, level_of)
-        denominator = self.measures[1].evaluate(values, level_of)
+            return self.measures[0].evaluate(values, channels, entity)
+        numerator = self.measures[0].evaluate(values, channels, entity)
+        denominator = self.measures[1].evaluate(values, channels, entity)
         if numerator is None or denominator is None or denominator[0] == 0:
             return None
         return numerator[0] / denominator[0] * self.kpi.scale, numerator[0], denominator[0]
@@ -158,7 +178,7 @@ def measure_aggs(measure: Measure) -> tuple[Agg, ...]:
         return (Agg("sum", measure.field, where), count)
     if fn in {"p90", "max"}:
         return (Agg(fn, measure.field, where), count)
-    if fn == "channel_level":
+    if fn in _CHANNEL_FNS:
         return (Agg("collect", measure.field, where),)
     raise ValueError(f"unsupported measure function {fn!r}")
 
@@ -203,7 +223,7 @@ class KpiPlan:
     """Fields answered from the subject's other facts: sets computed before aggregating."""
     prefilter: tuple[str, tuple[str, ...]] | None
     """(column, labels): only facts with one of these labels can change a KPI of this domain."""
-    level_of: Callable[[Iterable[str]], int | None]
+    channels: CatalogueChannels
     params: Mapping[str, float] = field(default_factory=dict)
     """Catalogue parameters the fields use (``Param``), by code."""
 
@@ -232,7 +252,7 @@ class KpiPlan:
             blocked = planned.aggregated_slices
             if (channel_fixed and first in blocked) or (service_fixed and second in blocked):
                 continue
-            measured = planned.value(values, self.level_of)
+            measured = planned.value(values, self.channels, key.entity_id)
             if measured is not None:
                 rows.append(
                     KpiRow(
@@ -301,10 +321,6 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
     lookups = tuple(dict.fromkeys(s for n in sorted(names) for s in lookups_of(domain.fields[n])))
     params = _params(domain, names, catalogues)
 
-    def level_of(channels: Iterable[str]) -> int | None:
-        level = catalogues.channel_level(channels)
-        return None if level is None else level.rank
-
     return KpiPlan(
         domain=domain,
         kpis=planned,
@@ -312,7 +328,7 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
         aggregates=aggregates,
         lookups=lookups,
         prefilter=_prefilter(domain, planned),
-        level_of=level_of,
+        channels=CatalogueChannels(catalogues),
         params=params,
     )
 
