@@ -177,6 +177,8 @@ ATTENTION_FACTS = FactTable(
         Column("called_at", "DateTime"),
         Column("finished_at", "DateTime"),
         *BUCKET_AND_SOURCE_COLUMNS,
+        # Added after the first release (processor/0004), hence after the shared tail.
+        Column("target_service_s", "UInt32"),
     ),
 )
 

@@ -349,3 +349,13 @@ def test_cli_entities_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert lines[0].split()[:2] == ["ENTITY_ID", "LEVEL"]
     reniec = next(line for line in lines if line.startswith("RENIEC "))
     assert "AVANZADO" in reniec and "Registro Nacional" in reniec
+
+
+def test_wait_target_most_specific_first(cat: Catalogues) -> None:
+    orientation = cat.service("ORIENTACION")  # 10 minutes at a counter
+    assert cat.target_wait_s(orientation, "PRESENCIAL") == 600
+    assert cat.target_wait_s(orientation, "TELEFONICO") == 60  # every service, phone
+    assert cat.target_wait_s(orientation, "CHAT") == 120  # every service, this channel
+    assert cat.target_wait_s(orientation, "WEB") == 600  # no rule: the service's own
+    for target in cat.wait_targets:
+        assert target.source, target

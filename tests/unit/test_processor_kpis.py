@@ -89,6 +89,7 @@ def test_attention_plan_follows_the_catalogue(catalogues: Catalogues) -> None:
         "WAIT_P90_S",
         "SERVED_WITHIN_TARGET_PCT",
         "SERVICE_MEAN_S",
+        "SERVICE_WITHIN_TARGET_PCT",
         "ABANDONMENT_PCT",
         "PREFERENTIAL_SHARE_PCT",
         "DIGITAL_TAKEUP_PCT",
@@ -300,3 +301,24 @@ def test_channel_kpis_follow_seed_000_and_what_the_entity_declares(
     ]
     got = values(build_plan(ATTENTION, catalogues), with_counter, catalogues)
     assert got[("CHANNEL_LEVEL", "DAY", DAY, "", "")] == 3.0  # avanzado
+
+
+def test_wait_targets_per_channel_and_service_time_target(catalogues: Catalogues) -> None:
+    """A phone queue is judged against 60 s (wait_targets.csv), a counter against the service's
+    20 minutes; service time against target_service_minutes. Each boundary: exactly at target
+    is within."""
+    service = catalogues.service(SERVICE)
+    assert (service.target_wait_minutes, service.target_service_minutes) == (20, 10)
+    e, at = attention_event, local_time(2025, 3, 10, 12)
+    events = [
+        e("RENIEC", "PH1", "TICKET_SERVED", SERVICE, "TELEFONICO", at, at + 60, at + 660),
+        e("RENIEC", "PH2", "TICKET_SERVED", SERVICE, "TELEFONICO", at, at + 61, at + 600),
+        e("RENIEC", "DK1", "TICKET_SERVED", SERVICE, "PRESENCIAL", at, at + 1200, at + 1800),
+        e("RENIEC", "DK2", "TICKET_SERVED", SERVICE, "PRESENCIAL", at, at + 1201, at + 1900),
+    ]
+    got = values(build_plan(ATTENTION, catalogues), events, catalogues)
+    noon = local_time(2025, 3, 10, 12)
+    assert got[("SERVED_WITHIN_TARGET_PCT", "HOUR", noon, "TELEFONICO", "")] == 50.0
+    assert got[("SERVED_WITHIN_TARGET_PCT", "HOUR", noon, "PRESENCIAL", "")] == 50.0
+    # Service times: 600, 539, 600, 699 s against 600 s.
+    assert got[("SERVICE_WITHIN_TARGET_PCT", "HOUR", noon, "", "")] == 75.0

@@ -24,6 +24,7 @@ from .models import (
     Region,
     Service,
     Standard,
+    WaitTarget,
 )
 
 R = TypeVar("R")
@@ -62,6 +63,7 @@ class Catalogues:
     entities: tuple[Entity, ...]
     services: tuple[Service, ...]
     complaint_terms: tuple[ComplaintTerm, ...]
+    wait_targets: tuple[WaitTarget, ...]
     calendar: BusinessCalendar
     _channels: Mapping[str, Channel] = field(init=False, repr=False)
     _drivers: Mapping[str, Driver] = field(init=False, repr=False)
@@ -168,6 +170,23 @@ class Catalogues:
                 if term.entity_id == entity and term.category == cat:
                     return term
         raise KeyError("no default complaint term ('*,*')")  # the loader guarantees one
+
+    def target_wait_s(self, service: Service, channel_code: str) -> int | None:
+        """The wait target of a service on a channel, most specific first: this service on this
+        channel, on its type; every service on this channel, on its type; else the service's
+        ``target_wait_minutes``."""
+        channel_type = self.channel(channel_code).type.value
+        for service_id, on in (
+            (service.service_id, channel_code),
+            (service.service_id, channel_type),
+            (ALL, channel_code),
+            (ALL, channel_type),
+        ):
+            for target in self.wait_targets:
+                if target.service_id == service_id and target.channel == on:
+                    return target.target_wait_seconds
+        minutes = service.target_wait_minutes
+        return None if minutes is None else minutes * 60
 
     @property
     def kpi_definitions(self) -> tuple[Kpi, ...]:

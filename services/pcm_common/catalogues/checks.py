@@ -17,6 +17,7 @@ from .models import (
     ALL,
     Channel,
     ChannelLevel,
+    ChannelType,
     ComplaintTerm,
     Criterion,
     Driver,
@@ -33,6 +34,7 @@ from .models import (
     Service,
     Standard,
     Unit,
+    WaitTarget,
 )
 from .sources import Located, located
 
@@ -61,6 +63,7 @@ class Parsed:
     entities: list[Located[Entity]]
     services: list[Located[Service]]
     complaint_terms: list[Located[ComplaintTerm]]
+    wait_targets: list[Located[WaitTarget]]
     non_working_days: list[Located[NonWorkingDay]]
 
 
@@ -75,6 +78,7 @@ def check_all(parsed: Parsed) -> list[Kpi]:
     entities = _check_entities(parsed, channels, regions)
     _check_services(parsed, channels, entities)
     _check_complaint_terms(parsed, entities)
+    _check_wait_targets(parsed, channels)
     _check_calendar(parsed, regions)
     return kpis
 
@@ -260,6 +264,18 @@ def _check_complaint_terms(parsed: Parsed, entities: Collection[Hashable]) -> No
     if f"{ALL},{ALL}" not in terms:
         reason = "needs a default row '*,*' (the term of every other complaint)"
         raise CatalogueError(parsed.paths["complaint_terms.csv"], None, None, reason)
+
+
+def _check_wait_targets(parsed: Parsed, channels: Collection[Hashable]) -> None:
+    unique(parsed.wait_targets, "channel", lambda t: f"{t.service_id},{t.channel}")
+    services = {item.value.service_id for item in parsed.services}
+    types = {channel_type.value for channel_type in ChannelType}
+    for item in parsed.wait_targets:
+        target = item.value
+        if target.service_id != ALL:
+            known(item, "service_id", target.service_id, services, "service", "services.csv")
+        if target.channel not in types:
+            known(item, "channel", target.channel, channels, "channel", "channels.yaml")
 
 
 def _check_calendar(parsed: Parsed, regions: Collection[Hashable]) -> None:

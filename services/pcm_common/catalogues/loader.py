@@ -30,6 +30,7 @@ from .models import (
     Region,
     Service,
     StandardsFile,
+    WaitTarget,
 )
 from .sources import LineDict, Located, located, read_csv, read_yaml, validate
 
@@ -117,6 +118,12 @@ def _parse(root: Path) -> Parsed:
             ComplaintTerm,
             ("entity_id", "category", "legal_term_business_days", "legal_basis"),
         ),
+        wait_targets=_csv(
+            root,
+            "wait_targets.csv",
+            WaitTarget,
+            ("service_id", "channel", "target_wait_seconds", "source"),
+        ),
         non_working_days=_csv(
             root,
             "calendar/non_working_days.csv",
@@ -165,5 +172,6 @@ def _build(root: Path, parsed: Parsed, kpis: Sequence[Kpi]) -> Catalogues:
         entities=tuple(item.value for item in parsed.entities),
         services=tuple(item.value for item in parsed.services),
         complaint_terms=tuple(item.value for item in parsed.complaint_terms),
+        wait_targets=tuple(item.value for item in parsed.wait_targets),
         calendar=calendar,
     )

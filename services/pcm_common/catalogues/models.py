@@ -485,6 +485,17 @@ class Service(Record):
         return self.entity_id == ALL
 
 
+class WaitTarget(Record):
+    """A wait target for one channel (a code, or a type covering its channels), for one service
+    or every service (``*``): a phone queue is measured in seconds, an e-mail answer in hours.
+    Without one, a service's ``target_wait_minutes`` applies on every channel."""
+
+    service_id: CodeOrAll
+    channel: Code
+    target_wait_seconds: int = Field(ge=0)
+    source: Text
+
+
 class ComplaintTerm(Record):
     entity_id: EntityRef
     category: CodeOrAll

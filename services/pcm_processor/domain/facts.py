@@ -56,6 +56,8 @@ class CatalogueView:
     services: Mapping[str, Service]
     entity_region: Mapping[str, str]
     calendar: BusinessCalendar
+    wait_targets: Mapping[tuple[str, str], int | None]
+    """(service, channel) -> target wait in seconds (catalogue rules resolved once)."""
 
     @classmethod
     def of(cls, catalogues: Catalogues) -> CatalogueView:
@@ -64,6 +66,13 @@ class CatalogueView:
             services=MappingProxyType({s.service_id: s for s in catalogues.services}),
             entity_region=MappingProxyType({e.entity_id: e.region for e in catalogues.entities}),
             calendar=catalogues.calendar,
+            wait_targets=MappingProxyType(
+                {
+                    (s.service_id, c.code): catalogues.target_wait_s(s, c.code)
+                    for s in catalogues.services
+                    for c in catalogues.channels
+                }
+            ),
         )
 
     def region(self, entity_id: str) -> str:
@@ -155,7 +164,9 @@ def attention_row(
     if kind is None:
         raise PoisonMessage("unknown_kind", f"attention kind {event.kind}")
     service = ctx.view.service(entity, event.service_id)
-    if service.target_wait_minutes is None:
+    ctx.view.digital(event.channel)  # validates the channel code
+    target_wait_s = ctx.view.wait_targets[(service.service_id, event.channel)]
+    if target_wait_s is None:
         raise PoisonMessage("no_wait_target", f"service {service.service_id!r} has no target wait")
     issued = seconds(event, "issued_at", required=True)
     called = seconds(event, "called_at", required=event.kind in CALLED_KINDS)
@@ -172,7 +183,8 @@ def attention_row(
         office_id=event.office_id,
         preferential=int(event.preferential),
         digital=int(ctx.view.digital(event.channel)),
-        target_wait_s=service.target_wait_minutes * 60,
+        target_wait_s=target_wait_s,
+        target_service_s=(service.target_service_minutes or 0) * 60,
         issued_at=issued,
         called_at=called,
         finished_at=finished,

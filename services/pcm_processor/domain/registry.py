@@ -137,6 +137,9 @@ ATTENTION = FactDomain(
             "wait_s": Diff("called_at", "issued_at"),
             "service_s": Diff("finished_at", "called_at"),
             "within_target": AtMost(Diff("called_at", "issued_at"), Col("target_wait_s")),
+            "within_service_target": AtMost(
+                Diff("finished_at", "called_at"), Col("target_service_s")
+            ),
             # Per ticket, by its final state in its period (all of a ticket's facts share the
             # period of its issue time): served at some point, or given up within the
             # catalogue's short-abandon threshold and never served (not real demand).
