@@ -193,7 +193,7 @@ CASES = [
         '    min_sample_source: "Por defecto de la SGP, a validar: n ≥ 30 (con menos de 10 valores'
         ' el percentil 90 es el máximo)."\n',
         "",
-        -9,  # a missing field is reported at the start of its KPI
+        -10,  # a missing field is reported at the start of its KPI
         "min_sample_source",
         "required with min_sample: say where it comes from",
     ),

@@ -24,6 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("check", "validate every catalogue file and print a one-line summary"),
         ("entities", "list the entities as a table"),
+        ("kpis", "print every KPI as a Markdown table (the README's, generated)"),
     ):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument(
@@ -58,6 +59,31 @@ def _entities_table(catalogues: Catalogues) -> str:
     )
 
 
+def kpi_table(catalogues: Catalogues) -> str:
+    """Every KPI as written in kpis.yaml: formula, unit, direction, minimum sample, rule source.
+
+    The README shows this table; a test fails when the two differ, so it never goes stale.
+    """
+    lines = [
+        "| KPI | formula | unit | direction | min. sample | domain | source of the rule |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for kpi in catalogues.kpi_definitions:
+        sample = str(kpi.min_sample) if kpi.min_sample else "-"
+        drivers = " (and per driver)" if kpi.per_driver else ""
+        cells = (
+            f"`{kpi.code}`{drivers}",
+            kpi.formula,
+            kpi.unit.value,
+            kpi.direction.value.replace("_", " "),
+            sample,
+            kpi.source,
+            kpi.rule_source,
+        )
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -67,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INVALID
     if args.command == "entities":
         print(_entities_table(catalogues))
+    elif args.command == "kpis":
+        print(kpi_table(catalogues))
     else:
         print(f"catalogues OK: {catalogues.summary()}")
     return 0

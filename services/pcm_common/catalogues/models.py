@@ -243,6 +243,8 @@ class Kpi(Record):
     code: Code
     name: Text
     description: Text
+    rule_source: Text
+    """Where the rule comes from (a norm, a seed document, a recognised practice)."""
     formula: Text
     aggregate: Measure | None = None
     numerator: Measure | None = None
