@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,9 +22,11 @@ from .models import (
     KpiParameter,
     LikertScale,
     PeerGroup,
+    ProcedureRules,
     Region,
     Service,
     Standard,
+    TupaTerm,
     WaitTarget,
 )
 
@@ -64,6 +67,9 @@ class Catalogues:
     services: tuple[Service, ...]
     complaint_terms: tuple[ComplaintTerm, ...]
     wait_targets: tuple[WaitTarget, ...]
+    procedure_rules: ProcedureRules
+    tupa_terms: tuple[TupaTerm, ...]
+    """Versions of procedures' legal terms (tupa_terms.csv), ordered by ``valid_from``."""
     calendar: BusinessCalendar
     _channels: Mapping[str, Channel] = field(init=False, repr=False)
     _drivers: Mapping[str, Driver] = field(init=False, repr=False)
@@ -187,6 +193,15 @@ class Catalogues:
                     return target.target_wait_seconds
         minutes = service.target_wait_minutes
         return None if minutes is None else minutes * 60
+
+    def legal_term(self, service: Service, filed_on: dt.date) -> int | None:
+        """The procedure's legal term in force on its filing date: the latest TUPA version
+        valid from that date or before, else the term in services.csv."""
+        term = service.legal_term_business_days
+        for version in self.tupa_terms:
+            if version.service_id == service.service_id and version.valid_from <= filed_on:
+                term = version.legal_term_business_days
+        return term
 
     @property
     def kpi_definitions(self) -> tuple[Kpi, ...]:

@@ -30,9 +30,11 @@ from .models import (
     NonWorkingDay,
     Op,
     PeerGroup,
+    ProcedureRules,
     Region,
     Service,
     Standard,
+    TupaTerm,
     Unit,
     WaitTarget,
 )
@@ -55,6 +57,7 @@ class Parsed:
     drivers: list[Located[Driver]]
     kpis: list[Located[Kpi]]
     kpi_parameters: tuple[KpiParameter, ...]
+    procedure_rules: ProcedureRules
     standard_levels: tuple[str, ...]
     indicators: list[Located[Indicator]]
     standards: list[Located[Standard]]
@@ -64,6 +67,7 @@ class Parsed:
     services: list[Located[Service]]
     complaint_terms: list[Located[ComplaintTerm]]
     wait_targets: list[Located[WaitTarget]]
+    tupa_terms: list[Located[TupaTerm]]
     non_working_days: list[Located[NonWorkingDay]]
 
 
@@ -79,6 +83,7 @@ def check_all(parsed: Parsed) -> list[Kpi]:
     _check_services(parsed, channels, entities)
     _check_complaint_terms(parsed, entities)
     _check_wait_targets(parsed, channels)
+    _check_tupa_terms(parsed)
     _check_calendar(parsed, regions)
     return kpis
 
@@ -276,6 +281,19 @@ def _check_wait_targets(parsed: Parsed, channels: Collection[Hashable]) -> None:
             known(item, "service_id", target.service_id, services, "service", "services.csv")
         if target.channel not in types:
             known(item, "channel", target.channel, channels, "channel", "channels.yaml")
+
+
+def _check_tupa_terms(parsed: Parsed) -> None:
+    unique(parsed.tupa_terms, "valid_from", lambda t: f"{t.service_id},{t.valid_from}")
+    procedures = {
+        item.value.service_id: item.value
+        for item in parsed.services
+        if item.value.legal_term_business_days is not None
+    }
+    for item in parsed.tupa_terms:
+        known(
+            item, "service_id", item.value.service_id, procedures, "TUPA procedure", "services.csv"
+        )
 
 
 def _check_calendar(parsed: Parsed, regions: Collection[Hashable]) -> None:

@@ -30,6 +30,7 @@ from .models import (
     Region,
     Service,
     StandardsFile,
+    TupaTerm,
     WaitTarget,
 )
 from .sources import LineDict, Located, located, read_csv, read_yaml, validate
@@ -99,6 +100,7 @@ def _parse(root: Path) -> Parsed:
         drivers=located(drivers_path, drivers.drivers, drivers_raw.get("drivers")),
         kpis=located(kpis_path, kpis.kpis, kpis_raw.get("kpis")),
         kpi_parameters=kpis.parameters,
+        procedure_rules=kpis.procedure_rules,
         standard_levels=standards.levels,
         indicators=located(standards_path, standards.indicators, standards_raw.get("indicators")),
         standards=located(standards_path, standards.standards, standards_raw.get("standards")),
@@ -123,6 +125,12 @@ def _parse(root: Path) -> Parsed:
             "wait_targets.csv",
             WaitTarget,
             ("service_id", "channel", "target_wait_seconds", "source"),
+        ),
+        tupa_terms=_csv(
+            root,
+            "tupa_terms.csv",
+            TupaTerm,
+            ("service_id", "valid_from", "legal_term_business_days", "legal_basis"),
         ),
         non_working_days=_csv(
             root,
@@ -173,5 +181,9 @@ def _build(root: Path, parsed: Parsed, kpis: Sequence[Kpi]) -> Catalogues:
         services=tuple(item.value for item in parsed.services),
         complaint_terms=tuple(item.value for item in parsed.complaint_terms),
         wait_targets=tuple(item.value for item in parsed.wait_targets),
+        procedure_rules=parsed.procedure_rules,
+        tupa_terms=tuple(
+            sorted((item.value for item in parsed.tupa_terms), key=lambda t: t.valid_from)
+        ),
         calendar=calendar,
     )

@@ -326,7 +326,30 @@ class KpiParameter(Record):
     source: Text
 
 
+class ProcedureRules(Record):
+    """How a procedure's legal term is counted (TUO de la Ley 27444), as data."""
+
+    filing_on_non_business_day: Literal["next_business_day", "same_day"]
+    """A filing on a non-business day is deemed received the next business day (or that day)."""
+    pause_from: Code
+    """Stage that stops the clock: the file went back to the citizen (OBSERVED)."""
+    pause_until: Code
+    """Stage that restarts it: the citizen answered (RESUBMITTED)."""
+    source: Text
+
+
+class TupaTerm(Record):
+    """A version of a procedure's legal term: in force for filings from ``valid_from`` until the
+    next version (services.csv holds the term in force before the first version)."""
+
+    service_id: Code
+    valid_from: dt.date
+    legal_term_business_days: int = Field(ge=1)
+    legal_basis: Text
+
+
 class KpisFile(CatalogueFile):
+    procedure_rules: ProcedureRules
     parameters: tuple[KpiParameter, ...] = ()
     percentile_method: Literal["nearest_rank"]
     """How percentile KPIs (p90) pick their value; the one method the platform computes."""
