@@ -5,12 +5,15 @@ from __future__ import annotations
 from pcm_common.clickhouse.client import SqlExecutor
 from pcm_common.clickhouse.migrate import discover, migrate
 from pcm_common.domains import EVENT_DOMAINS, FactTable
+from pcm_processor.terms import PROCEDURE_STATUS
 
 PLATFORM_TABLES = {"schema_migrations", "attention_events", "procedure_stage_events", "kpi_values"}
 
 
 def fact_tables() -> list[FactTable]:
-    return [domain.facts for domain in EVENT_DOMAINS if domain.facts is not None]
+    """Every table whose columns are declared in code: the domains' facts, procedure statuses."""
+    facts = [domain.facts for domain in EVENT_DOMAINS if domain.facts is not None]
+    return [*facts, PROCEDURE_STATUS]
 
 
 def described(executor: SqlExecutor, database: str, table: str) -> list[tuple[str, str]]:

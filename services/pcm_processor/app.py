@@ -50,6 +50,7 @@ from pcm_processor.domain.registry import fact_domain
 from pcm_processor.metrics import PROCESSOR_FRESHNESS_SECONDS
 from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig
 from pcm_processor.settings import ProcessorSettings
+from pcm_processor.terms import TermTracker
 
 log = get_logger(__name__)
 CRASH_EXIT_CODE = 70
@@ -142,6 +143,7 @@ class DomainRunner:
             if self.pipeline.flush_due():
                 self._release(await self.pipeline.flush())
             else:
+                await self.pipeline.close_periods()
                 await asyncio.sleep(tick_s)
 
     def _release(self, released: Sequence[Inbound]) -> None:
@@ -236,6 +238,7 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
         kpi_interval_s=settings.processor_kpi_interval_s,
         query_keys=settings.processor_query_keys,
         publish_slices=settings.processor_publish_slices,
+        period_close_interval_s=settings.processor_period_close_interval_s,
     )
     freshness = Freshness()
     PROCESSOR_FRESHNESS_SECONDS.set_function(freshness.seconds)
@@ -253,6 +256,10 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
                 catalogues.version_label,
             )
 
+        kpi_store = store()
+        terms = None
+        if plan.domain.tracks_terms:
+            terms = TermTracker(catalogues, ctx.clock, kpi_store, settings.clickhouse_database)
         pipeline = DomainPipeline(
             plan,
             ctx,
@@ -261,7 +268,8 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
             outbox,
             config,
             freshness,
-            kpi_store=store(),
+            kpi_store=kpi_store,
+            terms=terms,
         )
         topic_name = topic_for_domain(name).name(settings.topic_prefix)
         topics.append(topic_name)

@@ -81,6 +81,18 @@ class Store(Protocol):
     ) -> None: ...
 
 
+class Terms(Protocol):
+    """The term tracker (``terms.py``) as the pipeline sees it."""
+
+    def touch(self, rows: Sequence[Row]) -> None: ...
+
+    async def flush(self, computed_at: int) -> list[tuple[KpiRow, int]]: ...
+
+    async def close_periods(self, computed_at: int) -> list[tuple[KpiRow, int]]: ...
+
+    async def record_closes(self) -> None: ...
+
+
 class Outputs(Protocol):
     async def dead_letter(self, items: Sequence[DeadLetter]) -> None: ...
 
@@ -99,6 +111,8 @@ class PipelineConfig:
     """Publish every slice on the KPI topic; False: only entity-level (all/all) values."""
     cache_limit: int = 1_000_000
     """KPI values remembered to skip rewriting unchanged ones (cleared when full)."""
+    period_close_interval_s: float = 60.0
+    """How often the term tracker looks for closed periods whose snapshots are not taken."""
 
 
 class Freshness:
@@ -133,6 +147,7 @@ class DomainPipeline:
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         kpi_store: Store | None = None,
+        terms: Terms | None = None,
     ) -> None:
         self.plan = plan
         self._ctx = ctx
@@ -155,6 +170,8 @@ class DomainPipeline:
         self._held: list[Inbound] = []
         self._published: dict[CacheKey, tuple[float, float, float]] = {}
         self._last_flush = float("-inf")
+        self._terms = terms
+        self._last_close = float("-inf")
 
     # --- steps 1-3: facts ------------------------------------------------------------------
 
@@ -206,6 +223,8 @@ class DomainPipeline:
                 PROCESSOR_DEAD_LETTER.labels(item.topic, item.reason).inc()
         self._mark_dirty(rows)
         await self._mark_subjects(rows)
+        if self._terms is not None:
+            self._terms.touch(rows)
         self._held.extend(batch)  # last: a flush that sees these messages sees their keys
 
     def _mark_dirty(self, rows: Sequence[Row]) -> None:
@@ -255,6 +274,7 @@ class DomainPipeline:
         computed_at = int(self._wall())
         rows: list[KpiRow] = []
         versions: dict[tuple[str, str, int], int] = {}
+        terms = self._terms
         for grain, keys in dirty.items():
             started = time.perf_counter()
             for part in chunks(list(keys.items()), self._config.query_keys):
@@ -265,8 +285,23 @@ class DomainPipeline:
                 PROCESSOR_KPI_SECONDS.labels(self.plan.domain.name, grain).observe(
                     time.perf_counter() - started
                 )
-        await self._write(rows, versions, computed_at)
+        versioned = [(r, versions[(r.grain, r.entity_id, r.period_start)]) for r in rows]
+        if terms is not None:
+            versioned += await terms.flush(computed_at)
+        await self._write(versioned, computed_at)
         return held
+
+    async def close_periods(self) -> None:
+        """Take the snapshots of newly closed periods (run by the flushing loop when idle, so
+        never beside a flush on the same connection)."""
+        if self._terms is None:
+            return
+        if self._monotonic() - self._last_close < self._config.period_close_interval_s:
+            return
+        self._last_close = self._monotonic()
+        computed_at = int(self._wall())
+        await self._write(await self._terms.close_periods(computed_at), computed_at)
+        await self._terms.record_closes()
 
     def _finalize(
         self,
@@ -281,13 +316,12 @@ class DomainPipeline:
             versions[(grain, entity, int(period))] = version
         return self.plan.finalize(SliceKey(entity, grain, int(period), channel, service), values)
 
-    async def _write(
-        self, rows: list[KpiRow], versions: dict[tuple[str, str, int], int], computed_at: int
-    ) -> None:
-        changed = [r for r in rows if self._published.get(r.key) != _measured(r)]
-        if not changed:
+    async def _write(self, versioned: list[tuple[KpiRow, int]], computed_at: int) -> None:
+        fresh = [(r, v) for r, v in versioned if self._published.get(r.key) != _measured(r)]
+        if not fresh:
             return
-        row_versions = [versions[(r.grain, r.entity_id, r.period_start)] for r in changed]
+        changed = [r for r, _ in fresh]
+        row_versions = [v for _, v in fresh]
         await self._kpi_store.insert_kpis(changed, row_versions, computed_at)
         published = [
             (r, v)

@@ -52,6 +52,11 @@ class ProcessorSettings(Settings):
         "times more messages); entity-level values are always published, and ClickHouse always "
         "has every slice.",
     )
+    processor_period_close_interval_s: float = Field(
+        60.0,
+        description="How often the term tracker looks for closed days and months whose "
+        "snapshot KPIs (open and overdue at close, backlog age) are not taken yet.",
+    )
     processor_metrics_port: int = Field(
         9102, description="Prometheus /metrics port (0: do not serve metrics)."
     )

@@ -17,7 +17,7 @@ from pcm_common.settings import Settings
 from pcm_testkit.events import local_time
 from pcm_testkit.generator import Generator
 from pcm_testkit.kafka import produce
-from pcm_testkit.kpis import differences, expected_kpis, read_kpis
+from pcm_testkit.kpis import differences, expected_kpis, read_kpis, stream_kpi_codes
 from pcm_testkit.processor import ProcessorProcess, caught_up, processor_for
 
 pytestmark = pytest.mark.integration
@@ -70,5 +70,6 @@ def test_stream_delivery_survives_a_kill_and_matches_the_reference(
     expected = expected_kpis(
         catalogues, {name: [p.envelope for p in events] for name, events in streams.items()}
     )
-    problems = differences(expected, read_kpis(clickhouse, s.clickhouse_database))
+    actual = read_kpis(clickhouse, s.clickhouse_database, stream_kpi_codes(catalogues))
+    problems = differences(expected, actual)
     assert not problems, "\n".join(problems[:20])

@@ -23,7 +23,7 @@ from pcm_common.settings import Settings
 from pcm_testkit.events import local_time
 from pcm_testkit.generator import Generator, Produced
 from pcm_testkit.kafka import produce
-from pcm_testkit.kpis import differences, expected_kpis, read_kpis
+from pcm_testkit.kpis import differences, expected_kpis, read_kpis, stream_kpi_codes
 from pcm_testkit.processor import ProcessorProcess, caught_up, processor_for
 
 pytestmark = pytest.mark.integration
@@ -115,7 +115,10 @@ def test_kill_9_at_random_moments_leaves_every_kpi_exact(
     envelopes: dict[str, list[envelope_pb2.EventEnvelope]] = {
         name: [p.envelope for p in events] for name, events in streams.items()
     }
-    problems = differences(expected_kpis(catalogues, envelopes), read_kpis(clickhouse, db))
+    problems = differences(
+        expected_kpis(catalogues, envelopes),
+        read_kpis(clickhouse, db, stream_kpi_codes(catalogues)),
+    )
     assert not problems, f"{len(problems)} KPI differences:\n" + "\n".join(problems[:20])
     distinct = {
         name: len(

@@ -73,13 +73,16 @@ def test_the_clock_stops_while_the_file_waits_on_the_citizen_across_a_holiday(
 def test_an_unanswered_observation_is_never_overdue(catalogues: Catalogues) -> None:
     waiting = status(catalogues, [("FILED", FILED_MONDAY), ("OBSERVED", D(2025, 3, 11))])
     assert waiting.waiting_on_citizen
-    assert not waiting.overdue_on(D(2025, 6, 30))
+    assert not waiting.overdue_at_close(D(2025, 6, 30))
+    assert not waiting.fell_due(D(2025, 6, 30))
     open_case = status(catalogues, [("FILED", FILED_MONDAY)])
-    assert not open_case.overdue_on(D(2025, 3, 19))  # due that day: not yet overdue
-    assert open_case.overdue_on(D(2025, 3, 20))
+    assert not open_case.overdue_at_close(D(2025, 3, 18))
+    assert open_case.overdue_at_close(D(2025, 3, 19))  # the due day ended without a decision
+    assert not open_case.fell_due(D(2025, 3, 19)) and open_case.fell_due(D(2025, 3, 20))
     decided_late = status(catalogues, [("FILED", FILED_MONDAY), ("RESOLVED", D(2025, 3, 25))])
-    assert decided_late.overdue_on(D(2025, 3, 24))  # overdue until decided
-    assert not decided_late.overdue_on(D(2025, 3, 25))
+    assert decided_late.overdue_at_close(D(2025, 3, 24))  # overdue until decided
+    assert not decided_late.overdue_at_close(D(2025, 3, 25))
+    assert not decided_late.open_at_close(D(2025, 3, 9))  # not yet received
 
 
 def test_stages_in_any_order_and_repeated_give_the_same_status(catalogues: Catalogues) -> None:

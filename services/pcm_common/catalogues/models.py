@@ -255,6 +255,9 @@ class Kpi(Record):
     grains: tuple[Grain, ...] = Field(min_length=1)
     source: Domain
     per_driver: bool = False
+    basis: Literal["events", "due_date", "period_close"] = "events"
+    """What the KPI's period is: when events happened (the stream computes it), when cases fell
+    due, or a snapshot at the period's close (the processor's term tracker computes those)."""
     min_sample: int = Field(default=0, ge=0)
     """Fewest observations (the denominator of a ratio, the count behind a mean or percentile)
     for a value to be used to rank entities; below it the value is stored, flagged

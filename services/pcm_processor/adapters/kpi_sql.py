@@ -16,6 +16,7 @@ releases; ``tests/unit/test_processor_sql_chdb.py`` runs it on the current engin
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,6 +49,8 @@ def literal(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value)
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return f"toDate('{value.isoformat()}')"
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     raise TypeError(f"no SQL literal for {value!r}")

@@ -78,3 +78,18 @@ class BucketClock:
 
     def local_date(self, unix_seconds: int) -> dt.date:
         return self.buckets(unix_seconds).local_date
+
+    def period_of(self, day: dt.date, grain: str) -> int:
+        """Start (unix seconds) of the local day or month containing a local date."""
+        first = day.replace(day=1) if grain == "MONTH" else day
+        if grain not in ("DAY", "MONTH"):
+            raise ValueError(f"a date has no {grain!r} period")
+        return int(dt.datetime.combine(first, dt.time(), self._zone).timestamp())
+
+    def period_dates(self, start: int, grain: str) -> tuple[dt.date, dt.date]:
+        """First and last local date of the DAY or MONTH period starting at ``start``."""
+        first = self.local_date(start)
+        if grain == "DAY":
+            return first, first
+        following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        return first, following - dt.timedelta(days=1)

@@ -103,6 +103,33 @@ class SliceKey:
     service_id: str
 
 
+def p90(values: list[Any]) -> Any:
+    """Nearest-rank 90th percentile: the value at 1-based rank ceil(0.9 n) of the sorted values."""
+    if not values:
+        return 0
+    return sorted(values)[nearest_rank(len(values)) - 1]
+
+
+def aggregate(agg: Agg, facts: Iterable[Mapping[str, Any]]) -> Any:
+    """One aggregate over facts (dicts of field values) in Python: the reference computation,
+    and the term tracker's, whose facts are procedure statuses rather than table rows."""
+    chosen = [f for f in facts if all(f[name] in values for name, values in agg.where)]
+    if agg.fn == "count":
+        return len(chosen)
+    values = [f[agg.field] for f in chosen if agg.field is not None]
+    if agg.fn == "uniq":
+        return len(set(values))
+    if agg.fn == "sum":
+        return sum(values)
+    if agg.fn == "max":
+        return max(values, default=0)
+    if agg.fn == "p90":
+        return p90(values)
+    if agg.fn == "collect":
+        return set(values)
+    raise ValueError(f"unknown aggregate {agg.fn!r}")
+
+
 @dataclass(frozen=True)
 class MeasureSpec:
     """A measure compiled against the plan's aggregate list (positions, not lookups: hot path)."""
@@ -242,32 +269,43 @@ class KpiPlan:
 
     def finalize(self, key: SliceKey, values: Sequence[Any]) -> list[KpiRow]:
         """Every KPI value of one slice, from its aggregates (in ``aggregates`` order)."""
-        rows = []
-        channel_fixed = key.channel != ALL
-        service_fixed = key.service_id != ALL
-        first, second = self.domain.slice_by
-        for planned in self.kpis:
-            if key.grain not in planned.grains:
-                continue
-            blocked = planned.aggregated_slices
-            if (channel_fixed and first in blocked) or (service_fixed and second in blocked):
-                continue
-            measured = planned.value(values, self.channels, key.entity_id)
-            if measured is not None:
-                rows.append(
-                    KpiRow(
-                        key.entity_id,
-                        planned.kpi.code,
-                        key.grain,
-                        key.period_start,
-                        key.channel,
-                        key.service_id,
-                        *measured,
-                        unit=planned.kpi.unit.value,
-                        insufficient_sample=measured[2] < planned.kpi.min_sample,
-                    )
+        return kpi_rows(self.kpis, self.domain.slice_by, key, values, self.channels)
+
+
+def kpi_rows(
+    kpis: Iterable[PlannedKpi],
+    slice_by: tuple[str, str],
+    key: SliceKey,
+    values: Sequence[Any],
+    channels: CatalogueChannels,
+) -> list[KpiRow]:
+    """The KPI values of one slice from its aggregates (for any source of facts)."""
+    rows = []
+    channel_fixed = key.channel != ALL
+    service_fixed = key.service_id != ALL
+    first, second = slice_by
+    for planned in kpis:
+        if key.grain not in planned.grains:
+            continue
+        blocked = planned.aggregated_slices
+        if (channel_fixed and first in blocked) or (service_fixed and second in blocked):
+            continue
+        measured = planned.value(values, channels, key.entity_id)
+        if measured is not None:
+            rows.append(
+                KpiRow(
+                    key.entity_id,
+                    planned.kpi.code,
+                    key.grain,
+                    key.period_start,
+                    key.channel,
+                    key.service_id,
+                    *measured,
+                    unit=planned.kpi.unit.value,
+                    insufficient_sample=measured[2] < planned.kpi.min_sample,
                 )
-        return rows
+            )
+    return rows
 
 
 def _prefilter(
@@ -295,11 +333,29 @@ def _compile(measure: Measure, position: Mapping[Agg, int]) -> MeasureSpec:
     return MeasureSpec(measure.fn.value, position[first], position[rest[0]] if rest else None)
 
 
+def plan_measures(
+    chosen: Sequence[tuple[Kpi, tuple[str, ...], frozenset[str]]],
+) -> tuple[tuple[Agg, ...], tuple[PlannedKpi, ...]]:
+    """The distinct aggregates the KPIs need, and each KPI compiled against their positions."""
+    aggregates = tuple(
+        dict.fromkeys(a for kpi, _, _ in chosen for m in _measures(kpi) for a in measure_aggs(m))
+    )
+    position = {agg: index for index, agg in enumerate(aggregates)}
+    planned = tuple(
+        PlannedKpi(kpi, grains, blocked, tuple(_compile(m, position) for m in _measures(kpi)))
+        for kpi, grains, blocked in chosen
+    )
+    return aggregates, planned
+
+
 def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
     chosen: list[tuple[Kpi, tuple[str, ...], frozenset[str]]] = []
     skipped: list[tuple[str, str]] = []
     for kpi in catalogues.kpis:
         if kpi.source != domain.name:
+            continue
+        if kpi.basis != "events":
+            skipped.append((kpi.code, f"computed by the term tracker ({kpi.basis})"))
             continue
         reason = _unusable_reason(kpi, domain)
         if reason is not None:
@@ -309,14 +365,7 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
         fields_used = {m.field for m in _measures(kpi) if m.field is not None}
         grains = tuple(g for g in GRAINS if g in {grain.value for grain in kpi.grains})
         chosen.append((kpi, grains, frozenset(fields_used & set(domain.slice_by))))
-    aggregates = tuple(
-        dict.fromkeys(a for kpi, _, _ in chosen for m in _measures(kpi) for a in measure_aggs(m))
-    )
-    position = {agg: index for index, agg in enumerate(aggregates)}
-    planned = tuple(
-        PlannedKpi(kpi, grains, blocked, tuple(_compile(m, position) for m in _measures(kpi)))
-        for kpi, grains, blocked in chosen
-    )
+    aggregates, planned = plan_measures(chosen)
     names = {n for a in aggregates for n in (a.field, *(w for w, _ in a.where)) if n is not None}
     lookups = tuple(dict.fromkeys(s for n in sorted(names) for s in lookups_of(domain.fields[n])))
     params = _params(domain, names, catalogues)

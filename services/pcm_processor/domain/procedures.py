@@ -52,10 +52,21 @@ class ProcedureStatus:
         """Decided on or before the due date; None while open."""
         return None if self.resolved_on is None else self.resolved_on <= self.due_on
 
-    def overdue_on(self, day: dt.date) -> bool:
-        """Open at the end of ``day`` with its due date passed and the clock running."""
-        open_then = self.resolved_on is None or self.resolved_on > day
-        return open_then and not self.waiting_on_citizen and self.due_on < day
+    def open_at_close(self, day: dt.date) -> bool:
+        """Received by the end of ``day`` and not decided by then."""
+        return self.received_on <= day and (self.resolved_on is None or self.resolved_on > day)
+
+    def overdue_at_close(self, day: dt.date) -> bool:
+        """Open at the end of ``day`` although its due date ended without a decision (the
+        entity has the whole due day), with the clock running (not waiting on the citizen)."""
+        return self.open_at_close(day) and not self.waiting_on_citizen and self.due_on <= day
+
+    def fell_due(self, as_of: dt.date) -> bool:
+        """Its due date has passed by ``as_of``, or it was decided: it counts for the within-term
+        rate of the period its due date falls in (an open overdue case counts against)."""
+        if self.waiting_on_citizen:
+            return False
+        return self.resolved_on is not None or self.due_on < as_of
 
 
 TermAt = Callable[[dt.date], int]

@@ -23,35 +23,10 @@ from pcm_common.domains import Row
 
 from pcm_processor.domain.buckets import BUCKET_COLUMNS
 from pcm_processor.domain.fields import Lookup, PeriodSubjectHas, SubjectHas, evaluate
-from pcm_processor.domain.kpis import ALL, Agg, KpiPlan, KpiRow, SliceKey, nearest_rank
+from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey, aggregate
 
 Fact = dict[str, Any]
 KpiKey = tuple[str, str, str, int, str, str]
-
-
-def p90(values: list[Any]) -> Any:
-    """Nearest-rank 90th percentile: the value at 1-based rank ceil(0.9 n) of the sorted values."""
-    if not values:
-        return 0
-    return sorted(values)[nearest_rank(len(values)) - 1]
-
-
-def aggregate(agg: Agg, facts: Iterable[Fact]) -> Any:
-    chosen = [f for f in facts if all(f[name] in values for name, values in agg.where)]
-    if agg.fn == "count":
-        return len(chosen)
-    values = [f[agg.field] for f in chosen if agg.field is not None]
-    if agg.fn == "uniq":
-        return len(set(values))
-    if agg.fn == "sum":
-        return sum(values)
-    if agg.fn == "max":
-        return max(values, default=0)
-    if agg.fn == "p90":
-        return p90(values)
-    if agg.fn == "collect":
-        return set(values)
-    raise ValueError(f"unknown aggregate {agg.fn!r}")
 
 
 def _subject_flags(plan: KpiPlan, rows: list[Fact], grain: str) -> dict[Lookup, set[Any]]:

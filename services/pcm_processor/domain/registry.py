@@ -65,6 +65,8 @@ class FactDomain:
     """Every field the KPI catalogue may filter or aggregate on, and what it means here."""
     slice_by: tuple[str, str] = ("channel", "service_id")
     """KPIs are kept for all/all, per first, per second and per both of these fields."""
+    tracks_terms: bool = False
+    """Its subjects have legal terms: the term tracker (``terms.py``) follows their status."""
 
     def __post_init__(self) -> None:
         if self.domain.facts is None:
@@ -174,6 +176,7 @@ PROCEDURE_STAGE = FactDomain(
             "reworked": SubjectHas("stage", ("OBSERVED", "RESUBMITTED")),
         }
     ),
+    tracks_terms=True,
 )
 
 DOMAINS: Mapping[str, FactDomain] = MappingProxyType(
