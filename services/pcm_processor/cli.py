@@ -2,11 +2,14 @@
 
 pcm-processor worker   # create topics and tables if missing, serve /metrics, consume
 pcm-processor plan     # KPIs per fact domain, and those the stream leaves to others
+pcm-processor recompute --from 2026-01-01   # every stored KPI since then, under the catalogue
+                                            # in force (after a catalogue change)
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 
 import faust
@@ -21,6 +24,7 @@ from tenacity import Retrying, stop_after_delay, wait_exponential
 from pcm_processor.app import build_app
 from pcm_processor.domain.kpis import build_plan
 from pcm_processor.domain.registry import fact_domain
+from pcm_processor.recompute import recompute
 from pcm_processor.settings import ProcessorSettings, load_processor_settings
 
 log = get_logger(__name__)
@@ -80,8 +84,16 @@ def show_plan(settings: ProcessorSettings, catalogues: Catalogues) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pcm-processor", description=__doc__)
-    parser.add_argument("command", choices=["worker", "plan"])
+    parser.add_argument("command", choices=["worker", "plan", "recompute"])
+    parser.add_argument(
+        "--from",
+        dest="since",
+        type=dt.date.fromisoformat,
+        help="recompute: every stored KPI of periods from this date (YYYY-MM-DD)",
+    )
     args = parser.parse_args(argv)
+    if args.command == "recompute" and args.since is None:
+        parser.error("recompute needs --from YYYY-MM-DD")
     settings = load_processor_settings()
     configure_logging(settings.log_level, settings.log_json)
     # The driver logs every failed connect with a traceback; the retry loop already reports it.
@@ -89,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     catalogues = load_catalogues(settings.catalogue_dir)
     if args.command == "plan":
         show_plan(settings, catalogues)
+    elif args.command == "recompute":
+        prepare(settings)
+        done = recompute(settings, catalogues, args.since)
+        print(
+            f"recomputed {done.keys:,} periods and {done.procedures:,} procedures since "
+            f"{args.since} under {catalogues.version_label}"
+        )
     else:
         run_worker(settings, catalogues)
     return 0

@@ -21,6 +21,7 @@ so the replay leaves every KPI as it would have been.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -88,7 +89,9 @@ class Terms(Protocol):
 
     async def flush(self, computed_at: int) -> list[tuple[KpiRow, int]]: ...
 
-    async def close_periods(self, computed_at: int) -> list[tuple[KpiRow, int]]: ...
+    async def close_periods(
+        self, computed_at: int, since: dt.date | None = None
+    ) -> list[tuple[KpiRow, int]]: ...
 
     async def record_closes(self) -> None: ...
 
@@ -235,6 +238,12 @@ class DomainPipeline:
             for grain, keys in self._dirty.items():
                 keys[(entity, row[self._buckets[grain]])] = month
 
+    def mark(self, grain: str, keys: Sequence[tuple[str, int, int]]) -> None:
+        """Recompute these (entity, period start, month start) keys at the next flush (e.g. every
+        stored period, after a catalogue change: ``recompute.py``)."""
+        if grain in self._dirty:
+            self._dirty[grain].update({(entity, period): month for entity, period, month in keys})
+
     async def _mark_subjects(self, rows: Sequence[Row]) -> None:
         """A fact that changes a whole subject (an observation) dirties all its periods."""
         for lookup in self.plan.subject_lookups:
@@ -291,16 +300,18 @@ class DomainPipeline:
         await self._write(versioned, computed_at)
         return held
 
-    async def close_periods(self) -> None:
+    async def close_periods(self, since: dt.date | None = None) -> None:
         """Take the snapshots of newly closed periods (run by the flushing loop when idle, so
-        never beside a flush on the same connection)."""
+        never beside a flush on the same connection); with ``since``, retake every closed
+        period from then (``recompute.py``)."""
         if self._terms is None:
             return
-        if self._monotonic() - self._last_close < self._config.period_close_interval_s:
+        due = self._monotonic() - self._last_close >= self._config.period_close_interval_s
+        if since is None and not due:
             return
         self._last_close = self._monotonic()
         computed_at = int(self._wall())
-        await self._write(await self._terms.close_periods(computed_at), computed_at)
+        await self._write(await self._terms.close_periods(computed_at, since), computed_at)
         await self._terms.record_closes()
 
     def _finalize(

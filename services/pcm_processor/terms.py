@@ -114,6 +114,10 @@ class TermTracker:
         """Procedures whose stages were just stored: their status may have changed."""
         self._touched.update((row[_ENTITY], row[_PROCEDURE]) for row in rows)
 
+    def touch_subjects(self, procedures: Iterable[tuple[str, str]]) -> None:
+        """Recompute these (entity, procedure) at the next flush (``recompute.py``)."""
+        self._touched.update(procedures)
+
     # --- on each flush ---------------------------------------------------------------------
 
     async def flush(self, computed_at: int) -> Versioned:
@@ -226,16 +230,18 @@ class TermTracker:
 
     # --- period close (a timer) --------------------------------------------------------------
 
-    async def close_periods(self, computed_at: int) -> Versioned:
-        """Snapshots of every closed period not taken yet, for every tracked entity."""
+    async def close_periods(self, computed_at: int, since: dt.date | None = None) -> Versioned:
+        """Snapshots of every closed period not taken yet, for every tracked entity; with
+        ``since``, of every closed period from that date, taken or not (after a catalogue
+        change)."""
         if not self._plans["period_close"][1]:
             return []
         today = self._today()
-        done = await self._closed_already()
+        done = await self._closed_already() if since is None else set()
         statuses = await self.latest(None)
         if not statuses:
             return []
-        first = min(t.status.received_on for items in statuses.values() for t in items)
+        first = since or min(t.status.received_on for items in statuses.values() for t in items)
         keys: set[Key] = set()
         due: list[tuple[str, int]] = []
         for grain in GRAINS:

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import common_pb2, kpi_pb2
 from pcm_common.kafka.envelope import wrap
+from pcm_common.kafka.producer import EventProducer
 
 from pcm_processor.adapters.retry import retry_forever
 from pcm_processor.domain.kpis import KpiRow
@@ -141,3 +142,36 @@ class Outbox:
             for row, version in zip(rows, versions, strict=True)
         ]
         await self._send("publish kpis", self.kpi_topic, records)
+
+
+class ProducerOutputs:
+    """The pipeline's outputs over an acknowledged producer, for jobs that run without the faust
+    app (``pcm-processor recompute``)."""
+
+    def __init__(
+        self,
+        producer: EventProducer,
+        kpi_topic: str,
+        dead_letter_topic: str,
+        catalogue_version: str,
+    ) -> None:
+        self._producer = producer
+        self._kpi_topic = kpi_topic
+        self._dead_letter_topic = dead_letter_topic
+        self._catalogue_version = catalogue_version
+
+    async def dead_letter(self, items: Sequence[DeadLetter]) -> None:
+        records = [(i.key or b"", i.value or b"") for i in items]
+        await asyncio.to_thread(self._producer.send_and_wait, self._dead_letter_topic, records)
+
+    async def publish_kpis(
+        self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int
+    ) -> None:
+        records = [
+            (
+                row.entity_id.encode(),
+                kpi_envelope(row, version, computed_at, self._catalogue_version),
+            )
+            for row, version in zip(rows, versions, strict=True)
+        ]
+        await asyncio.to_thread(self._producer.send_and_wait, self._kpi_topic, records)

@@ -30,6 +30,7 @@ from pcm_processor.domain.fields import (
     Expr,
     IsIn,
     Less,
+    Mapped,
     Not,
     Param,
     PeriodSubjectHas,
@@ -64,6 +65,16 @@ def _alias(column: str) -> str:
     return f"f_{column}"
 
 
+_KEY_SEPARATOR = "|"  # no catalogue code holds it (codes are UPPER_SNAKE)
+
+
+def _joined(parts: list[str]) -> list[str]:
+    joined = [parts[0]]
+    for part in parts[1:]:
+        joined += [literal(_KEY_SEPARATOR), part]
+    return joined
+
+
 @dataclass(frozen=True)
 class Scope:
     """The facts one recompute query reads: its entities, months and (entity, period) keys."""
@@ -92,6 +103,8 @@ class SqlCompiler:
             return f"(toInt64({column(expr.minuend)}) - toInt64({column(expr.subtrahend)}))"
         if isinstance(expr, Param):
             return literal(self.plan.params[expr.name])
+        if isinstance(expr, Mapped):
+            return self._mapped(expr, column)
         if isinstance(expr, SubjectHas | PeriodSubjectHas):
             return self._lookup(expr, scope)
         if isinstance(expr, Not):
@@ -102,6 +115,15 @@ class SqlCompiler:
         right = self.expression(expr.right, scope, column)
         operator = {AtMost: "<=", Less: "<", Both: "AND"}[type(expr)]
         return f"({left} {operator} {right})"
+
+    def _mapped(self, expr: Mapped, column: Callable[[str], str]) -> str:
+        """transform() of the fact's key columns through the catalogue map (0 if absent)."""
+        table = self.plan.params[expr.name]
+        parts = [f"toString({column(key)})" for key in expr.keys]
+        key = parts[0] if len(parts) == 1 else f"concat({', '.join(_joined(parts))})"
+        keys = literals(_KEY_SEPARATOR.join(str(part) for part in k) for k in table)
+        values = ", ".join(str(int(v)) for v in table.values())
+        return f"transform({key}, [{keys}], [{values}], 0)"
 
     def _lookup(self, expr: SubjectHas | PeriodSubjectHas, scope: Scope) -> str:
         subject = self.plan.domain.subject

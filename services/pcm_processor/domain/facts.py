@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from google.protobuf.message import Message
 from pcm.monitoring.v1 import envelope_pb2
@@ -98,6 +99,22 @@ class CatalogueView:
         if digital is None:
             raise PoisonMessage("unknown_channel", f"channel {channel!r} is not in the catalogue")
         return digital
+
+
+def catalogue_maps(catalogues: Catalogues) -> dict[str, dict[tuple[Any, ...], int]]:
+    """Catalogue values KPI fields look up by a fact's columns (``fields.Mapped``), so that a
+    recomputation applies the catalogue in force, not the one in force when the fact came."""
+    return {
+        "channel_digital": {(c.code,): int(c.digital) for c in catalogues.channels},
+        "target_wait_s": {
+            (s.service_id, c.code): catalogues.target_wait_s(s, c.code) or 0
+            for s in catalogues.services
+            for c in catalogues.channels
+        },
+        "target_service_s": {
+            (s.service_id,): (s.target_service_minutes or 0) * 60 for s in catalogues.services
+        },
+    }
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,17 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Mapped:
+    """A value the catalogue assigns to the fact's ``keys`` columns (e.g. the wait target of its
+    service on its channel), looked up when KPIs are computed, not when the fact was stored: a
+    catalogue change applies to every recomputation. ``name`` is a map of
+    ``pcm_processor.domain.facts.catalogue_maps``."""
+
+    name: str
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Less:
     """Boolean: ``left < right``."""
 
@@ -97,7 +108,9 @@ class PeriodSubjectHas:
     where: Expr
 
 
-Expr = Col | Diff | AtMost | SubjectHas | Param | Less | IsIn | Both | Not | PeriodSubjectHas
+Expr = (
+    Col | Diff | AtMost | SubjectHas | Param | Mapped | Less | IsIn | Both | Not | PeriodSubjectHas
+)
 
 Lookup = SubjectHas | PeriodSubjectHas
 """Expressions answered from other facts of the subject (sets computed before evaluating)."""
@@ -119,6 +132,8 @@ def columns_of(expr: Expr) -> frozenset[str]:
         return frozenset({expr.column})
     if isinstance(expr, Diff):
         return frozenset({expr.minuend, expr.subtrahend})
+    if isinstance(expr, Mapped):
+        return frozenset(expr.keys)
     # Lookups read other facts, by subject; parameters read the catalogue.
     return frozenset().union(*(columns_of(operand) for operand in _operands(expr)))
 
@@ -135,7 +150,8 @@ def subject_lookups(expr: Expr) -> tuple[SubjectHas, ...]:
 
 
 def params_of(expr: Expr) -> frozenset[str]:
-    if isinstance(expr, Param):
+    """Catalogue values an expression reads: parameters and maps, by name."""
+    if isinstance(expr, Param | Mapped):
         return frozenset({expr.name})
     inner = expr.where if isinstance(expr, PeriodSubjectHas) else None
     nested = params_of(inner) if inner is not None else frozenset()
@@ -146,11 +162,13 @@ def evaluate(
     expr: Expr,
     fact: Mapping[str, Any],
     lookups: Mapping[Lookup, bool],
-    params: Mapping[str, float],
+    params: Mapping[str, Any],
 ) -> Any:
     """Python meaning of an expression on one fact (used by the reference)."""
     if isinstance(expr, Col):
         return fact[expr.column]
+    if isinstance(expr, Mapped):
+        return params[expr.name].get(tuple(fact[key] for key in expr.keys), 0)
     if isinstance(expr, Diff):
         return int(fact[expr.minuend]) - int(fact[expr.subtrahend])
     if isinstance(expr, Param):

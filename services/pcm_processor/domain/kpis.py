@@ -17,6 +17,7 @@ from typing import Any
 from pcm_common.catalogues import Catalogues, Kpi, Measure
 
 from pcm_processor.domain.buckets import GRAINS
+from pcm_processor.domain.facts import catalogue_maps
 from pcm_processor.domain.fields import Col, Lookup, SubjectHas, lookups_of, params_of
 from pcm_processor.domain.registry import FactDomain
 
@@ -251,8 +252,8 @@ class KpiPlan:
     prefilter: tuple[str, tuple[str, ...]] | None
     """(column, labels): only facts with one of these labels can change a KPI of this domain."""
     channels: CatalogueChannels
-    params: Mapping[str, float] = field(default_factory=dict)
-    """Catalogue parameters the fields use (``Param``), by code."""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    """Catalogue values the fields use: parameters (``Param``) and maps (``Mapped``), by name."""
 
     @property
     def subject_lookups(self) -> tuple[SubjectHas, ...]:
@@ -382,10 +383,13 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
     )
 
 
-def _params(domain: FactDomain, names: Iterable[str], catalogues: Catalogues) -> dict[str, float]:
-    """The catalogue values of the parameters the used fields read; a missing one stops here."""
+def _params(domain: FactDomain, names: Iterable[str], catalogues: Catalogues) -> dict[str, Any]:
+    """The catalogue values the used fields read (parameters and maps); a missing one stops
+    here."""
     needed = set().union(*(params_of(domain.fields[name]) for name in names))
-    missing = needed - set(catalogues.kpi_parameters)
+    values: dict[str, Any] = {p.code: p.value for p in catalogues.kpi_parameters.values()}
+    values.update(catalogue_maps(catalogues))
+    missing = needed - set(values)
     if missing:
-        raise ValueError(f"{domain.name}: kpis.yaml lacks parameters {sorted(missing)}")
-    return {code: catalogues.kpi_parameters[code].value for code in sorted(needed)}
+        raise ValueError(f"{domain.name}: the catalogue lacks {sorted(missing)}")
+    return {name: values[name] for name in sorted(needed)}

@@ -31,6 +31,7 @@ from pcm_processor.domain.fields import (
     Expr,
     IsIn,
     Less,
+    Mapped,
     Not,
     Param,
     PeriodSubjectHas,
@@ -135,12 +136,17 @@ ATTENTION = FactDomain(
             "service_id": Col("service_id"),
             "office_id": Col("office_id"),
             "preferential": Col("preferential"),
-            "channel_digital": Col("digital"),
+            # Catalogue values by the fact's columns, looked up when KPIs are computed: a
+            # recomputation applies the catalogue in force (digital flag, wait and service
+            # targets per service and channel).
+            "channel_digital": Mapped("channel_digital", ("channel",)),
             "wait_s": Diff("called_at", "issued_at"),
             "service_s": Diff("finished_at", "called_at"),
-            "within_target": AtMost(Diff("called_at", "issued_at"), Col("target_wait_s")),
+            "within_target": AtMost(
+                Diff("called_at", "issued_at"), Mapped("target_wait_s", ("service_id", "channel"))
+            ),
             "within_service_target": AtMost(
-                Diff("finished_at", "called_at"), Col("target_service_s")
+                Diff("finished_at", "called_at"), Mapped("target_service_s", ("service_id",))
             ),
             # Per ticket, by its final state in its period (all of a ticket's facts share the
             # period of its issue time): served at some point, or given up within the
