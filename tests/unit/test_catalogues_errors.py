@@ -17,7 +17,7 @@ CHANNELS = (
 )
 MIDIS = (
     "MIDIS,Ministerio de Desarrollo e Inclusión Social,DESARROLLO_SOCIAL,NACIONAL,LIMA,"
-    "MINISTERIO,PRESENCIAL|TELEFONICO|VIRTUAL|MOVIL"
+    "MINISTERIO,,PRESENCIAL|TELEFONICO|VIRTUAL|MOVIL"
 )
 
 
@@ -66,13 +66,23 @@ CASES = [
     ),
     (
         "entities.csv",
-        "LIMA,MUNICIPALIDAD_DISTRITAL,PRESENCIAL|VIRTUAL",
-        "LIMA,MUNICIPALIDAD_VECINAL,PRESENCIAL|VIRTUAL",
+        "Lurigancho,GOBIERNO_LOCAL,LOCAL,LIMA,MUNICIPALIDAD_TIPO_B,B,",
+        "Lurigancho,GOBIERNO_LOCAL,LOCAL,LIMA,MUNICIPALIDAD_VECINAL,B,",
         0,
         "peer_group",
         "unknown peer group 'MUNICIPALIDAD_VECINAL' (expected one of"
         " ORGANISMO_NACIONAL_ALTA_DEMANDA, ORGANISMO_REGULADOR, MINISTERIO, GOBIERNO_REGIONAL,"
-        " MUNICIPALIDAD_PROVINCIAL, MUNICIPALIDAD_DISTRITAL)",
+        " MUNICIPALIDAD_METROPOLITANA_LIMA, MUNICIPALIDAD_TIPO_A, MUNICIPALIDAD_TIPO_B,"
+        " MUNICIPALIDAD_TIPO_C, MUNICIPALIDAD_TIPO_D, MUNICIPALIDAD_TIPO_E,"
+        " MUNICIPALIDAD_TIPO_F, MUNICIPALIDAD_TIPO_G)",
+    ),
+    (
+        "entities.csv",
+        "Lurigancho,GOBIERNO_LOCAL,LOCAL,LIMA,MUNICIPALIDAD_TIPO_B,B,",
+        "Lurigancho,GOBIERNO_LOCAL,LOCAL,LIMA,MUNICIPALIDAD_TIPO_B,A,",
+        0,
+        "municipal_type",
+        "A does not match peer group 'MUNICIPALIDAD_TIPO_B' (municipal type B)",
     ),
     (
         "services.csv",
@@ -274,7 +284,7 @@ def test_csv_unknown_column(root: Path) -> None:
     breaking(root, "entities.csv", "entity_id,name,sector", "entity_id,nombre,sector")
     expected = (
         "catalogues/entities.csv:1: field 'nombre': unknown column (expected entity_id, name,"
-        " sector, government_level, region, peer_group, channels)"
+        " sector, government_level, region, peer_group, municipal_type, channels)"
     )
     assert str(load_error(root)) == expected
 

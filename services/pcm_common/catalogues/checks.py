@@ -225,6 +225,13 @@ def _check_entities(
                 f"'{group.code}' ({group.government_level.value})"
             )
             raise item.error("government_level", reason)
+        if entity.municipal_type != group.municipal_type:
+            expected = group.municipal_type or "none (not a municipal peer group)"
+            reason = (
+                f"{entity.municipal_type or 'empty'} does not match peer group "
+                f"'{group.code}' (municipal type {expected})"
+            )
+            raise item.error("municipal_type", reason)
         _check_channel_list(item, entity.channels, channels)
     return entities
 

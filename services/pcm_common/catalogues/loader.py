@@ -47,6 +47,7 @@ _ENTITY_COLUMNS = (
     "government_level",
     "region",
     "peer_group",
+    "municipal_type",
     "channels",
 )
 _SERVICE_COLUMNS = (
@@ -110,7 +111,7 @@ def _parse(root: Path) -> Parsed:
             "peer_groups.csv",
             PeerGroup,
             ("code", "government_level", "name"),
-            ("description",),
+            ("description", "municipal_type"),
         ),
         entities=_csv(root, "entities.csv", Entity, _ENTITY_COLUMNS),
         services=_csv(root, "services.csv", Service, _SERVICE_COLUMNS, ("legal_basis",)),

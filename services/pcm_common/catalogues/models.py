@@ -460,11 +460,23 @@ class Region(Record):
     name: Text
 
 
+MunicipalType = Annotated[
+    str,
+    _matching(
+        re.compile(r"[A-G]|LIMA_METROPOLITANA"),
+        "a MEF municipal type (A to G or LIMA_METROPOLITANA)",
+    ),
+]
+"""The MEF municipal classification (Programa de Incentivos), Lima Metropolitana apart."""
+
+
 class PeerGroup(Record):
     code: Code
     government_level: GovernmentLevel
     name: Text
     description: Text | None = None
+    municipal_type: MunicipalType | None = None
+    """For municipal peer groups: the one MEF municipal type they gather."""
 
 
 class Entity(Record):
@@ -474,6 +486,8 @@ class Entity(Record):
     government_level: GovernmentLevel
     region: Code
     peer_group: Code
+    municipal_type: MunicipalType | None = None
+    """Municipalities only: the MEF type, which decides the peer group."""
     channels: CodeList
 
 
