@@ -59,7 +59,7 @@ def events(count: int, rate: int, seed: int, start: int) -> list[Produced]:
 def fact_rows(produced: Sequence[Produced]) -> list[Row]:
     catalogues = load_catalogues()
     ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
-    return [ATTENTION.mapper(p.envelope, Position(0, i), ctx) for i, p in enumerate(produced)]
+    return [ATTENTION.map(p.envelope, Position(0, i), ctx) for i, p in enumerate(produced)]
 
 
 def cpu_seconds(pid: int) -> float:

@@ -299,6 +299,13 @@ _BY_NAME: Mapping[str, EventDomain] = MappingProxyType({d.name: d for d in ALL_D
 _BY_MESSAGE: Mapping[str, EventDomain] = MappingProxyType({d.message_name: d for d in ALL_DOMAINS})
 EVENT_DOMAIN_NAMES: tuple[str, ...] = tuple(d.name for d in EVENT_DOMAINS)
 
+ACTIVITY = "activity"
+"""Not an event domain: everything an entity did, across the stored domains (attentions,
+procedure stages...), by channel and service. The ``source`` of KPIs that span domains (digital
+take-up counts procedures filed online too; channel levels count every channel with activity).
+The processor builds it from the fact tables (``pcm_processor.domain.registry.ACTIVITY``)."""
+KPI_SOURCES: tuple[str, ...] = (*EVENT_DOMAIN_NAMES, ACTIVITY)
+
 
 def domain(name: str) -> EventDomain:
     try:

@@ -45,8 +45,8 @@ from pcm_processor.adapters.kpi_sql import SqlCompiler
 from pcm_processor.adapters.lag import LagMonitor
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext
-from pcm_processor.domain.kpis import build_plan
-from pcm_processor.domain.registry import fact_domain
+from pcm_processor.domain.kpis import KpiPlan, build_plan
+from pcm_processor.domain.registry import derived_for, fact_domain
 from pcm_processor.metrics import PROCESSOR_FRESHNESS_SECONDS
 from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig
 from pcm_processor.settings import ProcessorSettings
@@ -223,6 +223,14 @@ def _new_app(settings: ProcessorSettings) -> tuple[ProcessorApp, str]:
     return app, delivery
 
 
+def derived_plans(
+    name: str, catalogues: Catalogues, database: str
+) -> list[tuple[KpiPlan, SqlCompiler]]:
+    """The KPI plans of the derived sources a domain feeds (activity across domains)."""
+    plans = [build_plan(derived, catalogues) for derived in derived_for(name)]
+    return [(plan, SqlCompiler(plan, database)) for plan in plans if plan.kpis]
+
+
 def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorApp:
     """The faust app with one pipeline per configured fact domain, ready for a faust Worker."""
     app, delivery = _new_app(settings)
@@ -270,6 +278,7 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
             freshness,
             kpi_store=kpi_store,
             terms=terms,
+            derived=derived_plans(name, catalogues, settings.clickhouse_database),
         )
         topic_name = topic_for_domain(name).name(settings.topic_prefix)
         topics.append(topic_name)

@@ -23,7 +23,7 @@ from tenacity import Retrying, stop_after_delay, wait_exponential
 
 from pcm_processor.app import build_app
 from pcm_processor.domain.kpis import build_plan
-from pcm_processor.domain.registry import fact_domain
+from pcm_processor.domain.registry import derived_for, fact_domain
 from pcm_processor.recompute import recompute
 from pcm_processor.settings import ProcessorSettings, load_processor_settings
 
@@ -73,9 +73,12 @@ def run_worker(settings: ProcessorSettings, catalogues: Catalogues) -> None:
 
 
 def show_plan(settings: ProcessorSettings, catalogues: Catalogues) -> None:
-    for name in settings.domain_names:
-        plan = build_plan(fact_domain(name), catalogues)
-        print(f"{name}: table {plan.domain.table}, grains {', '.join(plan.grains)}")
+    shown = [fact_domain(name) for name in settings.domain_names]
+    derived = {d.name: d for name in settings.domain_names for d in derived_for(name)}
+    shown += list(derived.values())
+    for domain in shown:
+        plan = build_plan(domain, catalogues)
+        print(f"{domain.name}: table {plan.domain.table}, grains {', '.join(plan.grains)}")
         for planned in plan.kpis:
             print(f"  {planned.kpi.code:28} {planned.kpi.unit.value:8} {', '.join(planned.grains)}")
         for code, reason in plan.skipped:

@@ -151,6 +151,7 @@ class DomainPipeline:
         wall: Callable[[], float] = time.time,
         kpi_store: Store | None = None,
         terms: Terms | None = None,
+        derived: Sequence[tuple[KpiPlan, SqlCompiler]] = (),
     ) -> None:
         self.plan = plan
         self._ctx = ctx
@@ -169,7 +170,11 @@ class DomainPipeline:
         self._buckets = {grain: domain.index(BUCKET_COLUMNS[grain]) for grain in GRAINS}
         self._label = domain.index(plan.prefilter[0]) if plan.prefilter else None
         self._subject = domain.index(domain.subject)
-        self._dirty: dict[str, dict[PeriodKey, int]] = {grain: {} for grain in plan.grains}
+        # Derived sources this domain feeds (activity across domains): recomputed on its keys.
+        self._plans = [(plan, compiler), *derived]
+        self._grains = tuple(g for g in GRAINS if any(g in p.grains for p, _ in self._plans))
+        self._every_fact_counts = bool(derived)
+        self._dirty: dict[str, dict[PeriodKey, int]] = {grain: {} for grain in self._grains}
         self._held: list[Inbound] = []
         self._published: dict[CacheKey, tuple[float, float, float]] = {}
         self._last_flush = float("-inf")
@@ -183,7 +188,7 @@ class DomainPipeline:
         try:
             envelope = decode(message.value, self._payload)
             position = Position(message.partition, message.offset)
-            return self.plan.domain.mapper(envelope, position, self._ctx), envelope.time.seconds
+            return self.plan.domain.map(envelope, position, self._ctx), envelope.time.seconds
         except PoisonMessage as poison:
             return self._dead(message, poison.reason, poison.detail)
         except Exception as error:  # a mapping bug must not stop the stream: park the message
@@ -232,8 +237,9 @@ class DomainPipeline:
 
     def _mark_dirty(self, rows: Sequence[Row]) -> None:
         for row in rows:
-            if self._label is not None and not self.plan.relevant(row[self._label]):
-                continue  # e.g. TICKET_ISSUED: no KPI of the catalogue reads it
+            irrelevant = self._label is not None and not self.plan.relevant(row[self._label])
+            if irrelevant and not self._every_fact_counts:
+                continue  # e.g. an observation: no KPI of the catalogue reads it
             entity, month = row[self._entity], row[self._month]
             for grain, keys in self._dirty.items():
                 keys[(entity, row[self._buckets[grain]])] = month
@@ -277,24 +283,14 @@ class DomainPipeline:
         """Recompute the dirty keys, write and publish what changed; return the messages held
         when the flush started, now safe to commit. One flush at a time."""
         # Taken in one step (no await in between): what process() adds later waits for the next.
-        dirty, self._dirty = self._dirty, {grain: {} for grain in self.plan.grains}
+        dirty, self._dirty = self._dirty, {grain: {} for grain in self._grains}
         held, self._held = self._held, []
         self._last_flush = self._monotonic()
         computed_at = int(self._wall())
-        rows: list[KpiRow] = []
-        versions: dict[tuple[str, str, int], int] = {}
         terms = self._terms
-        for grain, keys in dirty.items():
-            started = time.perf_counter()
-            for part in chunks(list(keys.items()), self._config.query_keys):
-                sql = self._compiler.recompute(grain, [k for k, _ in part], {m for _, m in part})
-                for record in await self._kpi_store.query(f"recompute {grain}", sql):
-                    rows += self._finalize(grain, record, computed_at, versions)
-            if keys:
-                PROCESSOR_KPI_SECONDS.labels(self.plan.domain.name, grain).observe(
-                    time.perf_counter() - started
-                )
-        versioned = [(r, versions[(r.grain, r.entity_id, r.period_start)]) for r in rows]
+        versioned: list[tuple[KpiRow, int]] = []
+        for plan, compiler in self._plans:
+            versioned += await self._recompute(plan, compiler, dirty, computed_at)
         if terms is not None:
             versioned += await terms.flush(computed_at)
         await self._write(versioned, computed_at)
@@ -314,18 +310,28 @@ class DomainPipeline:
         await self._write(await self._terms.close_periods(computed_at, since), computed_at)
         await self._terms.record_closes()
 
-    def _finalize(
+    async def _recompute(
         self,
-        grain: str,
-        record: tuple[Any, ...],
+        plan: KpiPlan,
+        compiler: SqlCompiler,
+        dirty: dict[str, dict[PeriodKey, int]],
         computed_at: int,
-        versions: dict[tuple[str, str, int], int],
-    ) -> list[KpiRow]:
-        entity, period, channel, service, n_events, *values = record
-        if channel == ALL and service == ALL:
-            version = (int(n_events) << _VERSION_SHIFT) | (computed_at & _SECONDS_MASK)
-            versions[(grain, entity, int(period))] = version
-        return self.plan.finalize(SliceKey(entity, grain, int(period), channel, service), values)
+    ) -> list[tuple[KpiRow, int]]:
+        """One plan's KPIs of the dirty keys, each with its version."""
+        rows: list[KpiRow] = []
+        versions: dict[tuple[str, str, int], int] = {}
+        for grain, keys in dirty.items():
+            if grain not in plan.grains or not keys:
+                continue
+            started = time.perf_counter()
+            for part in chunks(list(keys.items()), self._config.query_keys):
+                sql = compiler.recompute(grain, [k for k, _ in part], {m for _, m in part})
+                for record in await self._kpi_store.query(f"recompute {grain}", sql):
+                    rows += _finalize(plan, grain, record, computed_at, versions)
+            PROCESSOR_KPI_SECONDS.labels(plan.domain.name, grain).observe(
+                time.perf_counter() - started
+            )
+        return [(r, versions[(r.grain, r.entity_id, r.period_start)]) for r in rows]
 
     async def _write(self, versioned: list[tuple[KpiRow, int]], computed_at: int) -> None:
         fresh = [(r, v) for r, v in versioned if self._published.get(r.key) != _measured(r)]
@@ -350,6 +356,20 @@ class DomainPipeline:
             written[row.grain] += 1
         for grain, count in written.items():
             PROCESSOR_KPI_ROWS.labels(grain).inc(count)
+
+
+def _finalize(
+    plan: KpiPlan,
+    grain: str,
+    record: tuple[Any, ...],
+    computed_at: int,
+    versions: dict[tuple[str, str, int], int],
+) -> list[KpiRow]:
+    entity, period, channel, service, n_events, *values = record
+    if channel == ALL and service == ALL:
+        version = (int(n_events) << _VERSION_SHIFT) | (computed_at & _SECONDS_MASK)
+        versions[(grain, entity, int(period))] = version
+    return plan.finalize(SliceKey(entity, grain, int(period), channel, service), values)
 
 
 def _measured(row: KpiRow) -> tuple[float, float, float]:

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from pcm_processor.adapters.clickhouse import ClickHouseStore
 from pcm_processor.adapters.kafka import ProducerOutputs
 from pcm_processor.adapters.kpi_sql import SqlCompiler, literal
+from pcm_processor.app import derived_plans
 from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext
 from pcm_processor.domain.kpis import build_plan
@@ -85,6 +86,7 @@ async def _recompute(
                 PipelineConfig(query_keys=settings.processor_query_keys),
                 Freshness(),
                 terms=terms,
+                derived=derived_plans(name, catalogues, settings.clickhouse_database),
             )
             start = clock.period_of(since, "DAY")
             for grain in plan.grains:

@@ -9,12 +9,13 @@ from collections.abc import Collection, Iterable, Mapping
 from clickhouse_driver import Client
 from pcm.monitoring.v1 import envelope_pb2
 from pcm_common.catalogues import Catalogues
+from pcm_common.domains import Row
 from pcm_common.kafka.envelope import PoisonMessage
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
-from pcm_processor.domain.kpis import build_plan
+from pcm_processor.domain.kpis import KpiPlan, build_plan
 from pcm_processor.domain.reference import KpiKey, reference_kpis
-from pcm_processor.domain.registry import fact_domain
+from pcm_processor.domain.registry import DERIVED, FactDomain, UnionPart, fact_domain
 
 Measured = tuple[float | None, float, float]
 """value (None: no value, stored as NaN), numerator, denominator"""
@@ -51,17 +52,37 @@ def expected_kpis(
     processor dead-letters it)."""
     ctx = MappingContext(CatalogueView.of(catalogues), BucketClock(time_zone))
     result: dict[KpiKey, Measured] = {}
+    stored: dict[str, list[Row]] = {}
     for name, items in envelopes.items():
         domain = fact_domain(name)
-        rows = []
+        rows = stored[domain.table] = []
         for envelope in items:
             try:
-                rows.append(domain.mapper(envelope, Position(0, 0), ctx))
+                rows.append(domain.map(envelope, Position(0, 0), ctx))
             except PoisonMessage:
                 continue
-        for key, row in reference_kpis(build_plan(domain, catalogues), rows).items():
-            result[key] = (row.value, row.numerator, row.denominator)
+        result |= _reference(build_plan(domain, catalogues), rows)
+    for derived in DERIVED.values():
+        rows = [
+            _derived_row(derived, part, row)
+            for part in derived.parts
+            for row in stored.get(part.facts.name, [])
+        ]
+        result |= _reference(build_plan(derived, catalogues), rows)
     return result
+
+
+def _derived_row(derived: FactDomain, part: UnionPart, row: Row) -> Row:
+    """A stored fact as a row of a derived source, in the derived table's column order."""
+    values = part.row(dict(zip(part.facts.column_names, row, strict=True)))
+    return tuple(values[column] for column in derived.columns)
+
+
+def _reference(plan: KpiPlan, rows: list[Row]) -> dict[KpiKey, Measured]:
+    return {
+        key: (row.value, row.numerator, row.denominator)
+        for key, row in reference_kpis(plan, rows).items()
+    }
 
 
 def differences(

@@ -85,7 +85,7 @@ def test_statuses_values_and_closes_on_the_real_server(
         p("RENIEC", "OPEN", "FILED", SERVICE, "VIRTUAL", at(filed), at(filed)),
     ]
     ctx = MappingContext(CatalogueView.of(catalogues), CLOCK)
-    rows = [PROCEDURE_STAGE.mapper(e, Position(0, i), ctx) for i, e in enumerate(envelopes)]
+    rows = [PROCEDURE_STAGE.map(e, Position(0, i), ctx) for i, e in enumerate(envelopes)]
     tracker = TermTracker(catalogues, CLOCK, store, db)
 
     async def run() -> None:

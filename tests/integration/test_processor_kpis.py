@@ -162,7 +162,8 @@ def test_known_events_give_the_hand_computed_kpis(run: Run, catalogues: Catalogu
     assert hour("SERVICE_MEAN_S") == 460  # (300 + 600 + 480) / 3
     assert hour("ABANDONMENT_PCT") == 25  # 1 of 4 closed tickets
     assert kpi("PREFERENTIAL_SHARE_PCT", "DAY", DAY10) == pytest.approx(100 / 3)
-    assert kpi("DIGITAL_TAKEUP_PCT", "MONTH", MARCH) == pytest.approx(100 / 3)
+    # Served tickets and procedures filed: 2 of 5 online (T3 virtual, P2 filed online).
+    assert kpi("DIGITAL_TAKEUP_PCT", "MONTH", MARCH) == pytest.approx(40.0)
     assert kpi("ACTIVE_CHANNELS", "DAY", DAY10) == 2
     assert kpi("CHANNEL_LEVEL", "DAY", DAY10) == 2  # presencial + virtual: intermedio
     assert kpi("WAIT_MEAN_S", "HOUR", HOUR9, channel="PRESENCIAL") == 1200

@@ -42,7 +42,7 @@ def test_served_ticket_row_carries_buckets_and_catalogue_enrichment(ctx: Mapping
         issued + 900,
         preferential=True,
     )
-    row = as_dict(ATTENTION.columns, ATTENTION.mapper(envelope, Position(3, 42), ctx))
+    row = as_dict(ATTENTION.columns, ATTENTION.map(envelope, Position(3, 42), ctx))
     assert row["kind"] == "TICKET_SERVED"
     assert row["target_wait_s"] == 20 * 60  # services.csv: 20 minutes
     assert row["digital"] == 1  # channels.yaml: VIRTUAL is digital
@@ -67,7 +67,7 @@ def test_procedure_row_counts_business_days_from_the_day_after_filing(
     envelope = procedure_stage_event(
         "RENIEC", "EXP-1", "RESOLVED", "RENIEC_DNI_DUPLICADO", "PRESENCIAL", filed, resolved, 4
     )
-    row = as_dict(PROCEDURE_STAGE.columns, PROCEDURE_STAGE.mapper(envelope, Position(0, 1), ctx))
+    row = as_dict(PROCEDURE_STAGE.columns, PROCEDURE_STAGE.map(envelope, Position(0, 1), ctx))
     assert row["stage"] == "RESOLVED"
     assert row["legal_term_days"] == 7
     # 11-14 March (4) + 17-21 March (5) + 24 March (1): weekends are not business days.
@@ -87,7 +87,7 @@ def test_holidays_are_not_business_days(ctx: MappingContext) -> None:
         filed,
         local_time(2025, 7, 31, 12),
     )
-    row = as_dict(PROCEDURE_STAGE.columns, PROCEDURE_STAGE.mapper(envelope, Position(0, 1), ctx))
+    row = as_dict(PROCEDURE_STAGE.columns, PROCEDURE_STAGE.map(envelope, Position(0, 1), ctx))
     assert row["business_days_elapsed"] == 2  # only 30 and 31 July
 
 
@@ -102,7 +102,7 @@ def test_filing_late_at_night_counts_in_local_dates(ctx: MappingContext) -> None
         filed,
         local_time(2025, 3, 11, 8),
     )
-    row = as_dict(PROCEDURE_STAGE.columns, PROCEDURE_STAGE.mapper(envelope, Position(0, 1), ctx))
+    row = as_dict(PROCEDURE_STAGE.columns, PROCEDURE_STAGE.map(envelope, Position(0, 1), ctx))
     assert row["business_days_elapsed"] == 1
 
 
@@ -147,7 +147,7 @@ def test_semantically_unusable_attention_is_poison(
         if value is None:
             envelope.attention.ClearField(name)
     with pytest.raises(PoisonMessage) as caught:
-        ATTENTION.mapper(envelope, Position(0, 0), ctx)
+        ATTENTION.map(envelope, Position(0, 0), ctx)
     assert caught.value.reason == reason
 
 
@@ -155,11 +155,11 @@ def test_unknown_entity_and_missing_legal_term_are_poison(ctx: MappingContext) -
     ghost = _attention(entity_id="")
     ghost.entity_id = "GHOST"
     with pytest.raises(PoisonMessage, match="unknown_entity"):
-        ATTENTION.mapper(ghost, Position(0, 0), ctx)
+        ATTENTION.map(ghost, Position(0, 0), ctx)
     at = local_time(2025, 3, 10, 9)
     no_term = procedure_stage_event("RENIEC", "EXP", "FILED", "ORIENTACION", "PRESENCIAL", at, at)
     with pytest.raises(PoisonMessage, match="no_legal_term"):
-        PROCEDURE_STAGE.mapper(no_term, Position(0, 0), ctx)
+        PROCEDURE_STAGE.map(no_term, Position(0, 0), ctx)
 
 
 @pytest.mark.parametrize(

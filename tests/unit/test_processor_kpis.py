@@ -12,8 +12,9 @@ from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
 from pcm_processor.domain.kpis import KpiPlan, build_plan, p90
 from pcm_processor.domain.reference import reference_kpis
-from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE, FactDomain
+from pcm_processor.domain.registry import ACTIVITY, ATTENTION, PROCEDURE_STAGE, FactDomain
 from pcm_testkit.events import attention_event, local_time, procedure_stage_event
+from pcm_testkit.kpis import expected_kpis
 
 from tests.unit.crafted import ABANDONMENT_HOUR, abandonment_cases
 
@@ -32,7 +33,7 @@ def rows(
     domain: FactDomain, catalogues: Catalogues, envelopes: Iterable[envelope_pb2.EventEnvelope]
 ) -> list[tuple[object, ...]]:
     ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
-    return [domain.mapper(e, Position(0, i), ctx) for i, e in enumerate(envelopes)]
+    return [domain.map(e, Position(0, i), ctx) for i, e in enumerate(envelopes)]
 
 
 def t(hour: int, minute: int) -> int:
@@ -77,8 +78,15 @@ def values(
     envelopes: list[envelope_pb2.EventEnvelope],
     catalogues: Catalogues,
 ) -> dict[tuple[str, str, int, str, str], float]:
+    """The plan's KPI values of these events, and the activity source's (across domains)."""
     computed = reference_kpis(plan, rows(plan.domain, catalogues, envelopes))
-    return {(k[1], k[2], k[3], k[4], k[5]): row.value for k, row in computed.items()}
+    found = {(k[1], k[2], k[3], k[4], k[5]): row.value for k, row in computed.items()}
+    across = expected_kpis(catalogues, {plan.domain.name: envelopes})
+    activity = {kpi.kpi.code for kpi in build_plan(ACTIVITY, catalogues).kpis}
+    for key, (value, _, _) in across.items():
+        if key[1] in activity and value is not None:
+            found[(key[1], key[2], key[3], key[4], key[5])] = value
+    return found
 
 
 def test_attention_plan_follows_the_catalogue(catalogues: Catalogues) -> None:
@@ -92,6 +100,10 @@ def test_attention_plan_follows_the_catalogue(catalogues: Catalogues) -> None:
         "SERVICE_WITHIN_TARGET_PCT",
         "ABANDONMENT_PCT",
         "PREFERENTIAL_SHARE_PCT",
+    ]
+    # Digital take-up and channel levels span domains (attentions and procedures): the
+    # activity source's, which every domain's pipeline recomputes.
+    assert [p.kpi.code for p in build_plan(ACTIVITY, catalogues).kpis] == [
         "DIGITAL_TAKEUP_PCT",
         "ACTIVE_CHANNELS",
         "CHANNEL_LEVEL",
@@ -325,3 +337,22 @@ def test_wait_targets_per_channel_and_service_time_target(catalogues: Catalogues
     assert got[("SERVED_WITHIN_TARGET_PCT", "HOUR", noon, "PRESENCIAL", "")] == 50.0
     # Service times: 600, 539, 600, 699 s against 600 s.
     assert got[("SERVICE_WITHIN_TARGET_PCT", "HOUR", noon, "", "")] == 75.0
+
+
+def test_digital_take_up_and_channel_levels_span_attentions_and_procedures(
+    catalogues: Catalogues,
+) -> None:
+    """A procedure filed through the digital mesa de partes is digital take-up; an entity with
+    no ticket feed still gets a channel level from its procedures."""
+    at = local_time(2025, 3, 10, 11)
+    served = attention_event(
+        "RENIEC", "C1", "TICKET_SERVED", SERVICE, "PRESENCIAL", at, at + 60, at + 300
+    )
+    filed = procedure_stage_event("RENIEC", "E1", "FILED", SERVICE, "MESA_PARTES_DIGITAL", at, at)
+    both = expected_kpis(catalogues, {"attention": [served], "procedure_stage": [filed]})
+    assert both[("RENIEC", "DIGITAL_TAKEUP_PCT", "DAY", DAY, "", "")][0] == 50.0
+    assert both[("RENIEC", "CHANNEL_LEVEL", "DAY", DAY, "", "")][0] == 2.0  # intermedio
+    procedures_only = expected_kpis(catalogues, {"procedure_stage": [filed]})
+    # Filed online only, no in-person channel: below básico, but measured.
+    assert procedures_only[("RENIEC", "CHANNEL_LEVEL", "DAY", DAY, "", "")][0] == 0.0
+    assert procedures_only[("RENIEC", "DIGITAL_TAKEUP_PCT", "DAY", DAY, "", "")][0] == 100.0

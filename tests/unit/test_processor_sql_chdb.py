@@ -18,7 +18,7 @@ from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position, Row
 from pcm_processor.domain.kpis import KpiPlan, SliceKey, build_plan
 from pcm_processor.domain.reference import reference_kpis
-from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE
+from pcm_processor.domain.registry import ACTIVITY, ATTENTION, PROCEDURE_STAGE
 from pcm_testkit.events import local_time
 from pcm_testkit.generator import Generator
 
@@ -71,7 +71,7 @@ def test_sql_equals_reference_on_a_synthetic_stream(
     subjects = 400 if domain is ATTENTION else 120  # tickets or procedures
     produced = generator.stream(domain.name, subjects, start, 12 * 3600)
     ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
-    rows = [domain.mapper(p.envelope, Position(0, i), ctx) for i, p in enumerate(produced)]
+    rows = [domain.map(p.envelope, Position(0, i), ctx) for i, p in enumerate(produced)]
     # Replayed duplicates are in the table too: they must not change anything.
     insert(engine, domain.table, domain.columns, rows + rows[: len(rows) // 3])
     plan = build_plan(domain, catalogues)
@@ -94,7 +94,7 @@ def test_sql_equals_reference_on_the_abandonment_boundaries(
 ) -> None:
     ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
     rows = [
-        ATTENTION.mapper(envelope, Position(0, 10_000 + i), ctx)
+        ATTENTION.map(envelope, Position(0, 10_000 + i), ctx)
         for i, envelope in enumerate(abandonment_cases())
     ]
     insert(engine, ATTENTION.table, ATTENTION.columns, rows)
@@ -103,3 +103,29 @@ def test_sql_equals_reference_on_the_abandonment_boundaries(
     hour = got[("RENIEC", "ABANDONMENT_PCT", "HOUR", ABANDONMENT_HOUR, "", "")]
     assert (hour.numerator, hour.denominator) == (3.0, 5.0)
     assert got == reference_kpis(plan, rows)
+
+
+def test_sql_equals_reference_across_domains(engine: ChdbExecutor, catalogues: Catalogues) -> None:
+    """The activity source: the union of the attention and procedure facts, in one query."""
+    generator = Generator(catalogues, seed=12, entities=3, run_id="activity")
+    start = local_time(2025, 2, 27, 18)
+    ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
+    stored: dict[str, list[Row]] = {}
+    for domain in (ATTENTION, PROCEDURE_STAGE):
+        produced = generator.stream(domain.name, 150, start, 6 * 3600)
+        rows = [
+            domain.map(p.envelope, Position(0, 20_000 + i), ctx) for i, p in enumerate(produced)
+        ]
+        insert(engine, domain.table, domain.columns, rows)
+        stored[domain.table] = rows
+    plan = build_plan(ACTIVITY, catalogues)
+    derived = [_derived(part, row) for part in ACTIVITY.parts for row in stored[part.facts.name]]
+    expected = reference_kpis(plan, derived)
+    codes = {"DIGITAL_TAKEUP_PCT", "ACTIVE_CHANNELS", "CHANNEL_LEVEL"}
+    assert {key[1] for key in expected} == codes
+    assert sql_kpis(engine, plan, derived) == expected
+
+
+def _derived(part: Any, row: Row) -> Row:
+    values = part.row(dict(zip(part.facts.column_names, row, strict=True)))
+    return tuple(values[column] for column in ACTIVITY.columns)

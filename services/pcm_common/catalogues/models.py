@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from pcm_common.domains import EVENT_DOMAIN_NAMES
+from pcm_common.domains import KPI_SOURCES
 
 from .sources import FieldError
 
@@ -171,14 +171,14 @@ class DriversFile(CatalogueFile):
 # --- kpis.yaml ------------------------------------------------------------------------------
 
 
-def _event_domain(value: str) -> str:
-    if value not in EVENT_DOMAIN_NAMES:
-        raise ValueError(f"{value!r} is not an event domain ({', '.join(EVENT_DOMAIN_NAMES)})")
+def _kpi_source(value: str) -> str:
+    if value not in KPI_SOURCES:
+        raise ValueError(f"{value!r} is not a KPI source ({', '.join(KPI_SOURCES)})")
     return value
 
 
-Domain = Annotated[str, AfterValidator(_event_domain)]
-"""The name of an event domain of ``pcm_common.domains`` (the KPI's ``source``)."""
+Domain = Annotated[str, AfterValidator(_kpi_source)]
+"""An event domain of ``pcm_common.domains``, or ``activity`` (across domains): a KPI's source."""
 
 
 class Unit(StrEnum):

@@ -38,6 +38,7 @@ from pcm_processor.domain.fields import (
     columns_of,
 )
 from pcm_processor.domain.kpis import PERCENTILE, Agg, KpiPlan
+from pcm_processor.domain.registry import Const, Copy, Derivation, Label
 
 PeriodKey = tuple[str, int]  # (entity_id, period start)
 
@@ -63,6 +64,16 @@ def literals(values: Iterable[Any]) -> str:
 
 def _alias(column: str) -> str:
     return f"f_{column}"
+
+
+def _derivation(how: Derivation) -> str:
+    if isinstance(how, Copy):
+        return how.column
+    if isinstance(how, Label):
+        return f"toString({how.column})"
+    if isinstance(how, Const):
+        return literal(how.value)
+    return f"concat({literal(how.prefix)}, {how.column})"
 
 
 _KEY_SEPARATOR = "|"  # no catalogue code holds it (codes are UPPER_SNAKE)
@@ -115,6 +126,20 @@ class SqlCompiler:
         right = self.expression(expr.right, scope, column)
         operator = {AtMost: "<=", Less: "<", Both: "AND"}[type(expr)]
         return f"({left} {operator} {right})"
+
+    def _source(self, rows: str) -> str:
+        """The facts to read: the domain's table, or for a derived source the union of its
+        parts' tables, each already narrowed to ``rows`` (18.16 pushes no filter into a view)."""
+        parts = self.plan.domain.parts
+        if not parts:
+            return self.table
+        branches = []
+        for part in parts:
+            columns = ", ".join(
+                f"{_derivation(how)} AS {name}" for name, how in part.columns.items()
+            )
+            branches.append(f"SELECT {columns} FROM {self.database}.{part.facts.name} WHERE {rows}")
+        return "(" + " UNION ALL ".join(branches) + ")"
 
     def _mapped(self, expr: Mapped, column: Callable[[str], str]) -> str:
         """transform() of the fact's key columns through the catalogue map (0 if absent)."""
@@ -201,7 +226,7 @@ SELECT entity_id, period, tupleElement(slice, 1) AS s_first, tupleElement(slice,
   sum(n_events) AS n_events{aggregates}
 FROM (
   SELECT entity_id, toUInt32({bucket}) AS period, {dedup}{merged}, uniqExact(event_id) AS n_events
-  FROM {self.table}
+  FROM {self._source(rows)}
   WHERE {rows}{prefilter}
   GROUP BY entity_id, period, {", ".join(_alias(c) for c in domain.dedup_by)}
 )

@@ -386,7 +386,8 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
 def _params(domain: FactDomain, names: Iterable[str], catalogues: Catalogues) -> dict[str, Any]:
     """The catalogue values the used fields read (parameters and maps); a missing one stops
     here."""
-    needed = set().union(*(params_of(domain.fields[name]) for name in names))
+    # Every field of the domain may be evaluated (the reference evaluates them all).
+    needed = set().union(*(params_of(expr) for expr in domain.fields.values()))
     values: dict[str, Any] = {p.code: p.value for p in catalogues.kpi_parameters.values()}
     values.update(catalogue_maps(catalogues))
     missing = needed - set(values)

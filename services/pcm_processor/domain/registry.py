@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import Any
 
 from pcm.monitoring.v1 import envelope_pb2
 from pcm_common import domains
-from pcm_common.domains import EventDomain, FactTable, Row
+from pcm_common.domains import Column, EventDomain, FactTable, Row
 
 from pcm_processor.domain.buckets import BUCKET_COLUMNS
 from pcm_processor.domain.facts import (
@@ -39,6 +40,9 @@ from pcm_processor.domain.fields import (
     columns_of,
 )
 
+ATTENTION_FACTS_LABELS = tuple(domains.ATTENTION_FACTS.labels("kind").values())
+PROCEDURE_STAGE_LABELS = tuple(domains.PROCEDURE_STAGE_FACTS.labels("stage").values())
+
 RowMapper = Callable[[envelope_pb2.EventEnvelope, Position, MappingContext], Row]
 
 # Columns every fact table has: identity, buckets and the Kafka position.
@@ -55,11 +59,73 @@ REQUIRED_COLUMNS = frozenset(
 
 
 @dataclass(frozen=True)
+class Copy:
+    """A derived column copied from a column of the part's table."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class Label:
+    """A derived String column from an enum column of the part's table (its label)."""
+
+    column: str
+
+
+@dataclass(frozen=True)
+class Const:
+    value: str
+
+
+@dataclass(frozen=True)
+class Prefixed:
+    """``prefix`` + the column: keeps ids of different tables apart."""
+
+    prefix: str
+    column: str
+
+
+Derivation = Copy | Label | Const | Prefixed
+
+
+@dataclass(frozen=True)
+class UnionPart:
+    """One stored domain's facts as rows of a derived source: each derived column from the
+    part's columns. Read by the SQL compiler (a UNION ALL branch) and by the reference."""
+
+    facts: FactTable
+    columns: Mapping[str, Derivation]
+
+    def row(self, fact: Mapping[str, Any]) -> dict[str, Any]:
+        """The derived row of one stored fact (Python meaning of ``columns``)."""
+        derived: dict[str, Any] = {}
+        for name, how in self.columns.items():
+            if isinstance(how, Copy | Label):
+                derived[name] = fact[how.column]
+            elif isinstance(how, Const):
+                derived[name] = how.value
+            else:
+                derived[name] = how.prefix + str(fact[how.column])
+        return derived
+
+
+@dataclass(frozen=True)
+class DerivedSource:
+    """KPI facts that are no event domain's own: the union of several domains' facts."""
+
+    name: str
+    facts: FactTable
+    subject_field: str
+    parts: tuple[UnionPart, ...]
+
+
+@dataclass(frozen=True)
 class FactDomain:
     """One kind of event the processor stores as facts and computes KPIs from."""
 
-    domain: EventDomain
-    mapper: RowMapper
+    domain: EventDomain | DerivedSource
+    mapper: RowMapper | None
+    """None for a derived source: its rows come from the parts' facts."""
     dedup_by: tuple[str, ...]
     """One logical fact per (entity, period, *dedup_by*): duplicates of it change no KPI."""
     fields: Mapping[str, Expr]
@@ -94,6 +160,19 @@ class FactDomain:
     def name(self) -> str:
         """The domain's one spelling: topic, table, KPI ``source``."""
         return self.domain.name
+
+    def map(
+        self, envelope: envelope_pb2.EventEnvelope, position: Position, ctx: MappingContext
+    ) -> Row:
+        """The fact row of one message (event domains only)."""
+        if self.mapper is None:
+            raise TypeError(f"{self.name} is derived: its rows come from its parts' facts")
+        return self.mapper(envelope, position, ctx)
+
+    @property
+    def parts(self) -> tuple[UnionPart, ...]:
+        """For a derived source, the stored domains it unites (empty for an event domain)."""
+        return self.domain.parts if isinstance(self.domain, DerivedSource) else ()
 
     @property
     def subject(self) -> str:
@@ -185,9 +264,97 @@ PROCEDURE_STAGE = FactDomain(
     tracks_terms=True,
 )
 
+ACTIVITY_FACTS = FactTable(
+    domains.ACTIVITY,
+    (
+        Column("entity_id", "String"),
+        Column("event_id", "String"),
+        Column("source", "String"),
+        Column("subject", "String"),
+        Column(
+            "what",
+            "String",
+            MappingProxyType(
+                dict(
+                    enumerate(
+                        (*ATTENTION_FACTS_LABELS, *PROCEDURE_STAGE_LABELS),
+                        start=1,
+                    )
+                )
+            ),
+        ),
+        Column("channel", "String"),
+        Column("service_id", "String"),
+        *domains.BUCKET_AND_SOURCE_COLUMNS,
+    ),
+)
+
+
+def _part(facts: FactTable, subject: str, what: str) -> UnionPart:
+    shared = {
+        name: Copy(name)
+        for name in (
+            "entity_id",
+            "channel",
+            "service_id",
+            *(column.name for column in domains.BUCKET_AND_SOURCE_COLUMNS),
+        )
+    }
+    return UnionPart(
+        facts,
+        MappingProxyType(
+            {
+                **shared,
+                # Event ids are unique per domain only: kept apart by the domain's name.
+                "event_id": Prefixed(f"{facts.name}:", "event_id"),
+                "source": Const(facts.name),
+                "subject": Copy(subject),
+                "what": Label(what),
+            }
+        ),
+    )
+
+
+ACTIVITY = FactDomain(
+    domain=DerivedSource(
+        domains.ACTIVITY,
+        ACTIVITY_FACTS,
+        "subject",
+        (
+            _part(domains.ATTENTION_FACTS, "ticket_id", "kind"),
+            _part(domains.PROCEDURE_STAGE_FACTS, "procedure_id", "stage"),
+        ),
+    ),
+    mapper=None,
+    # One logical fact per ticket step or procedure stage, whichever domain it came from.
+    dedup_by=("source", "subject", "what"),
+    fields=MappingProxyType(
+        {
+            "source": Col("source"),
+            "what": Col("what"),
+            "channel": Col("channel"),
+            "service_id": Col("service_id"),
+            "channel_digital": Mapped("channel_digital", ("channel",)),
+        }
+    ),
+)
+
 DOMAINS: Mapping[str, FactDomain] = MappingProxyType(
     {domain.name: domain for domain in (ATTENTION, PROCEDURE_STAGE)}
 )
+"""The event domains the processor consumes (by topic)."""
+
+DERIVED: Mapping[str, FactDomain] = MappingProxyType({ACTIVITY.name: ACTIVITY})
+"""KPI sources across domains, recomputed by the pipeline of each domain they unite."""
+
+
+def derived_for(name: str) -> tuple[FactDomain, ...]:
+    """The derived sources a domain's facts feed (its pipeline recomputes them too)."""
+    return tuple(
+        derived
+        for derived in DERIVED.values()
+        if any(part.facts.name == fact_domain(name).table for part in derived.parts)
+    )
 
 
 def fact_domain(name: str) -> FactDomain:
