@@ -198,6 +198,8 @@ PROCEDURE_STAGE_FACTS = FactTable(
         Column("legal_term_days", "UInt16"),
         Column("business_days_elapsed", "UInt16"),
         *BUCKET_AND_SOURCE_COLUMNS,
+        # Added after the first release (processor/0007), hence after the shared tail.
+        Column("office_id", "String"),
     ),
 )
 

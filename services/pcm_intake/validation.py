@@ -110,6 +110,7 @@ class ProcedureStageRules:
             *check_code(event.service_id, "service_id", services, "TUPA procedure"),
             *check_code(event.channel, "channel", catalogue.channels, "channel"),
             *check_optional_text(event.unit_id, "unit_id"),
+            *check_optional_text(event.office_id, "office_id"),
             # Appeals and pensions take years: only the stage's own time is bounded in age; the
             # filing may be as old as it is, as long as it precedes the stage.
             *check_time(event, "filed_at", window.any_past(), required=True),

@@ -61,6 +61,7 @@ PROCEDURE_STATUS = FactTable(
         Column("procedure_id", "String"),
         Column("service_id", "String"),
         Column("channel", "String"),
+        Column("region", "String"),
         Column("received_on", "Date"),
         Column("term_days", "UInt16"),
         Column("paused_days", "UInt16"),
@@ -90,6 +91,8 @@ class Tracked:
     procedure_id: str
     service_id: str
     channel: str
+    region: str
+    """Whose non-working days apply: the handling office's, else the entity's."""
     status: ProcedureStatus
 
 
@@ -156,18 +159,20 @@ class TermTracker:
         return dates, list(before.values())
 
     def _status(self, entity: str, procedure: str, facts: list[tuple[Any, ...]]) -> Tracked:
-        # Columns of _stages: stage, service, channel, filed_at, occurred_at (first copies).
+        # Columns of _stages: stage, service, channel, filed_at, occurred_at, office (first
+        # copies of each event).
         first = facts[0]
         service = self._catalogues.service(first[1])
-        region = self._catalogues.entity(entity).region
+        office = next((f[5] for f in facts if f[5]), "")
+        region = self._catalogues.region_of(entity, office)
         status = procedure_status(
             (StageFact(f[0], self._local(f[3]), self._local(f[4])) for f in facts),
             self._catalogues.procedure_rules,
-            self._catalogues.calendar,
+            self._catalogues.calendar_for(service),
             region,
             lambda filed_on: self._catalogues.legal_term(service, filed_on) or 0,
         )
-        return Tracked(entity, procedure, first[1], first[2], status)
+        return Tracked(entity, procedure, first[1], first[2], region, status)
 
     def _row(self, tracked: Tracked, events: int, computed_at: int) -> Row:
         status = tracked.status
@@ -176,6 +181,7 @@ class TermTracker:
             procedure_id=tracked.procedure_id,
             service_id=tracked.service_id,
             channel=tracked.channel,
+            region=tracked.region,
             received_on=status.received_on,
             term_days=min(status.term_days, 2**16 - 1),
             paused_days=min(status.paused_days, 2**16 - 1),
@@ -324,10 +330,8 @@ class TermTracker:
         ]
 
     def _age(self, tracked: Tracked, day: dt.date) -> int:
-        region = self._catalogues.entity(tracked.entity_id).region
-        return self._catalogues.calendar.business_days_between(
-            tracked.status.received_on, day, region
-        )
+        calendar = self._catalogues.calendar_for(self._catalogues.service(tracked.service_id))
+        return calendar.business_days_between(tracked.status.received_on, day, tracked.region)
 
     # --- reading ClickHouse ------------------------------------------------------------------
 
@@ -339,7 +343,7 @@ class TermTracker:
         pairs = ", ".join(f"({literal(e)}, {literal(p)})" for e, p in procedures)
         first = ", ".join(
             f"argMin({column}, kafka_offset)"
-            for column in ("stage", "service_id", "channel", "filed_at", "occurred_at")
+            for column in ("stage", "service_id", "channel", "filed_at", "occurred_at", "office_id")
         )
         found = await self._store.query(
             "procedure stages",
@@ -371,6 +375,7 @@ class TermTracker:
             for c in (
                 "service_id",
                 "channel",
+                "region",
                 "received_on",
                 "term_days",
                 "paused_days",
@@ -391,6 +396,7 @@ class TermTracker:
             procedure,
             service,
             channel,
+            region,
             received,
             term,
             paused,
@@ -407,7 +413,7 @@ class TermTracker:
                 due_on=due,
                 resolved_on=on if done else None,
             )
-            result[entity].append(Tracked(entity, procedure, service, channel, status))
+            result[entity].append(Tracked(entity, procedure, service, channel, region, status))
         return result
 
     async def _entity_versions(self, entities: Sequence[str], computed_at: int) -> dict[str, int]:

@@ -108,3 +108,39 @@ def test_the_term_is_the_one_in_force_when_the_procedure_was_filed(tmp_path: Pat
     service = catalogues.service("RENIEC_DNI_DUPLICADO")
     assert catalogues.legal_term(service, D(2025, 3, 14)) == 7  # services.csv
     assert catalogues.legal_term(service, D(2025, 3, 15)) == 5  # the new version
+
+
+def test_the_handling_office_decides_whose_non_working_days_count(
+    catalogues: Catalogues,
+) -> None:
+    """14 and 15 November 2024 were decreed non-working days in Lima only (APEC): a procedure
+    handled at RENIEC's Cusco office is due two business days earlier than one handled in
+    Lima."""
+    filed = D(2024, 11, 11)
+    due = {}
+    for office in ("LIMA-CENTRO", "CUSCO-CENTRO"):
+        region = catalogues.region_of("RENIEC", office)
+        facts = [StageFact("FILED", filed, filed)]
+        due[region] = procedure_status(
+            facts, catalogues.procedure_rules, catalogues.calendar, region, lambda _: 7
+        ).due_on
+    assert due == {"LIMA": D(2024, 11, 22), "CUSCO": D(2024, 11, 20)}
+    assert catalogues.region_of("RENIEC", "NOT-CATALOGUED") == "LIMA"  # the entity's
+
+
+def test_tax_procedures_count_the_days_a_decree_keeps_for_tax_purposes(tmp_path: Path) -> None:
+    root = tmp_path / "catalogues"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "catalogues", root)
+    days = root / "calendar" / "non_working_days.csv"
+    text = days.read_text()
+    marked = (
+        "2024-10-07,NACIONAL,NO_LABORABLE,DS 011-2024-PCM,"
+        "Día no laborable compensable para el sector público,"
+    )
+    assert marked in text
+    days.write_text(text.replace(marked, marked + "true"))
+    catalogues = load_catalogues(root)
+    tax = catalogues.calendar_for(catalogues.service("SUNAT_DEVOLUCION_IR"))
+    general = catalogues.calendar_for(catalogues.service("RENIEC_DNI_DUPLICADO"))
+    assert tax is catalogues.tax_calendar and general is catalogues.calendar
+    assert tax.is_business_day(D(2024, 10, 7)) and not general.is_business_day(D(2024, 10, 7))

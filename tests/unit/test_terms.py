@@ -37,7 +37,7 @@ def tracked(
         "LIMA",
         lambda _: 7,
     )
-    return Tracked("RENIEC", procedure, "RENIEC_DNI_DUPLICADO", channel, status)
+    return Tracked("RENIEC", procedure, "RENIEC_DNI_DUPLICADO", channel, "LIMA", status)
 
 
 def cases(catalogues: Catalogues) -> list[Tracked]:

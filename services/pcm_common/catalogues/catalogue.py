@@ -21,6 +21,7 @@ from .models import (
     Kpi,
     KpiParameter,
     LikertScale,
+    Office,
     PeerGroup,
     ProcedureRules,
     Region,
@@ -68,6 +69,9 @@ class Catalogues:
     complaint_terms: tuple[ComplaintTerm, ...]
     wait_targets: tuple[WaitTarget, ...]
     procedure_rules: ProcedureRules
+    tax_calendar: BusinessCalendar
+    """The calendar of tax procedures: decreed days kept business days for tax purposes count."""
+    offices: tuple[Office, ...]
     tupa_terms: tuple[TupaTerm, ...]
     """Versions of procedures' legal terms (tupa_terms.csv), ordered by ``valid_from``."""
     calendar: BusinessCalendar
@@ -80,6 +84,7 @@ class Catalogues:
     _peer_groups: Mapping[str, PeerGroup] = field(init=False, repr=False)
     _entities: Mapping[str, Entity] = field(init=False, repr=False)
     _services: Mapping[str, Service] = field(init=False, repr=False)
+    _office_regions: Mapping[tuple[str, str], str] = field(init=False, repr=False)
 
     @property
     def version_label(self) -> str:
@@ -101,6 +106,7 @@ class Catalogues:
         put("_peer_groups", _index(self.peer_groups, lambda g: g.code))
         put("_entities", _index(self.entities, lambda e: e.entity_id))
         put("_services", _index(self.services, lambda s: s.service_id))
+        put("_office_regions", {(o.entity_id, o.office_id): o.region for o in self.offices})
 
     def entity(self, entity_id: str) -> Entity:
         return _get(self._entities, entity_id, "entity")
@@ -193,6 +199,16 @@ class Catalogues:
                     return target.target_wait_seconds
         minutes = service.target_wait_minutes
         return None if minutes is None else minutes * 60
+
+    def region_of(self, entity_id: str, office_id: str = "") -> str:
+        """The region whose non-working days apply: the office's (offices.csv), else the
+        entity's (an office not registered yet must not block the term)."""
+        region = self._office_regions.get((entity_id, office_id))
+        return region if region is not None else self.entity(entity_id).region
+
+    def calendar_for(self, service: Service) -> BusinessCalendar:
+        """The business days a service's legal term counts."""
+        return self.tax_calendar if service.calendar == "TRIBUTARIO" else self.calendar
 
     def legal_term(self, service: Service, filed_on: dt.date) -> int | None:
         """The procedure's legal term in force on its filing date: the latest TUPA version

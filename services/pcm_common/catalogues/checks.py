@@ -28,6 +28,7 @@ from .models import (
     KpiParameter,
     LikertScale,
     NonWorkingDay,
+    Office,
     Op,
     PeerGroup,
     ProcedureRules,
@@ -67,6 +68,7 @@ class Parsed:
     services: list[Located[Service]]
     complaint_terms: list[Located[ComplaintTerm]]
     wait_targets: list[Located[WaitTarget]]
+    offices: list[Located[Office]]
     tupa_terms: list[Located[TupaTerm]]
     non_working_days: list[Located[NonWorkingDay]]
 
@@ -84,6 +86,7 @@ def check_all(parsed: Parsed) -> list[Kpi]:
     _check_complaint_terms(parsed, entities)
     _check_wait_targets(parsed, channels)
     _check_tupa_terms(parsed)
+    _check_offices(parsed, entities, regions)
     _check_calendar(parsed, regions)
     return kpis
 
@@ -288,6 +291,16 @@ def _check_wait_targets(parsed: Parsed, channels: Collection[Hashable]) -> None:
             known(item, "service_id", target.service_id, services, "service", "services.csv")
         if target.channel not in types:
             known(item, "channel", target.channel, channels, "channel", "channels.yaml")
+
+
+def _check_offices(
+    parsed: Parsed, entities: Collection[Hashable], regions: Collection[Hashable]
+) -> None:
+    unique(parsed.offices, "office_id", lambda o: f"{o.entity_id},{o.office_id}")
+    for item in parsed.offices:
+        office = item.value
+        known(item, "entity_id", office.entity_id, entities, "entity", "entities.csv")
+        known(item, "region", office.region, regions, "region", "regions.csv")
 
 
 def _check_tupa_terms(parsed: Parsed) -> None:

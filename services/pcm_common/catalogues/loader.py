@@ -26,6 +26,7 @@ from .models import (
     Kpi,
     KpisFile,
     NonWorkingDay,
+    Office,
     PeerGroup,
     Region,
     Service,
@@ -114,7 +115,8 @@ def _parse(root: Path) -> Parsed:
             ("description", "municipal_type"),
         ),
         entities=_csv(root, "entities.csv", Entity, _ENTITY_COLUMNS),
-        services=_csv(root, "services.csv", Service, _SERVICE_COLUMNS, ("legal_basis",)),
+        services=_csv(root, "services.csv", Service, _SERVICE_COLUMNS, ("legal_basis", "calendar")),
+        offices=_csv(root, "offices.csv", Office, ("entity_id", "office_id", "region", "name")),
         complaint_terms=_csv(
             root,
             "complaint_terms.csv",
@@ -138,6 +140,7 @@ def _parse(root: Path) -> Parsed:
             "calendar/non_working_days.csv",
             NonWorkingDay,
             ("date", "scope", "kind", "reference", "description"),
+            ("tax_business_day",),
         ),
     )
 
@@ -160,8 +163,11 @@ def _csv(
 
 def _build(root: Path, parsed: Parsed, kpis: Sequence[Kpi]) -> Catalogues:
     regions = tuple(item.value for item in parsed.regions)
-    calendar = BusinessCalendar(
-        (item.value for item in parsed.non_working_days),
+    decreed = [item.value for item in parsed.non_working_days]
+    calendar = BusinessCalendar(decreed, regions=(region.code for region in regions))
+    # Tax procedures count the decreed days that stay business days for tax purposes.
+    tax_calendar = BusinessCalendar(
+        (day for day in decreed if not day.tax_business_day),
         regions=(region.code for region in regions),
     )
     return Catalogues(
@@ -187,4 +193,6 @@ def _build(root: Path, parsed: Parsed, kpis: Sequence[Kpi]) -> Catalogues:
             sorted((item.value for item in parsed.tupa_terms), key=lambda t: t.valid_from)
         ),
         calendar=calendar,
+        tax_calendar=tax_calendar,
+        offices=tuple(item.value for item in parsed.offices),
     )

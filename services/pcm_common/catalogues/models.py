@@ -59,6 +59,7 @@ def _code_or_all(value: str) -> str:
 
 Code = Annotated[str, _matching(_CODE, "an UPPER_SNAKE ASCII code (A-Z, 0-9, _)")]
 EntityId = Annotated[str, _matching(_SLUG, "an entity id (UPPER ASCII slug such as GR-CUSCO)")]
+Slug = Annotated[str, _matching(_SLUG, "an UPPER ASCII slug such as LIMA-CENTRO")]
 EntityRef = Annotated[str, AfterValidator(_entity_ref)]
 CodeOrAll = Annotated[str, AfterValidator(_code_or_all)]
 FieldName = Annotated[str, _matching(_FIELD, "a lower_snake field name")]
@@ -491,6 +492,15 @@ class Entity(Record):
     channels: CodeList
 
 
+class Office(Record):
+    """An office (sede) of an entity and the region whose non-working days apply there."""
+
+    entity_id: EntityId
+    office_id: Slug
+    region: Code
+    name: Text
+
+
 class ServiceKind(StrEnum):
     ATENCION = "ATENCION"
     TRAMITE = "TRAMITE"
@@ -506,6 +516,9 @@ class Service(Record):
     legal_term_business_days: int | None = Field(default=None, ge=0)
     channels: CodeList
     legal_basis: Text | None = None
+    calendar: Literal["GENERAL", "TRIBUTARIO"] | None = None
+    """TRIBUTARIO: a tax procedure, whose terms count the decreed days that stay business days
+    for tax purposes (non_working_days.csv ``tax_business_day``)."""
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Service:
@@ -557,6 +570,8 @@ class NonWorkingDay(Record):
     kind: DayKind
     reference: Text
     description: Text
+    tax_business_day: bool | None = None
+    """The decree keeps it a business day for tax purposes: tax procedures count it."""
 
 
 def dump(record: Record) -> dict[str, Any]:

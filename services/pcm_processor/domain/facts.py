@@ -243,5 +243,6 @@ def procedure_row(
         occurred_at=occurred,
         legal_term_days=min(service.legal_term_business_days, _UINT16_MAX),
         business_days_elapsed=min(max(elapsed, 0), _UINT16_MAX),
+        office_id=event.office_id,
         **_bucket_and_source(envelope, position, buckets),
     )

@@ -13,6 +13,7 @@ STATEMENTS = [
         procedure_id String,
         service_id String,
         channel String,
+        region String,
         received_on Date,
         term_days UInt16,
         paused_days UInt16,

@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pcm/monitoring/v1/procedure.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa9\x02\n\x13ProcedureStageEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x14\n\x0cprocedure_id\x18\x03 \x01(\t\x12\x12\n\nservice_id\x18\x04 \x01(\t\x12\x30\n\x05stage\x18\x05 \x01(\x0e\x32!.pcm.monitoring.v1.ProcedureStage\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12,\n\x08\x66iled_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07unit_id\x18\t \x01(\t\x12\x10\n\x08sequence\x18\n \x01(\r*\xa2\x02\n\x0eProcedureStage\x12\x1f\n\x1bPROCEDURE_STAGE_UNSPECIFIED\x10\x00\x12\x19\n\x15PROCEDURE_STAGE_FILED\x10\x01\x12\x1c\n\x18PROCEDURE_STAGE_ASSIGNED\x10\x02\x12\x1d\n\x19PROCEDURE_STAGE_IN_REVIEW\x10\x03\x12\x1c\n\x18PROCEDURE_STAGE_OBSERVED\x10\x04\x12\x1f\n\x1bPROCEDURE_STAGE_RESUBMITTED\x10\x05\x12\x1c\n\x18PROCEDURE_STAGE_RESOLVED\x10\x06\x12\x1c\n\x18PROCEDURE_STAGE_NOTIFIED\x10\x07\x12\x1c\n\x18PROCEDURE_STAGE_ARCHIVED\x10\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pcm/monitoring/v1/procedure.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbc\x02\n\x13ProcedureStageEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x14\n\x0cprocedure_id\x18\x03 \x01(\t\x12\x12\n\nservice_id\x18\x04 \x01(\t\x12\x30\n\x05stage\x18\x05 \x01(\x0e\x32!.pcm.monitoring.v1.ProcedureStage\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12,\n\x08\x66iled_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07unit_id\x18\t \x01(\t\x12\x10\n\x08sequence\x18\n \x01(\r\x12\x11\n\toffice_id\x18\x0b \x01(\t*\xa2\x02\n\x0eProcedureStage\x12\x1f\n\x1bPROCEDURE_STAGE_UNSPECIFIED\x10\x00\x12\x19\n\x15PROCEDURE_STAGE_FILED\x10\x01\x12\x1c\n\x18PROCEDURE_STAGE_ASSIGNED\x10\x02\x12\x1d\n\x19PROCEDURE_STAGE_IN_REVIEW\x10\x03\x12\x1c\n\x18PROCEDURE_STAGE_OBSERVED\x10\x04\x12\x1f\n\x1bPROCEDURE_STAGE_RESUBMITTED\x10\x05\x12\x1c\n\x18PROCEDURE_STAGE_RESOLVED\x10\x06\x12\x1c\n\x18PROCEDURE_STAGE_NOTIFIED\x10\x07\x12\x1c\n\x18PROCEDURE_STAGE_ARCHIVED\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pcm.monitoring.v1.procedure_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_PROCEDURESTAGE']._serialized_start=390
-  _globals['_PROCEDURESTAGE']._serialized_end=680
+  _globals['_PROCEDURESTAGE']._serialized_start=409
+  _globals['_PROCEDURESTAGE']._serialized_end=699
   _globals['_PROCEDURESTAGEEVENT']._serialized_start=90
-  _globals['_PROCEDURESTAGEEVENT']._serialized_end=387
+  _globals['_PROCEDURESTAGEEVENT']._serialized_end=406
 # @@protoc_insertion_point(module_scope)

@@ -77,6 +77,7 @@ class ProcedureStageEvent(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     UNIT_ID_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    OFFICE_ID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Unique per entity; the idempotency key."""
     entity_id: _builtins.str
@@ -91,6 +92,11 @@ class ProcedureStageEvent(_message.Message):
     """Organisational unit that acted (pseudonymous officer ids only)."""
     sequence: _builtins.int
     """Order of this stage within the procedure, as the source system numbers it (1-based)."""
+    office_id: _builtins.str
+    """Office (sede) where the procedure is handled, as in catalogues/offices.csv: the
+    non-working days of its region apply to the legal term (empty or not registered:
+    the entity's region).
+    """
     @_builtins.property
     def filed_at(self) -> _timestamp_pb2.Timestamp:
         """When the procedure was filed: the start of its legal term. Required on every stage."""
@@ -112,10 +118,11 @@ class ProcedureStageEvent(_message.Message):
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         unit_id: _builtins.str = ...,
         sequence: _builtins.int = ...,
+        office_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filed_at", b"filed_at", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "entity_id", b"entity_id", "event_id", b"event_id", "filed_at", b"filed_at", "occurred_at", b"occurred_at", "procedure_id", b"procedure_id", "sequence", b"sequence", "service_id", b"service_id", "stage", b"stage", "unit_id", b"unit_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "entity_id", b"entity_id", "event_id", b"event_id", "filed_at", b"filed_at", "occurred_at", b"occurred_at", "office_id", b"office_id", "procedure_id", b"procedure_id", "sequence", b"sequence", "service_id", b"service_id", "stage", b"stage", "unit_id", b"unit_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
