@@ -47,8 +47,10 @@ from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext
 from pcm_processor.domain.kpis import KpiPlan, build_plan
 from pcm_processor.domain.registry import derived_for, fact_domain
+from pcm_processor.domain.states import StateStore
+from pcm_processor.incremental import IncrementalKpis
 from pcm_processor.metrics import PROCESSOR_FRESHNESS_SECONDS
-from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig
+from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig, Released
 from pcm_processor.settings import ProcessorSettings
 from pcm_processor.terms import TermTracker
 
@@ -62,6 +64,7 @@ class ProcessorApp(faust.App):
 
     offset_ledger: OffsetLedger
     batch_sinks: dict[str, BatchSink]
+    pipelines: list[DomainPipeline]
 
     def _new_transport(self) -> Any:
         return GuardedTransport(self.conf.broker_consumer, self)
@@ -138,22 +141,21 @@ class DomainRunner:
             await self.pipeline.process(batch)
 
     async def flush_forever(self, tick_s: float) -> None:
-        """The flushing loop (a faust task): recompute KPIs when due, then ack what they cover."""
+        """The flushing loop (a faust task): flush and recompute KPIs when due, then ack and
+        release what they cover."""
         while True:
             if self.pipeline.flush_due():
                 self._release(await self.pipeline.flush())
+            elif self.pipeline.recompute_due():
+                self._release(await self.pipeline.recompute())
             else:
                 await self.pipeline.close_periods()
                 await asyncio.sleep(tick_s)
 
-    def _release(self, released: Sequence[Inbound]) -> None:
-        ends: dict[TP, int] = {}
-        for message in released:
-            tp = TP(message.topic, message.partition)
-            ends[tp] = max(ends.get(tp, 0), message.offset + 1)
-        for tp, end in ends.items():
-            self._ledger.release(tp, end)
-        for message in released:
+    def _release(self, released: Released) -> None:
+        for (topic, partition), end in released.ends.items():
+            self._ledger.release(TP(topic, partition), end)
+        for message in released.acks:
             self._ack(message.token)
 
 
@@ -214,6 +216,7 @@ def _new_app(settings: ProcessorSettings) -> tuple[ProcessorApp, str]:
     )
     app.offset_ledger = OffsetLedger()
     app.batch_sinks = {}
+    app.pipelines = []
     reviewed = drain_source_digest() == REVIEWED_DRAIN_SHA256
     GuardedConsumer.fast_drain = reviewed and settings.processor_fast_drain
     delivery = settings.processor_delivery
@@ -231,6 +234,58 @@ def derived_plans(
     return [(plan, SqlCompiler(plan, database)) for plan in plans if plan.kpis]
 
 
+def _pipeline(
+    name: str,
+    settings: ProcessorSettings,
+    catalogues: Catalogues,
+    ctx: MappingContext,
+    outbox: Outbox,
+    config: PipelineConfig,
+    freshness: Freshness,
+) -> DomainPipeline:
+    """One domain's pipeline: its KPIs split between the incremental engine and recomputation
+    (all recomputed with ``processor_kpi_engine=recompute``), the term tracker if it has terms."""
+    database = settings.clickhouse_database
+    plan = build_plan(fact_domain(name), catalogues)
+    for code, reason in plan.skipped:
+        log.info("KPI not computed by the stream", domain=name, kpi=code, reason=reason)
+
+    def store() -> ClickHouseStore:
+        return ClickHouseStore(
+            lambda: connect(settings),
+            database,
+            settings.processor_retry_max_backoff_s,
+            catalogues.version_label,
+        )
+
+    kpi_store = store()
+    terms = None
+    if plan.domain.tracks_terms:
+        terms = TermTracker(catalogues, ctx.clock, kpi_store, database)
+    incremental = None
+    if settings.processor_kpi_engine == "incremental":
+        summable, plan = plan.split()
+        if summable.kpis:
+            states = StateStore(settings.processor_state_max_slices)
+            compiler = SqlCompiler(summable, database)
+            incremental = IncrementalKpis(
+                summable, compiler, kpi_store, states, ctx.clock, settings.processor_query_keys
+            )
+    return DomainPipeline(
+        plan,
+        ctx,
+        SqlCompiler(plan, database),
+        store(),
+        outbox,
+        config,
+        freshness,
+        kpi_store=kpi_store,
+        terms=terms,
+        derived=derived_plans(name, catalogues, database),
+        incremental=incremental,
+    )
+
+
 def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorApp:
     """The faust app with one pipeline per configured fact domain, ready for a faust Worker."""
     app, delivery = _new_app(settings)
@@ -242,44 +297,20 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
         settings.processor_retry_max_backoff_s,
         catalogues.version_label,
     )
+    incremental = settings.processor_kpi_engine == "incremental"
     config = PipelineConfig(
         kpi_interval_s=settings.processor_kpi_interval_s,
         query_keys=settings.processor_query_keys,
         publish_slices=settings.processor_publish_slices,
         period_close_interval_s=settings.processor_period_close_interval_s,
+        recomputed_interval_s=settings.processor_recomputed_interval_s if incremental else None,
     )
     freshness = Freshness()
     PROCESSOR_FRESHNESS_SECONDS.set_function(freshness.seconds)
     topics = []
     for name in settings.domain_names:
-        plan = build_plan(fact_domain(name), catalogues)
-        for code, reason in plan.skipped:
-            log.info("KPI not computed by the stream", domain=name, kpi=code, reason=reason)
-
-        def store() -> ClickHouseStore:
-            return ClickHouseStore(
-                lambda: connect(settings),
-                settings.clickhouse_database,
-                settings.processor_retry_max_backoff_s,
-                catalogues.version_label,
-            )
-
-        kpi_store = store()
-        terms = None
-        if plan.domain.tracks_terms:
-            terms = TermTracker(catalogues, ctx.clock, kpi_store, settings.clickhouse_database)
-        pipeline = DomainPipeline(
-            plan,
-            ctx,
-            SqlCompiler(plan, settings.clickhouse_database),
-            store(),
-            outbox,
-            config,
-            freshness,
-            kpi_store=kpi_store,
-            terms=terms,
-            derived=derived_plans(name, catalogues, settings.clickhouse_database),
-        )
+        pipeline = _pipeline(name, settings, catalogues, ctx, outbox, config, freshness)
+        app.pipelines.append(pipeline)
         topic_name = topic_for_domain(name).name(settings.topic_prefix)
         topics.append(topic_name)
         topic = app.topic(
@@ -311,6 +342,8 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
     async def reset_ledger(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
         assigned: set[TP] = args[0]
         app.offset_ledger.reset(assigned)
+        for pipeline in app.pipelines:
+            pipeline.reset()  # other processes may have moved the entities' facts meanwhile
 
     # mode's handler type (mypy_extensions VarArg/NamedArg) does not accept a coroutine function.
     cast(Any, app.on_partitions_assigned).connect(reset_ledger)

@@ -56,3 +56,20 @@ PROCESSOR_KPI_SECONDS = Histogram(
     ["domain", "grain"],
     buckets=_LATENCY_BUCKETS,
 )
+PROCESSOR_KPI_DELTA_SECONDS = Histogram(
+    "pcm_processor_kpi_delta_seconds",
+    "Time to read what one flush's touched subjects changed, for one grain (incremental KPIs).",
+    ["domain", "grain"],
+    buckets=_LATENCY_BUCKETS,
+)
+PROCESSOR_KPI_STATE_BUILDS = Counter(
+    "pcm_processor_kpi_state_builds_total",
+    "Periods whose incremental KPI state was built from the facts (not held: first touch after "
+    "a start, a rebalance or an eviction).",
+    ["grain"],
+)
+PROCESSOR_KPI_STATE_SLICES = Gauge(
+    "pcm_processor_kpi_state_slices",
+    "Slices of incremental KPI state held in memory (bounded by processor_state_max_slices).",
+    ["domain"],
+)

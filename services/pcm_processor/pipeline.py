@@ -1,22 +1,27 @@
-"""One fact domain's batch pipeline: decode, store facts, recompute touched KPIs, release.
+"""One fact domain's batch pipeline: decode, store facts, bring KPIs current, release.
 
 The order is what makes every KPI exact under crashes and replays:
 
 1. decode and map each message; poison goes to the dead-letter topic (acknowledged);
 2. insert the batch's facts (one columnar insert, retried until ClickHouse takes it);
-3. mark the (entity, grain, period) keys the facts touched as dirty, and hold the messages;
-4. at most every ``kpi_interval_s`` (or at once when idle), a flush takes the dirty keys and held
-   messages so far, recomputes those keys *from the facts*, writes the changed KPI rows with a
-   version that grows with the facts seen, and publishes them;
-5. only then are the flush's messages *released*: the caller acknowledges them to Kafka.
+3. remember what the facts touched (subjects for the incremental KPIs, (entity, grain, period)
+   keys for the recomputed ones), and hold the messages;
+4. at most every ``kpi_interval_s`` (or at once when there is nothing to compute), a *flush*
+   brings the incremental KPIs (``incremental.py``: counts, sums, means, ratios) and the term
+   tracker up to the held messages, writes the changed KPI rows with a version that grows with
+   the facts seen, publishes them, and acknowledges the messages;
+5. at most every ``recomputed_interval_s`` (or at once when the stream is idle), a
+   *recomputation* recomputes the keys dirty for the other KPIs (percentiles, cross-domain) from
+   the facts; only then are the offsets of the messages flushed before it *released*: the
+   consumer commits them.
 
 Flushes run concurrently with steps 1-3 of later batches (each on its own ClickHouse
-connection): a message is released only by a flush that started after its facts were stored
-and its keys marked, and facts stored meanwhile only make the recomputation more current.
+connection): a message is released only by a recomputation that started after its facts were
+stored and its keys marked, and facts stored meanwhile only make the result more current.
 
-A crash anywhere before 5 leaves the messages uncommitted, so they are consumed again; facts are
-merged per ticket/procedure (duplicates change nothing) and KPIs are recomputed from all facts,
-so the replay leaves every KPI as it would have been.
+A crash anywhere before 5 leaves the offsets uncommitted, so the messages are consumed again;
+facts are merged per ticket/procedure (duplicates change nothing) and every KPI is a function of
+the facts, so the replay leaves every KPI as it would have been.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pcm_common.domains import Row
@@ -36,8 +41,9 @@ from pcm_common.logging import get_logger
 from pcm_processor.adapters.kpi_sql import SqlCompiler
 from pcm_processor.domain.buckets import BUCKET_COLUMNS, GRAINS
 from pcm_processor.domain.facts import MappingContext, Position
-from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey
+from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey, kpi_version
 from pcm_processor.domain.poison import DeadLetter
+from pcm_processor.incremental import IncrementalKpis
 from pcm_processor.metrics import (
     PROCESSOR_BATCH_SIZE,
     PROCESSOR_DEAD_LETTER,
@@ -47,12 +53,6 @@ from pcm_processor.metrics import (
 )
 
 log = get_logger(__name__)
-
-# The version of a KPI row is (distinct facts of its entity and period) << 32 | unix seconds: a
-# computation that saw more facts always wins, whatever the clocks of two processors racing
-# through a rebalance; for the same facts the later computation wins.
-_VERSION_SHIFT = 32
-_SECONDS_MASK = (1 << _VERSION_SHIFT) - 1
 
 PeriodKey = tuple[str, int]
 CacheKey = tuple[str, str, str, int, str, str]
@@ -87,6 +87,9 @@ class Terms(Protocol):
 
     def touch(self, rows: Sequence[Row]) -> None: ...
 
+    @property
+    def pending(self) -> bool: ...
+
     async def flush(self, computed_at: int) -> list[tuple[KpiRow, int]]: ...
 
     async def close_periods(
@@ -112,10 +115,28 @@ class PipelineConfig:
     """Most (entity, period) keys per recompute query (bounds the SQL size)."""
     publish_slices: bool = False
     """Publish every slice on the KPI topic; False: only entity-level (all/all) values."""
-    cache_limit: int = 1_000_000
+    cache_limit: int = 200_000
     """KPI values remembered to skip rewriting unchanged ones (cleared when full)."""
     period_close_interval_s: float = 60.0
     """How often the term tracker looks for closed periods whose snapshots are not taken."""
+    recomputed_interval_s: float | None = None
+    """Longest time the recomputed KPIs may lag their facts while events keep arriving (None:
+    ``kpi_interval_s``); when the stream is idle they are recomputed at once."""
+
+    @property
+    def recompute_every_s(self) -> float:
+        if self.recomputed_interval_s is None:
+            return self.kpi_interval_s
+        return self.recomputed_interval_s
+
+
+@dataclass(frozen=True)
+class Released:
+    """What a flush or recomputation hands back: messages to acknowledge, and per (topic,
+    partition) the offset after the last message whose KPIs are all current (commit point)."""
+
+    acks: Sequence[Inbound] = ()
+    ends: Mapping[tuple[str, int], int] = field(default_factory=dict)
 
 
 class Freshness:
@@ -152,10 +173,12 @@ class DomainPipeline:
         kpi_store: Store | None = None,
         terms: Terms | None = None,
         derived: Sequence[tuple[KpiPlan, SqlCompiler]] = (),
+        incremental: IncrementalKpis | None = None,
     ) -> None:
+        """``plan``: the domain's KPIs recomputed from the facts (all of them without
+        ``incremental``, else what ``KpiPlan.split`` left to recompute)."""
         self.plan = plan
         self._ctx = ctx
-        self._compiler = compiler
         self._store = store
         self._kpi_store = kpi_store or store  # flushes run beside inserts: own connection
         self._outputs = outputs
@@ -171,14 +194,20 @@ class DomainPipeline:
         self._label = domain.index(plan.prefilter[0]) if plan.prefilter else None
         self._subject = domain.index(domain.subject)
         # Derived sources this domain feeds (activity across domains): recomputed on its keys.
-        self._plans = [(plan, compiler), *derived]
+        own = [(plan, compiler)] if plan.kpis else []
+        self._plans = [*own, *derived]
+        self._compiler = compiler
         self._grains = tuple(g for g in GRAINS if any(g in p.grains for p, _ in self._plans))
         self._every_fact_counts = bool(derived)
         self._dirty: dict[str, dict[PeriodKey, int]] = {grain: {} for grain in self._grains}
         self._held: list[Inbound] = []
+        self._awaiting: dict[tuple[str, int], int] = {}
         self._published: dict[CacheKey, tuple[float, float, float]] = {}
         self._last_flush = float("-inf")
+        self._last_recompute = float("-inf")
+        self._last_batch = float("-inf")
         self._terms = terms
+        self._incremental = incremental
         self._last_close = float("-inf")
 
     # --- steps 1-3: facts ------------------------------------------------------------------
@@ -231,11 +260,16 @@ class DomainPipeline:
                 PROCESSOR_DEAD_LETTER.labels(item.topic, item.reason).inc()
         self._mark_dirty(rows)
         await self._mark_subjects(rows)
+        if self._incremental is not None:
+            self._incremental.touch(rows)
         if self._terms is not None:
             self._terms.touch(rows)
+        self._last_batch = self._monotonic()
         self._held.extend(batch)  # last: a flush that sees these messages sees their keys
 
     def _mark_dirty(self, rows: Sequence[Row]) -> None:
+        if not self._dirty:
+            return
         for row in rows:
             irrelevant = self._label is not None and not self.plan.relevant(row[self._label])
             if irrelevant and not self._every_fact_counts:
@@ -245,13 +279,15 @@ class DomainPipeline:
                 keys[(entity, row[self._buckets[grain]])] = month
 
     def mark(self, grain: str, keys: Sequence[tuple[str, int, int]]) -> None:
-        """Recompute these (entity, period start, month start) keys at the next flush (e.g. every
-        stored period, after a catalogue change: ``recompute.py``)."""
+        """Recompute these (entity, period start, month start) keys at the next recomputation
+        (e.g. every stored period, after a catalogue change: ``recompute.py``)."""
         if grain in self._dirty:
             self._dirty[grain].update({(entity, period): month for entity, period, month in keys})
 
     async def _mark_subjects(self, rows: Sequence[Row]) -> None:
         """A fact that changes a whole subject (an observation) dirties all its periods."""
+        if not self._plans:
+            return
         for lookup in self.plan.subject_lookups:
             column = self.plan.domain.index(lookup.column)
             subjects = sorted(
@@ -270,31 +306,66 @@ class DomainPipeline:
                     for grain, keys in self._dirty.items():
                         keys[(entity, starts[grain])] = month
 
+    def reset(self) -> None:
+        """Partitions were reassigned: held KPI states and remembered values may be stale."""
+        if self._incremental is not None:
+            self._incremental.states.reset()
+        self._published.clear()
+
     # --- steps 4-5: KPIs and release ---------------------------------------------------------
+
+    def _recompute_pending(self) -> bool:
+        return any(self._dirty.values())
 
     def flush_due(self) -> bool:
         if not self._held:
             return False
-        if not any(self._dirty.values()):
-            return True  # nothing to recompute: release at once
+        incremental = self._incremental is not None and self._incremental.pending
+        if not incremental and not (self._terms is not None and self._terms.pending):
+            return True  # nothing to compute: acknowledge at once
         return self._monotonic() - self._last_flush >= self._config.kpi_interval_s
 
-    async def flush(self) -> list[Inbound]:
-        """Recompute the dirty keys, write and publish what changed; return the messages held
-        when the flush started, now safe to commit. One flush at a time."""
-        # Taken in one step (no await in between): what process() adds later waits for the next.
-        dirty, self._dirty = self._dirty, {grain: {} for grain in self._grains}
-        held, self._held = self._held, []
+    async def flush(self) -> Released:
+        """Bring the incremental KPIs and the terms up to the held messages, write and publish
+        what changed; acknowledge those messages. One flush at a time."""
+        held, self._held = self._held, []  # no await before: later batches wait for the next
         self._last_flush = self._monotonic()
         computed_at = int(self._wall())
-        terms = self._terms
+        versioned: list[tuple[KpiRow, int]] = []
+        if self._incremental is not None:
+            versioned += await self._incremental.flush(computed_at)
+        if self._terms is not None:
+            versioned += await self._terms.flush(computed_at)
+        await self._write(versioned, computed_at)
+        ends: dict[tuple[str, int], int] = {}
+        for message in held:
+            key = (message.topic, message.partition)
+            ends[key] = max(ends.get(key, 0), message.offset + 1)
+        if self._recompute_pending() or self._awaiting:
+            for key, end in ends.items():  # committed once the recomputation covered them
+                self._awaiting[key] = max(self._awaiting.get(key, 0), end)
+            return Released(held)
+        return Released(held, ends)
+
+    def recompute_due(self) -> bool:
+        if not self._recompute_pending() and not self._awaiting:
+            return False
+        now = self._monotonic()
+        idle = not self._held and now - self._last_batch >= self._config.kpi_interval_s
+        return idle or now - self._last_recompute >= self._config.recompute_every_s
+
+    async def recompute(self) -> Released:
+        """Recompute the dirty keys from the facts, write and publish what changed; release the
+        offsets flushed before it started. Never beside a flush (same KPI connection)."""
+        dirty, self._dirty = self._dirty, {grain: {} for grain in self._grains}
+        ends, self._awaiting = self._awaiting, {}
+        self._last_recompute = self._monotonic()
+        computed_at = int(self._wall())
         versioned: list[tuple[KpiRow, int]] = []
         for plan, compiler in self._plans:
             versioned += await self._recompute(plan, compiler, dirty, computed_at)
-        if terms is not None:
-            versioned += await terms.flush(computed_at)
         await self._write(versioned, computed_at)
-        return held
+        return Released((), ends)
 
     async def close_periods(self, since: dt.date | None = None) -> None:
         """Take the snapshots of newly closed periods (run by the flushing loop when idle, so
@@ -367,8 +438,7 @@ def _finalize(
 ) -> list[KpiRow]:
     entity, period, channel, service, n_events, *values = record
     if channel == ALL and service == ALL:
-        version = (int(n_events) << _VERSION_SHIFT) | (computed_at & _SECONDS_MASK)
-        versions[(grain, entity, int(period))] = version
+        versions[(grain, entity, int(period))] = kpi_version(n_events, computed_at)
     return plan.finalize(SliceKey(entity, grain, int(period), channel, service), values)
 
 

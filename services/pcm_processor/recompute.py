@@ -1,12 +1,14 @@
 """`pcm-processor recompute --from DATE`: every stored KPI since a date, under the catalogue in
 force (after a new catalogue version: a changed rule, target, calendar or term).
 
-It runs the processor's own pipeline on keys instead of messages: every (entity, period) with
-facts since the date is marked dirty, every procedure with a stage since then is touched, and
-one flush per chunk recomputes them from the facts. Values are written with versions that win
-over the old ones (same facts, later computation), stamped with the new catalogue version, and
-the changed entity-level values are published on the KPI topic. Safe beside running processors:
-whichever computation saw more facts wins, as always.
+It runs the processor's own pipeline on keys instead of messages, with every KPI recomputed
+from the facts (the ``recompute`` engine): every (entity, period) with facts since the date is
+marked dirty, every procedure with a stage since then is touched, and one recomputation per
+chunk recomputes them. Values are written with versions that win over the old ones (same facts,
+later computation), stamped with the new catalogue version, and the changed entity-level values
+are published on the KPI topic. Safe beside running processors: whichever computation saw more
+facts wins, as always. Running processors hold incremental states built under the catalogue
+they started with: restart them after a catalogue change, so they rebuild their states.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ async def _recompute(
                 done.keys += len(keys)
                 for part in _progress(keys, f"{name} {grain}", quiet, settings):
                     pipeline.mark(grain, part)
-                    await pipeline.flush()
+                    await pipeline.recompute()
             if terms is not None:
                 done.procedures += await _retrack(store, pipeline, terms, start, quiet, settings)
     finally:

@@ -38,13 +38,32 @@ class ProcessorSettings(Settings):
     )
     processor_kpi_interval_s: float = Field(
         1.0,
-        description="Under load, KPIs are recomputed (and offsets released) at most this often.",
+        description="Under load, the incremental KPIs (counts, sums, means, ratios) are brought "
+        "up to the stored facts at most this often.",
+    )
+    processor_kpi_engine: Literal["incremental", "recompute"] = Field(
+        "incremental",
+        description="incremental: per flush, only what the batch's tickets and procedures "
+        "changed is read (work grows with the batch); recompute: every touched period is "
+        "recomputed from all its facts (the original engine, kept for comparison).",
+    )
+    processor_recomputed_interval_s: float = Field(
+        30.0,
+        description="With the incremental engine, the KPIs it cannot follow by sums "
+        "(percentiles, cross-domain channel KPIs) are recomputed from the facts, and offsets "
+        "committed, at most this often under load (at once when the stream is idle).",
+    )
+    processor_state_max_slices: int = Field(
+        400_000,
+        description="Most KPI state slices (entity, grain, period, channel, service) held in "
+        "memory per domain; the least recently touched periods are dropped beyond it and "
+        "rebuilt from the facts if touched again.",
     )
     processor_flush_tick_s: float = Field(
         0.25, description="How often an idle processor checks for KPIs left to recompute."
     )
     processor_query_keys: int = Field(
-        400, description="Most (entity, period) keys per KPI recompute query."
+        400, description="Most (entity, period) keys or subjects per KPI query."
     )
     processor_publish_slices: bool = Field(
         False,

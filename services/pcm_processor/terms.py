@@ -113,6 +113,11 @@ class TermTracker:
     def active(self) -> bool:
         return any(planned for _, planned in self._plans.values())
 
+    @property
+    def pending(self) -> bool:
+        """Procedures touched since the last flush."""
+        return bool(self._touched) and self.active
+
     def touch(self, rows: Iterable[Row]) -> None:
         """Procedures whose stages were just stored: their status may have changed."""
         self._touched.update((row[_ENTITY], row[_PROCEDURE]) for row in rows)

@@ -19,7 +19,7 @@ from pcm_processor.domain.facts import CatalogueView, MappingContext, Row
 from pcm_processor.domain.kpis import Agg, KpiRow, build_plan
 from pcm_processor.domain.poison import DeadLetter
 from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE, FactDomain
-from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig
+from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig, Released
 from pcm_testkit.events import attention_event, local_time, procedure_stage_event
 from prometheus_client import REGISTRY
 
@@ -171,7 +171,13 @@ def test_poison_is_dead_lettered_with_its_reason_and_the_rest_stored(
     assert (
         dead_letter_record(outputs.dead[2]).value == unknown.SerializeToString()
     )  # original bytes
-    assert [m.offset for m in released] == [10, 11, 12, 13, 14]
+    assert acked(released) == [10, 11, 12, 13, 14]
+    assert not released.ends  # committed once the recomputation has covered them
+    assert asyncio.run(pipeline.recompute()).ends == {("t.attention", 2): 15}
+
+
+def acked(released: Released) -> list[int]:
+    return [m.offset for m in released.acks]
 
 
 def test_messages_are_released_only_after_their_kpis_are_written(catalogues: Catalogues) -> None:
@@ -179,15 +185,17 @@ def test_messages_are_released_only_after_their_kpis_are_written(catalogues: Cat
     clock = Clock()
     pipeline, _ = make(catalogues, store, interval=10.0, clock=clock)
     asyncio.run(pipeline.process([message(served("T1"), 1)]))
-    assert [m.offset for m in asyncio.run(pipeline.flush())] == [1]
+    assert acked(asyncio.run(pipeline.flush())) == [1]
+    assert pipeline.recompute_due()  # the first recomputation: at once
+    assert asyncio.run(pipeline.recompute()).ends == {("t.attention", 2): 2}
     written = len(store.kpis)
     clock.now += 1
     asyncio.run(pipeline.process([message(served("T2"), 2)]))
-    assert not pipeline.flush_due()  # held until the interval has passed
+    assert acked(asyncio.run(pipeline.flush())) == [2]  # acknowledged, not committed yet
+    assert not pipeline.recompute_due()  # held until the interval has passed
     clock.now += 10
-    assert pipeline.flush_due()
-    released = asyncio.run(pipeline.flush())
-    assert [m.offset for m in released] == [2]
+    assert pipeline.recompute_due()
+    assert asyncio.run(pipeline.recompute()).ends == {("t.attention", 2): 3}
     assert len(store.facts) == 2
     assert store.queries.count("recompute HOUR") == 2
     assert written > 0
@@ -205,11 +213,13 @@ def test_events_no_kpi_reads_are_released_without_recomputing(catalogues: Catalo
     pipeline, _ = make(closed_only, store, clock=clock)
     asyncio.run(pipeline.process([message(served("T1"), 1)]))
     asyncio.run(pipeline.flush())
+    asyncio.run(pipeline.recompute())
     clock.now += 1
     issued = attention_event("RENIEC", "T3", "TICKET_ISSUED", SERVICE, "PRESENCIAL", HOUR)
     asyncio.run(pipeline.process([message(issued, 2)]))
     assert pipeline.flush_due()  # nothing to recompute: no need to wait for the interval
-    assert [m.offset for m in asyncio.run(pipeline.flush())] == [2]
+    assert asyncio.run(pipeline.flush()).ends == {("t.attention", 2): 3}
+    assert not pipeline.recompute_due()
     assert store.queries.count("recompute HOUR") == 1
 
 
@@ -221,6 +231,7 @@ def test_versions_grow_with_the_facts_and_unchanged_values_are_not_rewritten(
     pipeline, outputs = make(catalogues, store, clock=clock)
     asyncio.run(pipeline.process([message(served("T1"), 1)]))
     asyncio.run(pipeline.flush())
+    asyncio.run(pipeline.recompute())
     first = {row.key: version for row, version in store.kpis}
     assert set(first.values()) == {(5 << 32) | 1_741_600_000}
     # Entity-level values are published; slices stay in ClickHouse only (default).
@@ -228,6 +239,7 @@ def test_versions_grow_with_the_facts_and_unchanged_values_are_not_rewritten(
     clock.now += 20
     asyncio.run(pipeline.process([message(served("T1"), 2)]))  # replay: same values
     asyncio.run(pipeline.flush())
+    asyncio.run(pipeline.recompute())
     assert len(store.kpis) == len(first)
     envelope = envelope_pb2.EventEnvelope.FromString(
         kpi_envelope(store.kpis[0][0], store.kpis[0][1], 1_741_600_000)
@@ -249,6 +261,7 @@ def test_an_observation_dirties_the_periods_of_the_whole_procedure(
     )
     asyncio.run(pipeline.process([message(observed, 1)]))
     asyncio.run(pipeline.flush())
+    asyncio.run(pipeline.recompute())
     assert store.queries[0] == "subject periods"
     assert "recompute DAY" in store.queries  # the resolution day found by the lookup
 
@@ -263,8 +276,8 @@ def test_messages_stored_during_a_flush_wait_for_the_next_one(catalogues: Catalo
         flushing = asyncio.ensure_future(pipeline.flush())
         await asyncio.sleep(0)  # the flush took its snapshot and waits on ClickHouse
         await pipeline.process([message(served("T2"), 2)])
-        first = [m.offset for m in await flushing]
-        second = [m.offset for m in await pipeline.flush()]
+        first = acked(await flushing)
+        second = acked(await pipeline.flush())
         return first, second
 
     assert asyncio.run(scenario()) == ([1], [2])

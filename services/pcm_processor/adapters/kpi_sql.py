@@ -17,8 +17,8 @@ releases; ``tests/unit/test_processor_sql_chdb.py`` runs it on the current engin
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pcm_processor.domain.buckets import BUCKET_COLUMNS
@@ -88,12 +88,48 @@ def _joined(parts: list[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class Scope:
-    """The facts one recompute query reads: its entities, months and (entity, period) keys."""
+    """The facts one aggregate query reads, and for an incremental query the offset bounds of
+    its sides."""
 
     entities: str
     bucket: str
     rows: str
     """WHERE clause selecting those facts (without prefilter)."""
+    subject_rows: str
+    """WHERE clause selecting the facts a subject-wide lookup reads (every period)."""
+    bounds: Mapping[int, Mapping[str, int]] | None = None
+    """Per side, per entity: facts with a Kafka offset below the bound count on that side (the
+    side's watermark plus one). None: every stored fact counts, and there is no side column."""
+
+    @property
+    def sides(self) -> tuple[int, ...]:
+        return tuple(sorted(self.bounds)) if self.bounds else ()
+
+    def bound(self) -> str:
+        """SQL: the offset bound of the row's side and entity (0, nothing counts, if absent)."""
+        assert self.bounds
+        sides = self.sides
+        expression = _bound_of(self.bounds[sides[-1]])
+        for side in reversed(sides[:-1]):
+            expression = f"if(side = {side}, {_bound_of(self.bounds[side])}, {expression})"
+        return expression
+
+    def facts(self, source: str, where: str) -> str:
+        """FROM clause of the facts in scope: with sides, every fact once per side whose
+        bound it is under (``side`` column)."""
+        if not self.bounds:
+            return f"{source} WHERE {where}"
+        sides = ", ".join(f"toUInt8({side})" for side in self.sides)
+        return (
+            f"(SELECT * FROM {source} WHERE {where}) ARRAY JOIN [{sides}] AS side "
+            f"WHERE kafka_offset < {self.bound()}"
+        )
+
+
+def _bound_of(bounds: Mapping[str, int]) -> str:
+    entities = sorted(bounds)
+    values = ", ".join(str(bounds[e]) for e in entities)
+    return f"transform(entity_id, [{literals(entities)}], [{values}], 0)"
 
 
 @dataclass(frozen=True)
@@ -151,18 +187,22 @@ class SqlCompiler:
         return f"transform({key}, [{keys}], [{values}], 0)"
 
     def _lookup(self, expr: SubjectHas | PeriodSubjectHas, scope: Scope) -> str:
+        """Membership of the fact's subject in the set of subjects with a matching fact: in any
+        period (``SubjectHas``) or in the fact's period, on the fact's side."""
         subject = self.plan.domain.subject
+        side = "side, " if scope.bounds else ""
         if isinstance(expr, SubjectHas):
+            facts = scope.facts(self.table, scope.subject_rows)
+            where = f"{expr.column} IN ({literals(expr.values)})"
             return (
-                f"((entity_id, {_alias(subject)}) IN (SELECT entity_id, {subject} "
-                f"FROM {self.table} WHERE entity_id IN ({scope.entities}) "
-                f"AND {expr.column} IN ({literals(expr.values)})))"
+                f"(({side}entity_id, {_alias(subject)}) IN "
+                f"(SELECT {side}entity_id, {subject} FROM {facts} AND {where}))"
             )
         where = self.expression(expr.where, scope, column=lambda name: name)
+        facts = scope.facts(self.table, scope.rows)
         return (
-            f"((entity_id, period, {_alias(subject)}) IN (SELECT entity_id, "
-            f"toUInt32({scope.bucket}), {subject} FROM {self.table} WHERE {scope.rows} "
-            f"AND {where}))"
+            f"(({side}entity_id, period, {_alias(subject)}) IN (SELECT {side}entity_id, "
+            f"toUInt32({scope.bucket}), {subject} FROM {facts} AND {where}))"
         )
 
     def condition(self, agg: Agg, scope: Scope) -> str:
@@ -197,15 +237,73 @@ class SqlCompiler:
         return sorted(used - set(domain.dedup_by))
 
     def recompute(self, grain: str, keys: Sequence[PeriodKey], months: Iterable[int]) -> str:
-        """Aggregates of every slice of the given (entity, period) keys at one grain.
+        """Aggregates of every slice of the given (entity, period) keys at one grain, from every
+        stored fact.
 
         Columns: entity_id, period (UInt32), channel slice, service slice, distinct events of the
         (entity, period) counted by ``n_events`` on the all/all slice, then one per plan aggregate.
         """
-        domain = self.plan.domain
+        return self._query(grain, self._period_scope(grain, keys, months))
+
+    def build(
+        self,
+        grain: str,
+        keys: Sequence[PeriodKey],
+        months: Iterable[int],
+        watermarks: Mapping[str, int],
+    ) -> str:
+        """As ``recompute``, from the facts up to each entity's watermark (Kafka offset) only,
+        with a leading ``side`` column (always 1): the state an incremental engine starts from.
+        """
+        scope = self._period_scope(grain, keys, months)
+        bounds = {1: {entity: offset + 1 for entity, offset in watermarks.items()}}
+        return self._query(grain, replace(scope, bounds=bounds))
+
+    def delta(
+        self,
+        grain: str,
+        subjects: Sequence[tuple[str, str]],
+        months: Iterable[int] | None,
+        before: Mapping[str, int],
+        after: Mapping[str, int],
+    ) -> str:
+        """Aggregates of the given subjects' logical facts only, twice: side 0 from the facts up
+        to each entity's ``before`` watermark, side 1 up to its ``after`` watermark.
+
+        A KPI state that holds every fact up to ``before`` holds every fact up to ``after`` once
+        side 1 is added and side 0 taken away, for aggregates that are sums over subjects (counts,
+        sums, distinct subjects): subjects not listed have no fact in between, so they
+        contribute the same to both sides. ``months``: the subjects' facts outside them cannot
+        change (their domain has no subject-wide lookup); None reads every period.
+        """
+        subject = self.plan.domain.subject
+        if self.plan.domain.parts:
+            raise ValueError(f"{self.plan.domain.name}: a derived source has no subject scope")
+        entities = literals(sorted({entity for entity, _ in subjects}))
+        pairs = ", ".join(f"({literal(e)}, {literal(s)})" for e, s in subjects)
+        subject_rows = f"entity_id IN ({entities}) AND (entity_id, {subject}) IN ({pairs})"
+        rows = subject_rows
+        if months is not None:
+            rows += f" AND month_start IN ({literals(sorted(set(months)))})"
+        bounds = {
+            0: {entity: offset + 1 for entity, offset in before.items()},
+            1: {entity: offset + 1 for entity, offset in after.items()},
+        }
+        scope = Scope(entities, BUCKET_COLUMNS[grain], rows, subject_rows, bounds)
+        return self._query(grain, scope)
+
+    def _period_scope(self, grain: str, keys: Sequence[PeriodKey], months: Iterable[int]) -> Scope:
         bucket = BUCKET_COLUMNS[grain]
         entities = literals(sorted({entity for entity, _ in keys}))
         tuples = ", ".join(f"({literal(entity)}, {period})" for entity, period in keys)
+        rows = (
+            f"entity_id IN ({entities}) AND month_start IN ({literals(sorted(set(months)))}) "
+            f"AND (entity_id, toUInt32({bucket})) IN ({tuples})"
+        )
+        return Scope(entities, bucket, rows, f"entity_id IN ({entities})")
+
+    def _query(self, grain: str, scope: Scope) -> str:
+        domain = self.plan.domain
         dedup = ", ".join(f"{column} AS {_alias(column)}" for column in domain.dedup_by)
         merged = "".join(
             f", argMin({c}, kafka_offset) AS {_alias(c)}" for c in self._merged_columns()
@@ -215,23 +313,19 @@ class SqlCompiler:
             column, labels = self.plan.prefilter
             prefilter = f" AND {column} IN ({literals(labels)})"
         first, second = (_alias(name) for name in domain.slice_by)
-        rows = (
-            f"entity_id IN ({entities}) AND month_start IN ({literals(sorted(set(months)))}) "
-            f"AND (entity_id, toUInt32({bucket})) IN ({tuples})"
-        )
-        scope = Scope(entities, bucket, rows)
+        side = "side, " if scope.bounds else ""
         aggregates = "".join(f",\n  {self.aggregate(a, scope)}" for a in self.plan.aggregates)
         return f"""
-SELECT entity_id, period, tupleElement(slice, 1) AS s_first, tupleElement(slice, 2) AS s_second,
-  sum(n_events) AS n_events{aggregates}
+SELECT {side}entity_id, period, tupleElement(slice, 1) AS s_first,
+  tupleElement(slice, 2) AS s_second, sum(n_events) AS n_events{aggregates}
 FROM (
-  SELECT entity_id, toUInt32({bucket}) AS period, {dedup}{merged}, uniqExact(event_id) AS n_events
-  FROM {self._source(rows)}
-  WHERE {rows}{prefilter}
-  GROUP BY entity_id, period, {", ".join(_alias(c) for c in domain.dedup_by)}
+  SELECT {side}entity_id, toUInt32({scope.bucket}) AS period, {dedup}{merged},
+    uniqExact(event_id) AS n_events
+  FROM {scope.facts(self._source(scope.rows), scope.rows)}{prefilter}
+  GROUP BY {side}entity_id, period, {", ".join(_alias(c) for c in domain.dedup_by)}
 )
 ARRAY JOIN [({first}, {second}), ({first}, ''), ('', {second}), ('', '')] AS slice
-GROUP BY entity_id, period, s_first, s_second
+GROUP BY {side}entity_id, period, s_first, s_second
 """
 
     def subject_buckets(self, subjects: Sequence[tuple[str, str]]) -> str:

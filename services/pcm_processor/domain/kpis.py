@@ -11,7 +11,7 @@ KPIs the stream cannot compute (another domain's facts, state at period close) a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pcm_common.catalogues import Catalogues, Kpi, Measure
@@ -33,6 +33,18 @@ value that was observed. Computed in integers, so no float rounding moves a rank
 def nearest_rank(count: int, percentile: int = PERCENTILE) -> int:
     """1-based rank of the ``percentile``-th percentile of ``count`` values (0 when none)."""
     return (percentile * count + 99) // 100
+
+
+# The version of a KPI row is (distinct facts of its entity and period) << 32 | unix seconds: a
+# computation that saw more facts always wins, whatever the clocks of two processors racing
+# through a rebalance; for the same facts the later computation wins.
+_VERSION_SHIFT = 32
+_SECONDS_MASK = (1 << _VERSION_SHIFT) - 1
+
+
+def kpi_version(events: int, computed_at: int) -> int:
+    """Version of the KPI rows of one (entity, grain, period) computed from ``events`` facts."""
+    return (int(events) << _VERSION_SHIFT) | (computed_at & _SECONDS_MASK)
 
 
 Where = tuple[tuple[str, tuple[Any, ...]], ...]
@@ -265,6 +277,35 @@ class KpiPlan:
         used = {grain for planned in self.kpis for grain in planned.grains}
         return tuple(grain for grain in GRAINS if grain in used)
 
+    def split(self) -> tuple[KpiPlan, KpiPlan]:
+        """(incremental, recomputed): the KPIs whose aggregates are sums over subjects (counts,
+        sums, distinct subjects), which a state can follow by adding what a batch changed, and
+        the others (percentiles, maxima, channel sets), recomputed from the facts."""
+        incremental: list[PlannedKpi] = []
+        recomputed: list[PlannedKpi] = []
+        for planned in self.kpis:
+            needs = {a for m in _measures(planned.kpi) for a in measure_aggs(m)}
+            summable = all(self._summable(agg) for agg in needs)
+            (incremental if summable else recomputed).append(planned)
+        return self._subset(incremental), self._subset(recomputed)
+
+    def _summable(self, agg: Agg) -> bool:
+        if agg.fn in {"count", "sum"}:
+            return True
+        # Distinct subjects add up over subjects; distinct other values need not.
+        return agg.fn == "uniq" and agg.field == self.domain.subject
+
+    def _subset(self, kpis: Sequence[PlannedKpi]) -> KpiPlan:
+        chosen = [(p.kpi, p.grains, p.aggregated_slices) for p in kpis]
+        aggregates, planned = plan_measures(chosen)
+        return replace(
+            self,
+            kpis=planned,
+            aggregates=aggregates,
+            prefilter=_prefilter(self.domain, planned),
+            lookups=_lookups(self.domain, aggregates),
+        )
+
     def relevant(self, label: str) -> bool:
         return self.prefilter is None or label in self.prefilter[1]
 
@@ -367,8 +408,7 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
         grains = tuple(g for g in GRAINS if g in {grain.value for grain in kpi.grains})
         chosen.append((kpi, grains, frozenset(fields_used & set(domain.slice_by))))
     aggregates, planned = plan_measures(chosen)
-    names = {n for a in aggregates for n in (a.field, *(w for w, _ in a.where)) if n is not None}
-    lookups = tuple(dict.fromkeys(s for n in sorted(names) for s in lookups_of(domain.fields[n])))
+    names = _field_names(aggregates)
     params = _params(domain, names, catalogues)
 
     return KpiPlan(
@@ -376,11 +416,21 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
         kpis=planned,
         skipped=tuple(skipped),
         aggregates=aggregates,
-        lookups=lookups,
+        lookups=_lookups(domain, aggregates),
         prefilter=_prefilter(domain, planned),
         channels=CatalogueChannels(catalogues),
         params=params,
     )
+
+
+def _field_names(aggregates: Iterable[Agg]) -> set[str]:
+    return {n for a in aggregates for n in (a.field, *(w for w, _ in a.where)) if n is not None}
+
+
+def _lookups(domain: FactDomain, aggregates: Iterable[Agg]) -> tuple[Lookup, ...]:
+    """The lookups the aggregates' fields need, each once."""
+    names = sorted(_field_names(aggregates))
+    return tuple(dict.fromkeys(s for n in names for s in lookups_of(domain.fields[n])))
 
 
 def _params(domain: FactDomain, names: Iterable[str], catalogues: Catalogues) -> dict[str, Any]:
