@@ -222,11 +222,13 @@ def processor_stats(processor: ProcessorProcess) -> dict[str, str]:
         "mean fact insert": f"{1000 * mean(inserts, {'table': 'attention_events'}):.0f} ms",
         "mean KPI insert": f"{1000 * mean(inserts, {'table': 'kpi_values'}):.0f} ms",
         **{
-            f"mean recompute {grain}": (
-                f"{1000 * mean('pcm_processor_kpi_recompute_seconds', {'grain': grain}):.0f} ms"
+            f"mean {step} {grain}": (
+                f"{1000 * mean(f'pcm_processor_kpi_{metric}_seconds', {'grain': grain}):.0f} ms"
             )
+            for step, metric in (("recompute", "recompute"), ("delta", "delta"))
             for grain in ("HOUR", "DAY", "MONTH")
         },
+        "periods built": f"{metric_value(page, 'pcm_processor_kpi_state_builds_total'):,.0f}",
     }
 
 

@@ -141,15 +141,21 @@ class DomainRunner:
             await self.pipeline.process(batch)
 
     async def flush_forever(self, tick_s: float) -> None:
-        """The flushing loop (a faust task): flush and recompute KPIs when due, then ack and
-        release what they cover."""
+        """The flushing loop (a faust task): flush KPIs when due, then ack what they cover."""
         while True:
             if self.pipeline.flush_due():
                 self._release(await self.pipeline.flush())
-            elif self.pipeline.recompute_due():
-                self._release(await self.pipeline.recompute())
             else:
                 await self.pipeline.close_periods()
+                await asyncio.sleep(tick_s)
+
+    async def recompute_forever(self, tick_s: float) -> None:
+        """The recomputing loop (a faust task): recompute KPIs from the facts when due, then
+        release the offsets they cover for the commit."""
+        while True:
+            if self.pipeline.recompute_due():
+                self._release(await self.pipeline.recompute())
+            else:
                 await asyncio.sleep(tick_s)
 
     def _release(self, released: Released) -> None:
@@ -269,7 +275,13 @@ def _pipeline(
             states = StateStore(settings.processor_state_max_slices)
             compiler = SqlCompiler(summable, database)
             incremental = IncrementalKpis(
-                summable, compiler, kpi_store, states, ctx.clock, settings.processor_query_keys
+                summable,
+                compiler,
+                kpi_store,
+                states,
+                ctx.clock,
+                settings.processor_query_keys,
+                settings.processor_query_subjects,
             )
     return DomainPipeline(
         plan,
@@ -283,6 +295,7 @@ def _pipeline(
         terms=terms,
         derived=derived_plans(name, catalogues, database),
         incremental=incremental,
+        recompute_store=store(),
     )
 
 
@@ -333,9 +346,9 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
         else:
             app.agent(topic, name=f"pcm_processor.{name}")(_agent(runner, settings))
         app.task(_task(f"store {name}", runner.run))
-        app.task(
-            _task(f"flush {name}", partial(runner.flush_forever, settings.processor_flush_tick_s))
-        )
+        tick = settings.processor_flush_tick_s
+        app.task(_task(f"flush {name}", partial(runner.flush_forever, tick)))
+        app.task(_task(f"recompute {name}", partial(runner.recompute_forever, tick)))
     _watch_lag(app, settings, topics)
     log.info("processor wired", delivery=delivery, domains=settings.domain_names)
 

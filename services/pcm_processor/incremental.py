@@ -49,6 +49,7 @@ class IncrementalKpis:
         states: StateStore,
         clock: BucketClock,
         query_keys: int,
+        query_subjects: int = 20_000,
     ) -> None:
         self.plan = plan
         self._compiler = compiler
@@ -56,6 +57,7 @@ class IncrementalKpis:
         self._states = states
         self._clock = clock
         self._query_keys = query_keys
+        self._query_subjects = query_subjects
         domain = plan.domain
         self._entity = domain.index("entity_id")
         self._subject = domain.index(domain.subject)
@@ -129,8 +131,8 @@ class IncrementalKpis:
         width = len(self.plan.aggregates) + 1
         for grain in self.plan.grains:
             started = time.perf_counter()
-            for start in range(0, len(subjects), self._query_keys):
-                part = subjects[start : start + self._query_keys]
+            for start in range(0, len(subjects), self._query_subjects):
+                part = subjects[start : start + self._query_subjects]
                 entities = {entity for entity, _ in part}
                 months = None
                 if not self._every_period:

@@ -15,9 +15,10 @@ The order is what makes every KPI exact under crashes and replays:
    the facts; only then are the offsets of the messages flushed before it *released*: the
    consumer commits them.
 
-Flushes run concurrently with steps 1-3 of later batches (each on its own ClickHouse
-connection): a message is released only by a recomputation that started after its facts were
-stored and its keys marked, and facts stored meanwhile only make the result more current.
+Flushes and recomputations run concurrently with each other and with steps 1-3 of later batches
+(each on its own ClickHouse connection): a message is released only by a recomputation that
+started after the flush that acknowledged it, hence after its facts were stored and its keys
+marked; facts stored meanwhile only make the result more current.
 
 A crash anywhere before 5 leaves the offsets uncommitted, so the messages are consumed again;
 facts are merged per ticket/procedure (duplicates change nothing) and every KPI is a function of
@@ -174,13 +175,16 @@ class DomainPipeline:
         terms: Terms | None = None,
         derived: Sequence[tuple[KpiPlan, SqlCompiler]] = (),
         incremental: IncrementalKpis | None = None,
+        recompute_store: Store | None = None,
     ) -> None:
         """``plan``: the domain's KPIs recomputed from the facts (all of them without
-        ``incremental``, else what ``KpiPlan.split`` left to recompute)."""
+        ``incremental``, else what ``KpiPlan.split`` left to recompute). Flushes, recomputations
+        and fact inserts run concurrently, each on its own store (connection)."""
         self.plan = plan
         self._ctx = ctx
         self._store = store
         self._kpi_store = kpi_store or store  # flushes run beside inserts: own connection
+        self._recompute_store = recompute_store or self._kpi_store
         self._outputs = outputs
         self._config = config
         self._freshness = freshness
@@ -205,6 +209,7 @@ class DomainPipeline:
         self._published: dict[CacheKey, tuple[float, float, float]] = {}
         self._last_flush = float("-inf")
         self._last_recompute = float("-inf")
+        self._recomputing = False
         self._last_batch = float("-inf")
         self._terms = terms
         self._incremental = incremental
@@ -315,7 +320,9 @@ class DomainPipeline:
     # --- steps 4-5: KPIs and release ---------------------------------------------------------
 
     def _recompute_pending(self) -> bool:
-        return any(self._dirty.values())
+        # A recomputation under way may hold keys of messages flushed meanwhile: those wait
+        # for the next one too.
+        return self._recomputing or any(self._dirty.values())
 
     def flush_due(self) -> bool:
         if not self._held:
@@ -348,7 +355,7 @@ class DomainPipeline:
         return Released(held, ends)
 
     def recompute_due(self) -> bool:
-        if not self._recompute_pending() and not self._awaiting:
+        if not any(self._dirty.values()) and not self._awaiting:
             return False
         now = self._monotonic()
         idle = not self._held and now - self._last_batch >= self._config.kpi_interval_s
@@ -356,15 +363,20 @@ class DomainPipeline:
 
     async def recompute(self) -> Released:
         """Recompute the dirty keys from the facts, write and publish what changed; release the
-        offsets flushed before it started. Never beside a flush (same KPI connection)."""
+        offsets flushed before it started. Runs beside flushes (its own loop and connection):
+        a long pass over a month of facts must not hold the incremental KPIs back."""
         dirty, self._dirty = self._dirty, {grain: {} for grain in self._grains}
         ends, self._awaiting = self._awaiting, {}
         self._last_recompute = self._monotonic()
-        computed_at = int(self._wall())
-        versioned: list[tuple[KpiRow, int]] = []
-        for plan, compiler in self._plans:
-            versioned += await self._recompute(plan, compiler, dirty, computed_at)
-        await self._write(versioned, computed_at)
+        self._recomputing = True
+        try:
+            computed_at = int(self._wall())
+            versioned: list[tuple[KpiRow, int]] = []
+            for plan, compiler in self._plans:
+                versioned += await self._recompute(plan, compiler, dirty, computed_at)
+            await self._write(versioned, computed_at, self._recompute_store)
+        finally:
+            self._recomputing = False
         return Released((), ends)
 
     async def close_periods(self, since: dt.date | None = None) -> None:
@@ -397,20 +409,22 @@ class DomainPipeline:
             started = time.perf_counter()
             for part in chunks(list(keys.items()), self._config.query_keys):
                 sql = compiler.recompute(grain, [k for k, _ in part], {m for _, m in part})
-                for record in await self._kpi_store.query(f"recompute {grain}", sql):
+                for record in await self._recompute_store.query(f"recompute {grain}", sql):
                     rows += _finalize(plan, grain, record, computed_at, versions)
             PROCESSOR_KPI_SECONDS.labels(plan.domain.name, grain).observe(
                 time.perf_counter() - started
             )
         return [(r, versions[(r.grain, r.entity_id, r.period_start)]) for r in rows]
 
-    async def _write(self, versioned: list[tuple[KpiRow, int]], computed_at: int) -> None:
+    async def _write(
+        self, versioned: list[tuple[KpiRow, int]], computed_at: int, store: Store | None = None
+    ) -> None:
         fresh = [(r, v) for r, v in versioned if self._published.get(r.key) != _measured(r)]
         if not fresh:
             return
         changed = [r for r, _ in fresh]
         row_versions = [v for _, v in fresh]
-        await self._kpi_store.insert_kpis(changed, row_versions, computed_at)
+        await (store or self._kpi_store).insert_kpis(changed, row_versions, computed_at)
         published = [
             (r, v)
             for r, v in zip(changed, row_versions, strict=True)

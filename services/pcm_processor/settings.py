@@ -63,7 +63,12 @@ class ProcessorSettings(Settings):
         0.25, description="How often an idle processor checks for KPIs left to recompute."
     )
     processor_query_keys: int = Field(
-        400, description="Most (entity, period) keys or subjects per KPI query."
+        400, description="Most (entity, period) keys per KPI recompute query."
+    )
+    processor_query_subjects: int = Field(
+        20_000,
+        description="Most tickets or procedures per incremental KPI query (one flush's touched "
+        "subjects are read in as few queries as this allows).",
     )
     processor_publish_slices: bool = Field(
         False,

@@ -90,7 +90,8 @@ class Process:
             store,
             StateStore(max_slices),
             CLOCK,
-            query_keys=25,  # a period's subjects span several queries
+            query_keys=25,
+            query_subjects=25,  # a period's subjects span several queries
         )
         self.written: dict[Any, tuple[int, KpiRow]] = {}
 

@@ -328,3 +328,28 @@ def test_the_store_reconnects_and_inserts_one_columnar_batch() -> None:
     assert sql == "INSERT INTO db.attention_events (entity_id, event_id, n) VALUES"
     assert data == [["RENIEC", "ONP"], ["e1", "e2"], [1, 2]]
     assert options == {"columnar": True, "types_check": False}
+
+
+def test_offsets_flushed_during_a_recomputation_wait_for_the_next_one(
+    catalogues: Catalogues,
+) -> None:
+    """The running recomputation may have taken those messages' keys but not written them yet:
+    committing their offsets now would lose the keys in a crash."""
+    store = FakeStore()
+    pipeline, _ = make(catalogues, store)
+
+    async def scenario() -> tuple[dict[Any, int], dict[Any, int], dict[Any, int]]:
+        await pipeline.process([message(served("T1"), 1)])
+        await pipeline.flush()
+        await pipeline.process([message(served("T2"), 2)])
+        recomputing = asyncio.ensure_future(pipeline.recompute())
+        await asyncio.sleep(0)  # it took T2's keys too and waits on ClickHouse
+        flushed = await pipeline.flush()
+        first = await recomputing
+        second = await pipeline.recompute()
+        return dict(flushed.ends), dict(first.ends), dict(second.ends)
+
+    flushed, first, second = asyncio.run(scenario())
+    assert flushed == {}
+    assert first == {("t.attention", 2): 2}
+    assert second == {("t.attention", 2): 3}

@@ -25,4 +25,7 @@ def connect(settings: Settings, database: str | None = None) -> Client:
         database=database or settings.clickhouse_database,
         connect_timeout=5,
         send_receive_timeout=60,
+        # The processor's queries list the tickets a batch touched: more than the 256 KiB of
+        # SQL ClickHouse parses by default.
+        settings={"max_query_size": 16 * 1024 * 1024},
     )

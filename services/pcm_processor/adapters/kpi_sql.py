@@ -272,16 +272,19 @@ class SqlCompiler:
 
         A KPI state that holds every fact up to ``before`` holds every fact up to ``after`` once
         side 1 is added and side 0 taken away, for aggregates that are sums over subjects (counts,
-        sums, distinct subjects): subjects not listed have no fact in between, so they
-        contribute the same to both sides. ``months``: the subjects' facts outside them cannot
+        sums, distinct subjects): any other subject has no fact in between, so it contributes
+        the same to both sides. ``months``: the subjects' facts outside them cannot
         change (their domain has no subject-wide lookup); None reads every period.
         """
         subject = self.plan.domain.subject
         if self.plan.domain.parts:
             raise ValueError(f"{self.plan.domain.name}: a derived source has no subject scope")
+        # Entities and subject ids as two lists: a superset of the pairs (an id may exist at
+        # another listed entity), which is harmless: an untouched subject has no fact between
+        # the two watermarks, so it adds the same to both sides. The lists keep the SQL small.
         entities = literals(sorted({entity for entity, _ in subjects}))
-        pairs = ", ".join(f"({literal(e)}, {literal(s)})" for e, s in subjects)
-        subject_rows = f"entity_id IN ({entities}) AND (entity_id, {subject}) IN ({pairs})"
+        ids = literals(sorted({subject_id for _, subject_id in subjects}))
+        subject_rows = f"entity_id IN ({entities}) AND {subject} IN ({ids})"
         rows = subject_rows
         if months is not None:
             rows += f" AND month_start IN ({literals(sorted(set(months)))})"
