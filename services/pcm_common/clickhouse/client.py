@@ -26,6 +26,10 @@ def connect(settings: Settings, database: str | None = None) -> Client:
         connect_timeout=5,
         send_receive_timeout=60,
         # The processor's queries list the tickets a batch touched: more than the 256 KiB of
-        # SQL ClickHouse parses by default.
-        settings={"max_query_size": 16 * 1024 * 1024},
+        # SQL and the 50,000 syntax-tree nodes ClickHouse accepts by default.
+        settings={
+            "max_query_size": 16 * 1024 * 1024,
+            "max_ast_elements": 4_000_000,
+            "max_expanded_ast_elements": 4_000_000,
+        },
     )
