@@ -17,11 +17,115 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-BENCHMARKS = ["intake_bench.py", "processor_bench.py"]
+BENCHMARKS = ["intake_bench.py", "processor_bench.py", "national_bench.py"]
 NUMBER = r"([\d,]+(?:\.\d+)?)"
+Figure = tuple[str, str, str, str, bool]
+# national_bench.py prints its engine figures per --engines and rate; these are its defaults.
+NATIONAL_ENGINES = ("incremental", "recompute")
+NATIONAL_RATES = ("1,000", "10,000")
+
+
+def national_figures() -> tuple[Figure, ...]:
+    """Figures of national_bench.py: the history load, per engine its backlog, CPU, memory and
+    event -> KPI p50/p95 per grain and rate, then the scaling and the minimal-consumer floor."""
+    found: list[Figure] = [
+        (
+            "national_bench",
+            "national history load",
+            "rows/s",
+            rf"history load\s+[\d,]+ facts in [\d.]+ s = {NUMBER} rows/s",
+            True,
+        )
+    ]
+    for engine in NATIONAL_ENGINES:
+        tag, name = rf"\[{engine}\]", f"national {engine}"
+        found += [
+            (
+                "national_bench",
+                f"{name} backlog",
+                "events/s",
+                rf"{tag} backlog facts\s+{NUMBER}",
+                True,
+            ),
+            (
+                "national_bench",
+                f"{name} until KPIs current",
+                "events/s",
+                rf"{tag} until KPIs current\s+{NUMBER}",
+                True,
+            ),
+            (
+                "national_bench",
+                f"{name} CPU per 1,000",
+                "ms",
+                rf"{tag} processor CPU\s+{NUMBER}",
+                False,
+            ),
+            ("national_bench", f"{name} peak RSS", "MB", rf"{tag} peak RSS\s+{NUMBER}", False),
+        ]
+        for rate in NATIONAL_RATES:
+            for grain in ("HOUR", "DAY", "MONTH"):
+                line = rf"{tag} event->KPI {grain}\s+at {rate}/s\s+p50"
+                found += [
+                    (
+                        "national_bench",
+                        f"{name} {grain} p50 @{rate}/s",
+                        "s",
+                        rf"{line} {NUMBER} s",
+                        False,
+                    ),
+                    (
+                        "national_bench",
+                        f"{name} {grain} p95 @{rate}/s",
+                        "s",
+                        rf"{line} \S+ s\s+p95 {NUMBER} s",
+                        False,
+                    ),
+                ]
+        found.append(
+            (
+                "national_bench",
+                f"{name} facts path / minimal",
+                "x",
+                rf"facts path {tag}\s+{NUMBER}x",
+                True,
+            )
+        )
+    return (
+        *found,
+        (
+            "national_bench",
+            "national two processes",
+            "events/s",
+            rf"two processes\s+{NUMBER}",
+            True,
+        ),
+        (
+            "national_bench",
+            "national two / one process",
+            "x",
+            rf"two processes\s+[\d,]+ events/s.*: {NUMBER}x\)",
+            True,
+        ),
+        (
+            "national_bench",
+            "national minimal consumer",
+            "events/s",
+            rf"minimal consumer\s+{NUMBER} events/s",
+            True,
+        ),
+        (
+            "national_bench",
+            "national minimal consumer CPU",
+            "ms",
+            rf"minimal consumer\s+[\d,]+ events/s, CPU {NUMBER} ms",
+            False,
+        ),
+    )
+
 
 # (benchmark, figure, unit, pattern whose group 1 is the value, higher is better)
-FIGURES: tuple[tuple[str, str, str, str, bool], ...] = (
+FIGURES: tuple[Figure, ...] = (
     ("intake_bench", "intake batched", "events/s", rf"batched\s*:\s*{NUMBER} events/s", True),
     ("intake_bench", "intake batched p99", "ms", rf"batched\s*:.*p99\s+{NUMBER} ms", False),
     (
@@ -54,6 +158,7 @@ FIGURES: tuple[tuple[str, str, str, str, bool], ...] = (
         rf"processor CPU\s+{NUMBER} ms",
         False,
     ),
+    *national_figures(),
 )
 
 
@@ -73,7 +178,7 @@ def previous_figures(name: str) -> dict[str, float]:
 
 def print_comparison(before: dict[str, float], now: dict[str, float]) -> None:
     print("\n=== figures: previous run -> this run ===")
-    print(f"  {'figure':36} {'previous':>12} {'now':>12} {'ratio':>7}")
+    print(f"  {'figure':52} {'previous':>12} {'now':>12} {'ratio':>7}")
     for _, figure, unit, _, higher_is_better in FIGURES:
         if figure not in now:
             continue
@@ -81,7 +186,7 @@ def print_comparison(before: dict[str, float], now: dict[str, float]) -> None:
         ratio = f"{now[figure] / old:6.2f}x" if old else "     -"
         arrow = "" if not old else ("+" if (now[figure] > old) == higher_is_better else "-")
         shown = f"{old:12,.1f}" if old is not None else f"{'-':>12}"
-        print(f"  {figure + ' (' + unit + ')':36} {shown} {now[figure]:12,.1f} {ratio} {arrow}")
+        print(f"  {figure + ' (' + unit + ')':52} {shown} {now[figure]:12,.1f} {ratio} {arrow}")
 
 
 def main() -> int:
