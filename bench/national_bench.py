@@ -1075,14 +1075,12 @@ def processor_stats(process: ProcessorProcess) -> str:
 
     batches = metric_value(page, "pcm_processor_batch_size_count")
     size = metric_value(page, "pcm_processor_batch_size_sum") / batches if batches else 0
-    per_grain = {
-        what: "/".join(mean_ms(f"pcm_processor_kpi_{what}_seconds", grain=g) for g in GRAINS)
-        for what in ("recompute", "delta")
-    }
+    recompute = "/".join(mean_ms("pcm_processor_kpi_recompute_seconds", grain=g) for g in GRAINS)
+    delta = mean_ms("pcm_processor_kpi_delta_seconds", domain="attention")
     return (
         f"mean batch {size:,.0f} events, fact insert "
         f"{mean_ms('pcm_processor_insert_seconds', table='attention_events')} ms, KPI recompute "
-        f"H/D/M {per_grain['recompute']} ms, KPI delta H/D/M {per_grain['delta']} ms, "
+        f"H/D/M {recompute} ms, KPI delta (every grain) {delta} ms, "
         f"dead letters {metric_value(page, 'pcm_processor_dead_letter_total'):,.0f}"
     )
 

@@ -129,35 +129,34 @@ class IncrementalKpis:
         found: dict[PeriodKey, Delta] = {}
         subjects = sorted(touched)
         width = len(self.plan.aggregates) + 1
-        for grain in self.plan.grains:
-            started = time.perf_counter()
-            for start in range(0, len(subjects), self._query_subjects):
-                part = subjects[start : start + self._query_subjects]
-                entities = {entity for entity, _ in part}
-                months = None
-                if not self._every_period:
-                    months = set().union(*(touched[s] for s in part))
-                sql = self._compiler.delta(
-                    grain,
-                    part,
-                    months,
-                    {e: before.get(e, -1) for e in entities},
-                    {e: after[e] for e in entities},
-                )
-                for side, entity, period, first, second, *vector in await self._store.query(
-                    f"delta {grain}", sql
-                ):
-                    key = PeriodKey(entity, grain, int(period))
-                    sides = found.setdefault(key, {}).setdefault(
-                        (first, second), [[0] * width, [0] * width]
-                    )
-                    # One subject chunk's part: a period's subjects may span several chunks.
-                    total = sides[int(side)]
-                    for index, value in enumerate(vector):
-                        total[index] += int(value)
-            PROCESSOR_KPI_DELTA_SECONDS.labels(self.plan.domain.name, grain).observe(
-                time.perf_counter() - started
+        grains = self.plan.grains
+        started = time.perf_counter()
+        for start in range(0, len(subjects), self._query_subjects):
+            part = subjects[start : start + self._query_subjects]
+            entities = {entity for entity, _ in part}
+            months = None
+            if not self._every_period:
+                months = set().union(*(touched[s] for s in part))
+            sql = self._compiler.delta(
+                grains,
+                part,
+                months,
+                {e: before.get(e, -1) for e in entities},
+                {e: after[e] for e in entities},
             )
+            rows = await self._store.query("delta", sql)
+            for side, grain, entity, period, first, second, *vector in rows:
+                key = PeriodKey(entity, grains[grain], int(period))
+                sides = found.setdefault(key, {}).setdefault(
+                    (first, second), [[0] * width, [0] * width]
+                )
+                # One subject chunk's part: a period's subjects may span several chunks.
+                total = sides[int(side)]
+                for index, value in enumerate(vector):
+                    total[index] += int(value)
+        PROCESSOR_KPI_DELTA_SECONDS.labels(self.plan.domain.name).observe(
+            time.perf_counter() - started
+        )
         return found
 
     async def _build(

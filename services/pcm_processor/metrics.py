@@ -58,8 +58,9 @@ PROCESSOR_KPI_SECONDS = Histogram(
 )
 PROCESSOR_KPI_DELTA_SECONDS = Histogram(
     "pcm_processor_kpi_delta_seconds",
-    "Time to read what one flush's touched subjects changed, for one grain (incremental KPIs).",
-    ["domain", "grain"],
+    "Time to read what one flush's touched subjects changed, every grain in one pass over their "
+    "facts (incremental KPIs).",
+    ["domain"],
     buckets=_LATENCY_BUCKETS,
 )
 PROCESSOR_KPI_STATE_BUILDS = Counter(

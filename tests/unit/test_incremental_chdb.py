@@ -151,7 +151,7 @@ def test_batches_with_a_crash_replay_and_evictions_give_the_reference(
     for batch in batches[crash - 3 :]:
         second.consume(batch, now + 5)
     finest = plan.grains[0]
-    assert f"build {finest}" in store.queries and f"delta {finest}" in store.queries
+    assert f"build {finest}" in store.queries and "delta" in store.queries
     assert_same(reference_kpis(plan, rows), last_values([first, second]))
 
 

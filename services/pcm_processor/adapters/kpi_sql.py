@@ -100,10 +100,20 @@ class Scope:
     bounds: Mapping[int, Mapping[str, int]] | None = None
     """Per side, per entity: facts with a Kafka offset below the bound count on that side (the
     side's watermark plus one). None: every stored fact counts, and there is no side column."""
+    grains: int = 0
+    """With sides: how many grains one query computes, each fact read once and counted once per
+    grain (``grain`` column, the grain's index; ``bucket`` then picks its period by it)."""
 
     @property
     def sides(self) -> tuple[int, ...]:
         return tuple(sorted(self.bounds)) if self.bounds else ()
+
+    @property
+    def lead(self) -> str:
+        """The columns that come before ``entity_id`` in every grouping: side, then grain."""
+        if not self.bounds:
+            return ""
+        return "side, grain, " if self.grains else "side, "
 
     def bound(self) -> str:
         """SQL: the offset bound of the row's side and entity (0, nothing counts, if absent)."""
@@ -119,11 +129,24 @@ class Scope:
         bound it is under (``side`` column)."""
         if not self.bounds:
             return f"{source} WHERE {where}"
-        sides = ", ".join(f"toUInt8({side})" for side in self.sides)
+        pairs = [(side, grain) for side in self.sides for grain in range(self.grains or 1)]
+        joined = "[" + ", ".join(f"toUInt8({side})" for side, _ in pairs) + "] AS side"
+        if self.grains:
+            # Arrays joined side by side, not crossed: one row per (side, grain) pair.
+            joined += ", [" + ", ".join(f"toUInt8({grain})" for _, grain in pairs) + "] AS grain"
         return (
-            f"(SELECT * FROM {source} WHERE {where}) ARRAY JOIN [{sides}] AS side "
+            f"(SELECT * FROM {source} WHERE {where}) ARRAY JOIN {joined} "
             f"WHERE kafka_offset < {self.bound()}"
         )
+
+
+def _bucket_of(grains: Sequence[str]) -> str:
+    """SQL: the period column of the row's grain (``grain`` indexes ``grains``)."""
+    columns = [BUCKET_COLUMNS[grain] for grain in grains]
+    if len(columns) == 1:
+        return columns[0]
+    choices = "".join(f"grain = {index}, {column}, " for index, column in enumerate(columns[:-1]))
+    return f"multiIf({choices}{columns[-1]})"
 
 
 def _bound_of(bounds: Mapping[str, int]) -> str:
@@ -190,18 +213,21 @@ class SqlCompiler:
         """Membership of the fact's subject in the set of subjects with a matching fact: in any
         period (``SubjectHas``) or in the fact's period, on the fact's side."""
         subject = self.plan.domain.subject
-        side = "side, " if scope.bounds else ""
         if isinstance(expr, SubjectHas):
+            # Any period: one grain's rows are enough (every grain sees the same subjects).
+            side = "side, " if scope.bounds else ""
+            grain = " AND grain = 0" if scope.grains else ""
             facts = scope.facts(self.table, scope.subject_rows)
-            where = f"{expr.column} IN ({literals(expr.values)})"
+            where = f"{expr.column} IN ({literals(expr.values)}){grain}"
             return (
                 f"(({side}entity_id, {_alias(subject)}) IN "
                 f"(SELECT {side}entity_id, {subject} FROM {facts} AND {where}))"
             )
         where = self.expression(expr.where, scope, column=lambda name: name)
         facts = scope.facts(self.table, scope.rows)
+        lead = scope.lead
         return (
-            f"(({side}entity_id, period, {_alias(subject)}) IN (SELECT {side}entity_id, "
+            f"(({lead}entity_id, period, {_alias(subject)}) IN (SELECT {lead}entity_id, "
             f"toUInt32({scope.bucket}), {subject} FROM {facts} AND {where}))"
         )
 
@@ -243,7 +269,7 @@ class SqlCompiler:
         Columns: entity_id, period (UInt32), channel slice, service slice, distinct events of the
         (entity, period) counted by ``n_events`` on the all/all slice, then one per plan aggregate.
         """
-        return self._query(grain, self._period_scope(grain, keys, months))
+        return self._query(self._period_scope(grain, keys, months))
 
     def build(
         self,
@@ -257,18 +283,20 @@ class SqlCompiler:
         """
         scope = self._period_scope(grain, keys, months)
         bounds = {1: {entity: offset + 1 for entity, offset in watermarks.items()}}
-        return self._query(grain, replace(scope, bounds=bounds))
+        return self._query(replace(scope, bounds=bounds))
 
     def delta(
         self,
-        grain: str,
+        grains: Sequence[str],
         subjects: Sequence[tuple[str, str]],
         months: Iterable[int] | None,
         before: Mapping[str, int],
         after: Mapping[str, int],
     ) -> str:
         """Aggregates of the given subjects' logical facts only, twice: side 0 from the facts up
-        to each entity's ``before`` watermark, side 1 up to its ``after`` watermark.
+        to each entity's ``before`` watermark, side 1 up to its ``after`` watermark; for every
+        grain of ``grains`` in the one query (the facts are read once), with leading columns
+        side and grain (the grain's index in ``grains``).
 
         A KPI state that holds every fact up to ``before`` holds every fact up to ``after`` once
         side 1 is added and side 0 taken away, for aggregates that are sums over subjects (counts,
@@ -292,8 +320,8 @@ class SqlCompiler:
             0: {entity: offset + 1 for entity, offset in before.items()},
             1: {entity: offset + 1 for entity, offset in after.items()},
         }
-        scope = Scope(entities, BUCKET_COLUMNS[grain], rows, subject_rows, bounds)
-        return self._query(grain, scope)
+        scope = Scope(entities, _bucket_of(grains), rows, subject_rows, bounds, len(grains))
+        return self._query(scope)
 
     def _period_scope(self, grain: str, keys: Sequence[PeriodKey], months: Iterable[int]) -> Scope:
         bucket = BUCKET_COLUMNS[grain]
@@ -305,7 +333,7 @@ class SqlCompiler:
         )
         return Scope(entities, bucket, rows, f"entity_id IN ({entities})")
 
-    def _query(self, grain: str, scope: Scope) -> str:
+    def _query(self, scope: Scope) -> str:
         domain = self.plan.domain
         dedup = ", ".join(f"{column} AS {_alias(column)}" for column in domain.dedup_by)
         merged = "".join(
@@ -316,7 +344,7 @@ class SqlCompiler:
             column, labels = self.plan.prefilter
             prefilter = f" AND {column} IN ({literals(labels)})"
         first, second = (_alias(name) for name in domain.slice_by)
-        side = "side, " if scope.bounds else ""
+        side = scope.lead
         aggregates = "".join(f",\n  {self.aggregate(a, scope)}" for a in self.plan.aggregates)
         return f"""
 SELECT {side}entity_id, period, tupleElement(slice, 1) AS s_first,
