@@ -147,6 +147,7 @@ class Options:
     straggler_timeout_s: float
     load_workers: int
     keep: bool
+    history_from: str | None
 
 
 def parse_options(argv: Sequence[str] | None = None) -> Options:
@@ -170,6 +171,12 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
     parser.add_argument(
         "--keep", action="store_true", help="leave the databases and topics for inspection"
     )
+    parser.add_argument(
+        "--history-from",
+        metavar="DATABASE",
+        help="reuse the history a --keep run left (same entities, days and seed; it is checked) "
+        "instead of loading it again",
+    )
     args = parser.parse_args(argv)
     entities = args.entities or (300 if args.quick else NATIONAL_ENTITIES)
     days = args.history_days or (3 if args.quick else 365)
@@ -187,6 +194,7 @@ def parse_options(argv: Sequence[str] | None = None) -> Options:
         straggler_timeout_s=60 if args.quick else 120,
         load_workers=args.load_workers,
         keep=args.keep,
+        history_from=args.history_from,
     )
 
 
@@ -477,6 +485,27 @@ def settle_merges(client: Client, database: str, timeout_s: float = 900) -> floa
     return time.monotonic() - started
 
 
+def reused_history(client: Client, database: str, days: Sequence[HistoryDay]) -> int:
+    """Rows of a kept history, once checked to be the one these options would load: the same
+    days (first and last) and, within 1 %, the same number of facts."""
+    rows = stored_rows(client, database)
+    expected = sum(day.facts for day in days)
+    first, last = client.execute(
+        "SELECT toUInt32(min(day_start)), toUInt32(max(day_start)) "
+        f"FROM {database}.attention_events"
+    )[0]
+    if (first, last) != (days[0].day_start, days[-1].day_start) or abs(
+        rows - expected
+    ) > expected / 100:
+        raise SystemExit(
+            f"--history-from {database}: {rows:,} facts from {dt.datetime.fromtimestamp(first)} "
+            f"to {dt.datetime.fromtimestamp(last)}, not the "
+            f"~{expected:,.0f} of {days[0].day} to {days[-1].day} these options load"
+        )
+    say(f"history: reusing {rows:,} facts of {database}")
+    return rows
+
+
 def check_history(client: Client, database: str, days: Sequence[HistoryDay]) -> None:
     """A sample of facts against the processor's own bucket clock and time order."""
     clock = BucketClock(ZONE)
@@ -500,12 +529,16 @@ def build_history(client: Client, database: str, catalogues: Catalogues, opts: O
     reg = registry(catalogues)
     today = dt.datetime.now(ZoneInfo(ZONE)).date()
     days = history_days(catalogues, reg, opts.history_days, opts.history_facts, today)
-    migrate(client, database)
     say(f"history: {len(days)} days to {days[-1].day}, {len(reg.profiles)} channel profiles")
-    load_s = load_history(database, reg, days, opts)
-    rows = stored_rows(client, database)
-    say(f"history: {rows:,} facts loaded in {load_s:.1f} s; letting merges finish")
-    settle_s = settle_merges(client, database)
+    if opts.history_from:
+        database, load_s, settle_s = opts.history_from, 0.0, 0.0
+        rows = reused_history(client, database, days)
+    else:
+        migrate(client, database)
+        load_s = load_history(database, reg, days, opts)
+        rows = stored_rows(client, database)
+        say(f"history: {rows:,} facts loaded in {load_s:.1f} s; letting merges finish")
+        settle_s = settle_merges(client, database)
     check_history(client, database, days)
     partitions = client.execute(
         "SELECT DISTINCT toUInt32(partition) FROM system.parts WHERE database = %(db)s "
@@ -1149,6 +1182,9 @@ def verdict(ok: bool) -> str:
 
 
 def print_history(history: History, opts: Options) -> None:
+    if not history.load_s:
+        print(f"history reused     {history.rows:,} facts of {history.database}")
+        return
     rate = history.rows / history.load_s
     print(
         f"history load       {history.rows:,} facts in {history.load_s:.1f} s = {rate:,.0f} rows/s "
@@ -1384,20 +1420,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     opts = parse_options(argv)
     configure_logging("WARNING")  # migrations and topic creation: not figures, keep quiet
     run = uuid.uuid4().hex[:8]
+    history_name = f"pcm_natbench_{run}_history"
     client = clickhouse()
     with scratch(run) as (tmp, log_dir):
         catalogue_dir = write_national_catalogues(tmp / "catalogues", opts.entities, opts.seed)
         catalogues = load_catalogues(catalogue_dir)
         say(f"registry: {len(catalogues.entities):,} entities in {catalogue_dir}")
         try:
-            history = build_history(client, f"pcm_natbench_{run}_history", catalogues, opts)
+            history = build_history(client, history_name, catalogues, opts)
             ctx = RunContext(run, opts, client, catalogues, catalogue_dir, log_dir, history)
             say("generating the live events (test kit generator)")
             workload = build_workload(catalogues, opts, run)
             results, two = measure(ctx, workload)
         finally:
             if opts.keep:
-                say(f"kept: databases pcm_natbench_{run}_*, topics natbench-{run}-*")
+                say(
+                    f"kept: databases pcm_natbench_{run}_*, topics natbench-{run}-* "
+                    f"(next run: --history-from {history_name})"
+                )
             else:
                 cleanup(run)
         report(ctx, results, two)
