@@ -228,7 +228,7 @@ def processor_stats(processor: ProcessorProcess) -> dict[str, str]:
             for step, metric in (("recompute", "recompute"),)
             for grain in ("HOUR", "DAY", "MONTH")
         },
-        "mean delta (every grain)": (
+        "mean KPI delta": (
             f"{1000 * mean('pcm_processor_kpi_delta_seconds', {'domain': 'attention'}):.0f} ms"
         ),
         "periods built": f"{metric_value(page, 'pcm_processor_kpi_state_builds_total'):,.0f}",
