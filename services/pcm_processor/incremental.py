@@ -18,7 +18,7 @@ and the states are only ever a cache of the facts.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from pcm_common.domains import Row
@@ -35,7 +35,7 @@ from pcm_processor.metrics import (
 
 Subject = tuple[str, str]  # (entity, subject id)
 Delta = dict[Slice, list[Vector]]  # per slice: [side 0, side 1]
-Versioned = list[tuple[KpiRow, int]]
+Versioned = Iterable[tuple[KpiRow, int]]
 
 
 class IncrementalKpis:
@@ -182,11 +182,18 @@ class IncrementalKpis:
     def _rows(
         self, vectors: Iterable[tuple[PeriodKey, Slice, Vector]], computed_at: int
     ) -> Versioned:
-        """KPI values of the given slices; each period's version from its all/all events."""
+        """KPI values of the given slices; each period's version from its all/all events.
+
+        The slices are gathered now (an eviction after this call cannot lose them); the rows are
+        made as they are read, so a flush over every entity never holds all its rows at once."""
         by_period: dict[PeriodKey, list[tuple[Slice, Vector]]] = {}
         for key, slice_, vector in vectors:
             by_period.setdefault(key, []).append((slice_, vector))
-        rows: Versioned = []
+        return self._finalized(by_period, computed_at)
+
+    def _finalized(
+        self, by_period: dict[PeriodKey, list[tuple[Slice, Vector]]], computed_at: int
+    ) -> Iterator[tuple[KpiRow, int]]:
         for key, slices in by_period.items():
             events = next((v[0] for s, v in slices if s == ("", "")), 0)
             version = kpi_version(events, computed_at)
@@ -194,5 +201,5 @@ class IncrementalKpis:
                 if vector[0] <= 0:
                     continue  # no fact left in this slice (the recomputation has no row)
                 slice_key = SliceKey(key.entity_id, key.grain, key.period_start, channel, service)
-                rows += [(row, version) for row in self.plan.finalize(slice_key, vector[1:])]
-        return rows
+                for row in self.plan.finalize(slice_key, vector[1:]):
+                    yield row, version

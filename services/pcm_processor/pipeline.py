@@ -30,8 +30,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, Protocol
 
 from pcm_common.domains import Row
@@ -106,6 +107,11 @@ class Outputs(Protocol):
     async def publish_kpis(
         self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int
     ) -> None: ...
+
+
+WRITE_ROWS = 20_000
+"""KPI rows made, written and published at a time: bounds the memory of a flush or a
+recomputation over every entity (a pass at 2,700 entities makes millions of rows)."""
 
 
 @dataclass(frozen=True)
@@ -338,12 +344,10 @@ class DomainPipeline:
         held, self._held = self._held, []  # no await before: later batches wait for the next
         self._last_flush = self._monotonic()
         computed_at = int(self._wall())
-        versioned: list[tuple[KpiRow, int]] = []
         if self._incremental is not None:
-            versioned += await self._incremental.flush(computed_at)
+            await self._write(await self._incremental.flush(computed_at), computed_at)
         if self._terms is not None:
-            versioned += await self._terms.flush(computed_at)
-        await self._write(versioned, computed_at)
+            await self._write(await self._terms.flush(computed_at), computed_at)
         ends: dict[tuple[str, int], int] = {}
         for message in held:
             key = (message.topic, message.partition)
@@ -371,10 +375,8 @@ class DomainPipeline:
         self._recomputing = True
         try:
             computed_at = int(self._wall())
-            versioned: list[tuple[KpiRow, int]] = []
             for plan, compiler in self._plans:
-                versioned += await self._recompute(plan, compiler, dirty, computed_at)
-            await self._write(versioned, computed_at, self._recompute_store)
+                await self._recompute(plan, compiler, dirty, computed_at)
         finally:
             self._recomputing = False
         return Released((), ends)
@@ -399,32 +401,42 @@ class DomainPipeline:
         compiler: SqlCompiler,
         dirty: dict[str, dict[PeriodKey, int]],
         computed_at: int,
-    ) -> list[tuple[KpiRow, int]]:
-        """One plan's KPIs of the dirty keys, each with its version."""
-        rows: list[KpiRow] = []
-        versions: dict[tuple[str, str, int], int] = {}
+    ) -> None:
+        """Recompute one plan's KPIs of the dirty keys; write and publish them query by query."""
         for grain, keys in dirty.items():
             if grain not in plan.grains or not keys:
                 continue
             started = time.perf_counter()
             for part in chunks(list(keys.items()), self._config.query_keys):
                 sql = compiler.recompute(grain, [k for k, _ in part], {m for _, m in part})
-                for record in await self._recompute_store.query(f"recompute {grain}", sql):
-                    rows += _finalize(plan, grain, record, computed_at, versions)
+                records = await self._recompute_store.query(f"recompute {grain}", sql)
+                rows = _versioned(plan, grain, records, computed_at)
+                await self._write(rows, computed_at, self._recompute_store)
             PROCESSOR_KPI_SECONDS.labels(plan.domain.name, grain).observe(
                 time.perf_counter() - started
             )
-        return [(r, versions[(r.grain, r.entity_id, r.period_start)]) for r in rows]
 
     async def _write(
-        self, versioned: list[tuple[KpiRow, int]], computed_at: int, store: Store | None = None
+        self,
+        versioned: Iterable[tuple[KpiRow, int]],
+        computed_at: int,
+        store: Store | None = None,
+    ) -> None:
+        """Write and publish the values that changed, WRITE_ROWS at a time: a pass over every
+        entity never holds all its KPI rows at once."""
+        rows = iter(versioned)
+        while part := list(islice(rows, WRITE_ROWS)):
+            await self._write_part(part, computed_at, store or self._kpi_store)
+
+    async def _write_part(
+        self, versioned: list[tuple[KpiRow, int]], computed_at: int, store: Store
     ) -> None:
         fresh = [(r, v) for r, v in versioned if self._published.get(r.key) != _measured(r)]
         if not fresh:
             return
         changed = [r for r, _ in fresh]
         row_versions = [v for _, v in fresh]
-        await (store or self._kpi_store).insert_kpis(changed, row_versions, computed_at)
+        await store.insert_kpis(changed, row_versions, computed_at)
         published = [
             (r, v)
             for r, v in zip(changed, row_versions, strict=True)
@@ -443,17 +455,20 @@ class DomainPipeline:
             PROCESSOR_KPI_ROWS.labels(grain).inc(count)
 
 
-def _finalize(
-    plan: KpiPlan,
-    grain: str,
-    record: tuple[Any, ...],
-    computed_at: int,
-    versions: dict[tuple[str, str, int], int],
-) -> list[KpiRow]:
-    entity, period, channel, service, n_events, *values = record
-    if channel == ALL and service == ALL:
-        versions[(grain, entity, int(period))] = kpi_version(n_events, computed_at)
-    return plan.finalize(SliceKey(entity, grain, int(period), channel, service), values)
+def _versioned(
+    plan: KpiPlan, grain: str, records: Sequence[tuple[Any, ...]], computed_at: int
+) -> Iterator[tuple[KpiRow, int]]:
+    """The KPI rows of one recompute query's records, each with its period's version (from the
+    period's all/all record, which may come anywhere in the result)."""
+    versions = {
+        (entity, int(period)): kpi_version(n_events, computed_at)
+        for entity, period, channel, service, n_events, *_ in records
+        if channel == ALL and service == ALL
+    }
+    for entity, period, channel, service, _, *values in records:
+        key = SliceKey(entity, grain, int(period), channel, service)
+        for row in plan.finalize(key, values):
+            yield row, versions[(entity, int(period))]
 
 
 def _measured(row: KpiRow) -> tuple[float, float, float]:
