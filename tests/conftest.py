@@ -12,6 +12,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from pcm_common.catalogues import Catalogues, load_catalogues
 
 REPO = Path(__file__).resolve().parents[1]
 STACK_SCRIPT = REPO / "deploy" / "local" / "stack.py"
@@ -91,6 +92,12 @@ class LocalStack:
             "postgres": stack_module.postgres_ready,
         }
         return [name for name, ready in probes.items() if not ready(self.settings)]
+
+
+@pytest.fixture(scope="session")
+def catalogues() -> Catalogues:
+    """The repository's catalogues, loaded once (frozen: no test can change them for another)."""
+    return load_catalogues()
 
 
 @pytest.fixture(scope="session")

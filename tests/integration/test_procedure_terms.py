@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from clickhouse_driver import Client
-from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues import Catalogues
 from pcm_common.clickhouse.client import connect
 from pcm_common.clickhouse.migrate import migrate
 from pcm_common.settings import Settings
@@ -26,11 +26,6 @@ from pcm_testkit.events import procedure_stage_event
 
 CLOCK = BucketClock("America/Lima")
 SERVICE = "RENIEC_DNI_DUPLICADO"  # 7 business days
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 @pytest.fixture(scope="module")

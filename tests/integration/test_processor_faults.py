@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_driver import Client
 from pcm.monitoring.v1 import envelope_pb2
-from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues import Catalogues
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.settings import Settings
 from pcm_testkit.events import local_time
@@ -32,11 +32,6 @@ TICKETS = 31_000  # about 90,000 attention events
 PROCEDURES = 4_500  # about 15,000 procedure stages
 KILLS = 5
 SEED = 20250501
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 @pytest.fixture

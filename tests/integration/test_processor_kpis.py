@@ -17,7 +17,7 @@ import pytest
 from clickhouse_driver import Client
 from kafka import KafkaConsumer, TopicPartition
 from pcm.monitoring.v1 import envelope_pb2
-from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues import Catalogues
 from pcm_common.clickhouse.client import connect
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.settings import Settings
@@ -44,11 +44,6 @@ MARCH = local_time(2025, 3, 1)
 
 def t(hour: int, minute: int, day: int = 10) -> int:
     return local_time(2025, 3, day, hour, minute)
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 @dataclass

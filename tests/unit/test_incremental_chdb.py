@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues import Catalogues
 from pcm_common.clickhouse.migrate import migrate
 from pcm_processor.adapters.kpi_sql import SqlCompiler, literal
 from pcm_processor.domain.buckets import BucketClock
@@ -32,11 +32,6 @@ from pcm_testkit.generator import Generator
 from tests.chdb_executor import ChdbExecutor
 
 CLOCK = BucketClock("America/Lima")
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,11 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-import pytest
 from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_processor.domain.procedures import ProcedureStatus, StageFact, procedure_status
 
 D = dt.date
 FILED_MONDAY = D(2025, 3, 10)
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 def status(

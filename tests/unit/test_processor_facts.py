@@ -7,17 +7,12 @@ from typing import Any
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import attention_pb2, envelope_pb2
-from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues import Catalogues
 from pcm_common.kafka.envelope import PoisonMessage, decode, wrap
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
 from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE
 from pcm_testkit.events import attention_event, local_time, procedure_stage_event
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 @pytest.fixture(scope="module")

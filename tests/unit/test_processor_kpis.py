@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 import pytest
 from pcm.monitoring.v1 import envelope_pb2
-from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues import Catalogues
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
 from pcm_processor.domain.kpis import KpiPlan, build_plan, p90
@@ -22,11 +22,6 @@ DAY = local_time(2025, 3, 10)
 HOUR9 = local_time(2025, 3, 10, 9)
 MARCH = local_time(2025, 3, 1)
 SERVICE = "RENIEC_DNI_DUPLICADO"  # target wait 20 min, legal term 7 business days
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 def rows(

@@ -7,9 +7,8 @@ import copy
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import pytest
 from pcm.monitoring.v1 import envelope_pb2
-from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues import Catalogues
 from pcm_processor.adapters.clickhouse import ClickHouseStore
 from pcm_processor.adapters.kafka import dead_letter_record, kpi_envelope
 from pcm_processor.adapters.kpi_sql import SqlCompiler
@@ -93,11 +92,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 def make(

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
-from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues import Catalogues
 from pcm_common.clickhouse.migrate import migrate
 from pcm_processor.adapters.kpi_sql import SqlCompiler, literal
 from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
@@ -26,11 +26,6 @@ from tests.chdb_executor import ChdbExecutor
 from tests.unit.crafted import ABANDONMENT_HOUR, abandonment_cases
 
 DB = "pcm_sql"
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 @pytest.fixture(scope="module")

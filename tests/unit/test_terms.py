@@ -10,8 +10,7 @@ import datetime as dt
 import math
 from typing import Any
 
-import pytest
-from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues import Catalogues
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.procedures import StageFact, procedure_status
 from pcm_processor.terms import TermTracker, Tracked
@@ -20,11 +19,6 @@ D = dt.date
 FILED = D(2025, 3, 10)  # a Monday; RENIEC_DNI_DUPLICADO: 7 business days
 TODAY = D(2025, 4, 1)
 CLOCK = BucketClock("America/Lima")
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 def tracked(

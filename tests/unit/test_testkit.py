@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 from pcm.monitoring.v1 import attention_pb2
-from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues import Catalogues
 from pcm_common.domains import EVENT_DOMAINS, EventDomain
 from pcm_common.kafka.envelope import decode
 from pcm_common.push import ItemContext, item_errors
@@ -18,11 +18,6 @@ from pcm_testkit import events
 from pcm_testkit.generator import Generator
 from pcm_testkit.metrics import metric_value
 from pcm_testkit.waiting import wait_until
-
-
-@pytest.fixture(scope="module")
-def catalogues() -> Catalogues:
-    return load_catalogues()
 
 
 @pytest.mark.parametrize("domain", EVENT_DOMAINS, ids=lambda d: d.name)

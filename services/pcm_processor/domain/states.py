@@ -14,14 +14,26 @@ touched. Memory is bounded by evicting the least recently touched periods (``max
 
 from __future__ import annotations
 
+import sys
+from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass
 
 Slice = tuple[str, str]
 """(channel, service_id); ``""`` is "all"."""
-Vector = list[int]
-"""``[n_events, *aggregates]`` in the plan's aggregate order: all integers, so sums are exact."""
+Vector = MutableSequence[int]
+"""``[n_events, *aggregates]`` in the plan's aggregate order: all integers, so sums are exact.
+Held as 64-bit arrays (a third of a list of Python ints: 2,700 entities hold ~10^5 slices)."""
+
+
+def packed(values: Sequence[int]) -> Vector:
+    return array("q", values)
+
+
+def _shared(slice_: Slice) -> Slice:
+    """The slice with its names interned: thousands of states repeat the same few."""
+    return sys.intern(slice_[0]), sys.intern(slice_[1])
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -65,7 +77,7 @@ class StateStore:
         self._periods.move_to_end(key)
         vector = state.get(slice_)
         if vector is None:
-            vector = state[slice_] = [0] * len(after)
+            vector = state[_shared(slice_)] = array("q", bytes(8 * len(after)))
             self._slices += 1
         for index, (old, new) in enumerate(zip(before, after, strict=True)):
             vector[index] += new - old
@@ -75,7 +87,7 @@ class StateStore:
         previous = self._periods.pop(key, None)
         if previous is not None:
             self._slices -= len(previous)
-        self._periods[key] = slices
+        self._periods[key] = {_shared(s): packed(vector) for s, vector in slices.items()}
         self._slices += len(slices)
 
     def advance(self, entity_id: str, offset: int) -> None:
