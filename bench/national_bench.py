@@ -1114,7 +1114,9 @@ def processor_stats(process: ProcessorProcess) -> str:
         f"mean batch {size:,.0f} events, fact insert "
         f"{mean_ms('pcm_processor_insert_seconds', table='attention_events')} ms, KPI recompute "
         f"H/D/M {recompute} ms, KPI delta (every grain) {delta} ms, "
-        f"dead letters {metric_value(page, 'pcm_processor_dead_letter_total'):,.0f}"
+        f"dead letters {metric_value(page, 'pcm_processor_dead_letter_total'):,.0f}, "
+        f"state slices held {metric_value(page, 'pcm_processor_kpi_state_slices'):,.0f}, "
+        f"periods built {metric_value(page, 'pcm_processor_kpi_state_builds_total'):,.0f}"
     )
 
 

@@ -26,7 +26,7 @@ from pcm_common.domains import Row
 from pcm_processor.adapters.kpi_sql import SqlCompiler
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.kpis import KpiPlan, KpiRow, SliceKey, kpi_version
-from pcm_processor.domain.states import PeriodKey, Slice, StateStore, Vector
+from pcm_processor.domain.states import PeriodKey, Slice, StateStore, Vector, zeros
 from pcm_processor.metrics import (
     PROCESSOR_KPI_DELTA_SECONDS,
     PROCESSOR_KPI_STATE_BUILDS,
@@ -148,7 +148,7 @@ class IncrementalKpis:
             for side, grain, entity, period, first, second, *vector in rows:
                 key = PeriodKey(entity, grains[grain], int(period))
                 sides = found.setdefault(key, {}).setdefault(
-                    (first, second), [[0] * width, [0] * width]
+                    (first, second), [zeros(width), zeros(width)]
                 )
                 # One subject chunk's part: a period's subjects may span several chunks.
                 total = sides[int(side)]

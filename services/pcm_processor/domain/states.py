@@ -31,6 +31,10 @@ def packed(values: Sequence[int]) -> Vector:
     return array("q", values)
 
 
+def zeros(width: int) -> Vector:
+    return array("q", bytes(8 * width))
+
+
 def _shared(slice_: Slice) -> Slice:
     """The slice with its names interned: thousands of states repeat the same few."""
     return sys.intern(slice_[0]), sys.intern(slice_[1])
@@ -77,7 +81,7 @@ class StateStore:
         self._periods.move_to_end(key)
         vector = state.get(slice_)
         if vector is None:
-            vector = state[_shared(slice_)] = array("q", bytes(8 * len(after)))
+            vector = state[_shared(slice_)] = zeros(len(after))
             self._slices += 1
         for index, (old, new) in enumerate(zip(before, after, strict=True)):
             vector[index] += new - old
