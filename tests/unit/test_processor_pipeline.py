@@ -324,12 +324,28 @@ def test_the_store_reconnects_and_inserts_one_columnar_batch() -> None:
     assert options == {"columnar": True, "types_check": False}
 
 
+class GatedStore(FakeStore):
+    """Holds every recompute query until ``release`` is set: the test decides what runs while
+    a recomputation waits on ClickHouse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def query(self, what: str, sql: str) -> list[tuple[Any, ...]]:
+        if what.startswith("recompute"):
+            self.entered.set()
+            await self.release.wait()
+        return await super().query(what, sql)
+
+
 def test_offsets_flushed_during_a_recomputation_wait_for_the_next_one(
     catalogues: Catalogues,
 ) -> None:
     """The running recomputation may have taken those messages' keys but not written them yet:
     committing their offsets now would lose the keys in a crash."""
-    store = FakeStore()
+    store = GatedStore()
     pipeline, _ = make(catalogues, store)
 
     async def scenario() -> tuple[dict[Any, int], dict[Any, int], dict[Any, int]]:
@@ -337,8 +353,10 @@ def test_offsets_flushed_during_a_recomputation_wait_for_the_next_one(
         await pipeline.flush()
         await pipeline.process([message(served("T2"), 2)])
         recomputing = asyncio.ensure_future(pipeline.recompute())
-        await asyncio.sleep(0)  # it took T2's keys too and waits on ClickHouse
+        # It took T2's keys too and waits on ClickHouse.
+        await asyncio.wait_for(store.entered.wait(), timeout=5)
         flushed = await pipeline.flush()
+        store.release.set()
         first = await recomputing
         second = await pipeline.recompute()
         return dict(flushed.ends), dict(first.ends), dict(second.ends)
