@@ -1,8 +1,13 @@
-"""Crafted events at the boundaries of KPI rules, shared by the reference and the SQL tests."""
+"""Crafted events at the boundaries of KPI rules, shared by the reference and the SQL tests,
+and the comparison those tests make."""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from pcm.monitoring.v1 import envelope_pb2
+from pcm_processor.domain.kpis import KpiRow
 from pcm_testkit.events import attention_event, local_time
 
 SERVICE = "RENIEC_DNI_DUPLICADO"  # target wait 20 min
@@ -26,3 +31,17 @@ def abandonment_cases() -> list[envelope_pb2.EventEnvelope]:
         e("RENIEC", "AT-60", "TICKET_ABANDONED", SERVICE, p, at, finished=at + 60),
         e("RENIEC", "SERVED", "TICKET_SERVED", SERVICE, p, at, at + 120, at + 400),
     ]
+
+
+def assert_same(expected: dict[Any, KpiRow], got: dict[Any, KpiRow]) -> None:
+    """The same KPI keys, each with the same value, numerator, denominator and sample flag."""
+    assert expected.keys() == got.keys()
+    for key, want in expected.items():
+        have = got[key]
+        for a, b in (
+            (want.value, have.value),
+            (want.numerator, have.numerator),
+            (want.denominator, have.denominator),
+        ):
+            assert math.isclose(a, b, rel_tol=0, abs_tol=1e-9), (key, want, have)
+        assert want.insufficient_sample == have.insufficient_sample

@@ -10,7 +10,6 @@ tests (the processor's default engine).
 from __future__ import annotations
 
 import asyncio
-import math
 import random
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -30,6 +29,7 @@ from pcm_testkit.events import local_time
 from pcm_testkit.generator import Generator
 
 from tests.chdb_executor import ChdbExecutor
+from tests.unit.crafted import assert_same
 
 CLOCK = BucketClock("America/Lima")
 
@@ -107,19 +107,6 @@ def last_values(processes: Sequence[Process]) -> dict[Any, KpiRow]:
             if key not in merged or version >= merged[key][0]:
                 merged[key] = (version, row)
     return {key: row for key, (_, row) in merged.items()}
-
-
-def assert_same(expected: dict[Any, KpiRow], got: dict[Any, KpiRow]) -> None:
-    assert expected.keys() == got.keys()
-    for key, want in expected.items():
-        have = got[key]
-        for a, b in (
-            (want.value, have.value),
-            (want.numerator, have.numerator),
-            (want.denominator, have.denominator),
-        ):
-            assert math.isclose(a, b, rel_tol=0, abs_tol=1e-9), (key, want, have)
-        assert want.insufficient_sample == have.insufficient_sample
 
 
 @pytest.mark.parametrize("domain", [ATTENTION, PROCEDURE_STAGE], ids=lambda d: d.name)
