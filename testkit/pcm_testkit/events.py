@@ -15,6 +15,7 @@ test (tests/unit/test_testkit.py) fails when a domain has none, so a new domain 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -175,8 +176,8 @@ def complaint(entity_id: str = "RENIEC", **overrides: Any) -> complaint_pb2.Comp
         "driver": "TIEMPO",
         "filed_at": filed,
         "occurred_at": filed,
-        # Only a salted hash of the complainant leaves the entity (complaint.proto).
-        "complainant_hash": uuid.uuid4().hex,
+        # Only a keyed hash (HMAC-SHA256) of the complainant leaves the entity (complaint.proto).
+        "complainant_hash": hashlib.sha256(uuid.uuid4().bytes).hexdigest(),
     }
     return build(complaint_pb2.ComplaintEvent, defaults, overrides)
 

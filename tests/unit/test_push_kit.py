@@ -258,7 +258,7 @@ def test_broker_down_is_unavailable_and_the_ids_are_not_remembered(intake: Intak
 
 
 def test_ledger_down_is_unavailable_and_nothing_is_produced(intake: Intake) -> None:
-    ledger = intake.kit.ledger
+    ledger = intake.kit.sink.ledger
     original = ledger.claim
 
     def unreachable(*_: Any) -> list[Claim]:

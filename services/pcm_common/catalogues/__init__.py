@@ -6,7 +6,7 @@ and the references between them, and returns a frozen ``Catalogues``; any proble
 """
 
 from .calendar import BusinessCalendar
-from .catalogue import Catalogues
+from .catalogue import Catalogues, ComplaintDue
 from .errors import CatalogueError
 from .loader import ENV_VAR, default_directory, load_catalogues
 from .models import (
@@ -40,6 +40,7 @@ __all__ = [
     "Catalogues",
     "Channel",
     "ChannelLevel",
+    "ComplaintDue",
     "ComplaintTerm",
     "Criterion",
     "Direction",

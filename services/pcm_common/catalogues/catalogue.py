@@ -45,6 +45,17 @@ def _get(index: Mapping[str, R], key: str, what: str) -> R:
         raise KeyError(f"unknown {what} {key!r}") from None
 
 
+@dataclass(frozen=True)
+class ComplaintDue:
+    """When a complaint must be answered: its term, the deadline and the rule behind them."""
+
+    term_business_days: int
+    due_on: dt.date
+    """The last business day to answer (terms count from the day after filing)."""
+    basis: str
+    """The ``legal_basis`` of the complaint_terms.csv row that applied."""
+
+
 @dataclass(frozen=True, eq=False)
 class Catalogues:
     """Everything in ``catalogues/``, validated; build it with ``load_catalogues()``."""
@@ -182,6 +193,43 @@ class Catalogues:
                 if term.entity_id == entity and term.category == cat:
                     return term
         raise KeyError("no default complaint term ('*,*')")  # the loader guarantees one
+
+    def complaint_due(
+        self,
+        entity_id: str,
+        category: str | None,
+        filed_on: dt.date,
+        override_days: int = 0,
+    ) -> ComplaintDue:
+        """The answer deadline of a complaint filed on ``filed_on``: the most specific term of
+        complaint_terms.csv, or ``override_days`` (0: none) where the row allows shortening it
+        (``max_override_business_days``), counted in business days from the day after filing
+        with the non-working days of the entity's region.
+
+        Raises ``ValueError`` for an override the row does not allow, ``KeyError`` for an
+        unknown entity.
+        """
+        term = self.complaint_term(entity_id, category)
+        region = self.region_of(entity_id)
+        days = term.legal_term_business_days
+        if override_days < 0:
+            raise ValueError(f"override_days must be >= 0 (0: no override), got {override_days}")
+        if override_days > 0:
+            row = f"complaint_terms.csv row '{term.entity_id},{term.category}'"
+            limit = term.max_override_business_days
+            if limit == 0:
+                raise ValueError(
+                    f"category {category or ALL} of entity {entity_id} does not allow a term "
+                    f"override ({row})"
+                )
+            if override_days > limit:
+                raise ValueError(
+                    f"category {category or ALL} of entity {entity_id} may shorten the term to "
+                    f"at most {limit} business days, not {override_days} ({row})"
+                )
+            days = override_days
+        due_on = self.calendar.add_business_days(filed_on, days, region)
+        return ComplaintDue(term_business_days=days, due_on=due_on, basis=term.legal_basis)
 
     def target_wait_s(self, service: Service, channel_code: str) -> int | None:
         """The wait target of a service on a channel, most specific first: this service on this

@@ -122,6 +122,7 @@ def _parse(root: Path) -> Parsed:
             "complaint_terms.csv",
             ComplaintTerm,
             ("entity_id", "category", "legal_term_business_days", "legal_basis"),
+            ("max_override_business_days",),
         ),
         wait_targets=_csv(
             root,

@@ -555,7 +555,22 @@ class ComplaintTerm(Record):
     entity_id: EntityRef
     category: CodeOrAll
     legal_term_business_days: int = Field(ge=1)
+    max_override_business_days: int = Field(default=0, ge=0)
+    """Longest term an entity may set for one complaint of this row (the event's override); 0:
+    no override. Never above ``legal_term_business_days``: an override only shortens the term,
+    the assessed entity cannot lengthen its own."""
     legal_basis: Text
+
+    @model_validator(mode="after")
+    def _override_shortens(self) -> ComplaintTerm:
+        if self.max_override_business_days > self.legal_term_business_days:
+            reason = (
+                f"{self.max_override_business_days} exceeds legal_term_business_days "
+                f"{self.legal_term_business_days} of row '{self.entity_id},{self.category}' "
+                "(an override may only shorten the term)"
+            )
+            raise FieldError("max_override_business_days", reason)
+        return self
 
 
 class DayKind(StrEnum):

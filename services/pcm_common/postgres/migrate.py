@@ -28,6 +28,8 @@ log = get_logger(__name__)
 POSTGRES_GROUPS: tuple[MigrationGroup, ...] = (
     # The event-id ledger of every push service (pcm_common.push).
     MigrationGroup("push", "pcm_common.push.migrations"),
+    # The complaint book: records, transitions, outbox (pcm_complaints).
+    MigrationGroup("complaints", "pcm_complaints.migrations"),
 )
 DEFAULT_SCHEMA_TABLE = "public.schema_migrations"
 

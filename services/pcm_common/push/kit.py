@@ -4,8 +4,12 @@ A service declares its push methods (``PushDeclaration``: the event domain and t
 one item) and the kit runs each call through the same steps:
 
 authenticate → authorize (entity role, own entity) → batch limit → per-entity rate limit →
-per-item validation → in-batch and ledger dedupe → produce and wait for the broker's ack →
-per-item result (accepted, duplicate, or refused with field, reason and code).
+per-item validation → in-batch dedupe → the kit's *sink* stores the accepted items → per-item
+result (accepted, duplicate, or refused with field, reason and code).
+
+The sink is where services differ: the intake's (``BrokerSink``) claims each event id in the
+ledger, produces to Kafka and waits for the broker's ack; the complaints service's commits each
+transition and its event to PostgreSQL in one transaction (an outbox relayed to Kafka).
 
 The answer is bounded by the batch limit: at most ``MAX_ERRORS_PER_ITEM`` refusals per item,
 each clipped, so no input can make an answer larger than the transport allows.
@@ -16,7 +20,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -101,6 +105,105 @@ class Outcome:
     duplicates: list[int] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
     foreign_items: int = 0
+    receipts: dict[int, Any] = field(default_factory=dict)
+    """What the sink reports per stored item, by index (e.g. a complaint's due date)."""
+
+
+class StoreUnavailable(Exception):
+    """The sink could store nothing (its store is unreachable): the call is refused UNAVAILABLE
+    with ``reason`` (an ErrorReason name)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class ItemSink(Protocol):
+    """The last step of a push: store the accepted items of one call.
+
+    ``outcome.accepted`` holds the valid items, one per event id; the sink stores them and moves
+    those it does not store to ``duplicates`` (stored by an earlier call) or ``refusals``. It
+    raises ``StoreUnavailable`` when it could store none of them."""
+
+    def store(self, domain: str, entity_id: str, outcome: Outcome) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class BrokerSink:
+    """Events go to their domain's Kafka topic: claimed in the event-id ledger, produced, and
+    answered only after the broker's ack (the intake's sink)."""
+
+    def __init__(
+        self,
+        producer: EventProducer,
+        ledger: EventLedger,
+        metrics: PushMetrics,
+        topic_prefix: str = "",
+    ) -> None:
+        self.producer = producer
+        self.ledger = ledger
+        self._metrics = metrics
+        self._topic_prefix = topic_prefix
+
+    def store(self, domain: str, entity_id: str, outcome: Outcome) -> None:
+        self._claim(domain, entity_id, outcome)
+        self._produce(domain, entity_id, outcome)
+
+    def _claim(self, domain: str, entity_id: str, outcome: Outcome) -> None:
+        """The ledger decides whether an earlier call already stored an id."""
+        candidates = outcome.accepted
+        try:
+            claims = self.ledger.claim(domain, entity_id, [c[1] for c in candidates])
+        except LedgerUnavailable as error:
+            self._metrics.ledger_errors.inc()
+            log.warning("batch refused: ledger unavailable", entity=entity_id, error=str(error))
+            raise StoreUnavailable(
+                "ERROR_REASON_LEDGER_UNAVAILABLE", "event-id ledger unavailable"
+            ) from error
+        outcome.accepted = []
+        for (index, event_id, event), claim in zip(candidates, claims, strict=True):
+            if claim is Claim.NEW:
+                outcome.accepted.append((index, event_id, event))
+            elif claim is Claim.DUPLICATE:
+                outcome.duplicates.append(index)
+            else:
+                reason = "being stored by another call right now; send it again later"
+                outcome.refusals.append(
+                    Refusal(index, event_id, FieldError("event_id", reason, IN_PROGRESS))
+                )
+
+    def _produce(self, domain: str, entity_id: str, outcome: Outcome) -> None:
+        """Write the accepted items; return only after the broker's ack."""
+        received_at = Timestamp()
+        received_at.GetCurrentTime()
+        key = entity_id.encode()
+        records = [
+            (key, wrap(event, entity_id, received_at).SerializeToString())
+            for _, _, event in outcome.accepted
+        ]
+        ids = [event_id for _, event_id, _ in outcome.accepted]
+        topic = topic_for_domain(domain).name(self._topic_prefix)
+        try:
+            self.producer.send_and_wait(topic, records)
+        except BrokerUnavailable as error:
+            self.ledger.release(domain, entity_id, ids)
+            self._metrics.produce_errors.inc()
+            log.warning(
+                "batch refused: broker unavailable",
+                entity=entity_id,
+                events=len(records),
+                error=str(error),
+            )
+            raise StoreUnavailable(
+                "ERROR_REASON_BROKER_UNAVAILABLE", "event store (Kafka) unavailable"
+            ) from error
+        self.ledger.confirm(domain, entity_id, ids)
+
+    def close(self) -> None:
+        self.producer.close()
+        self.ledger.close()
 
 
 class RateLimiter:
@@ -117,31 +220,23 @@ class RateLimiter:
 
 
 class PushKit:
-    """The shared parts of one push service: credentials, producer, ledger, limits, metrics."""
+    """The shared parts of one push service: credentials, limits, metrics and where accepted
+    items are stored (``sink``: Kafka with the event-id ledger, or a service's own store)."""
 
     def __init__(
-        self,
-        limits: PushLimits,
-        tokens: TokenStore,
-        producer: EventProducer,
-        ledger: EventLedger,
-        metrics: PushMetrics,
-        topic_prefix: str = "",
+        self, limits: PushLimits, tokens: TokenStore, sink: ItemSink, metrics: PushMetrics
     ) -> None:
         self.limits = limits
         self.tokens = tokens
-        self.producer = producer
-        self.ledger = ledger
+        self.sink = sink
         self.metrics = metrics
-        self.topic_prefix = topic_prefix
         self.rate = RateLimiter(limits.rate_limit_events_per_s)
 
     def endpoint(self, declaration: PushDeclaration[E]) -> PushEndpoint[E]:
         return PushEndpoint(self, declaration)
 
     def close(self) -> None:
-        self.producer.close()
-        self.ledger.close()
+        self.sink.close()
 
 
 class PushEndpoint(Generic[E]):
@@ -152,9 +247,13 @@ class PushEndpoint(Generic[E]):
         self._declaration = declaration
         self._domain = declaration.domain.name
         self._method = declaration.method
-        self._topic = topic_for_domain(self._domain).name(kit.topic_prefix)
+        self._sink = kit.sink
 
     def push(self, events: Sequence[E], context: grpc.ServicerContext) -> common_pb2.PushResult:
+        return to_result(self.sort(events, context))
+
+    def sort(self, events: Sequence[E], context: grpc.ServicerContext) -> Outcome:
+        """Run the kit's steps on one call; how every item ended (``push`` answers it)."""
         metrics = self._kit.metrics
         in_flight = metrics.in_flight.labels(method=self._method)
         in_flight.inc()
@@ -164,7 +263,7 @@ class PushEndpoint(Generic[E]):
         finally:
             in_flight.dec()
 
-    def _push(self, events: Sequence[E], context: grpc.ServicerContext) -> common_pb2.PushResult:
+    def _push(self, events: Sequence[E], context: grpc.ServicerContext) -> Outcome:
         principal = authenticate(context, self._kit.tokens, self._kit.metrics.auth_failures)
         self._authorize(principal, context)
         self._check_size_and_rate(principal, len(events), context)
@@ -175,10 +274,10 @@ class PushEndpoint(Generic[E]):
                 "ERROR_REASON_FOREIGN_ENTITY",
                 f"every event belongs to another entity than {principal.entity_id!r}",
             )
-        self._dedupe(outcome, principal.entity_id, context)
-        self._produce(outcome, principal.entity_id, context)
+        self._first_copies(outcome)
+        self._store(outcome, principal.entity_id, context)
         self._count(outcome, principal.entity_id)
-        return to_result(outcome)
+        return outcome
 
     def _authorize(self, principal: Principal, context: grpc.ServicerContext) -> None:
         # Items are checked one by one against the caller's entity (check_entity); here: may
@@ -238,73 +337,33 @@ class PushEndpoint(Generic[E]):
             ]
         return outcome
 
-    def _dedupe(self, outcome: Outcome, entity_id: str, context: grpc.ServicerContext) -> None:
-        """First valid copy of an id in the batch is the candidate; the ledger decides whether
-        an earlier call already stored it."""
-        first: dict[str, int] = {}
+    def _first_copies(self, outcome: Outcome) -> None:
+        """Only the first valid copy of an id in the batch goes to the sink; the others are
+        duplicates of it."""
+        first: set[str] = set()
         candidates = []
         for index, event_id, event in outcome.accepted:
             if event_id in first:
                 outcome.duplicates.append(index)
             else:
-                first[event_id] = index
+                first.add(event_id)
                 candidates.append((index, event_id, event))
-        try:
-            claims = self._kit.ledger.claim(self._domain, entity_id, [c[1] for c in candidates])
-        except LedgerUnavailable as error:
-            self._kit.metrics.ledger_errors.inc()
-            log.warning("batch refused: ledger unavailable", entity=entity_id, error=str(error))
-            abort_with(
-                context,
-                grpc.StatusCode.UNAVAILABLE,
-                "ERROR_REASON_LEDGER_UNAVAILABLE",
-                "event-id ledger unavailable; nothing was stored, retry",
-                retry_after_s=self._kit.limits.retry_after_s,
-            )
-        outcome.accepted = []
-        for (index, event_id, event), claim in zip(candidates, claims, strict=True):
-            if claim is Claim.NEW:
-                outcome.accepted.append((index, event_id, event))
-            elif claim is Claim.DUPLICATE:
-                outcome.duplicates.append(index)
-            else:
-                reason = "being stored by another call right now; send it again later"
-                outcome.refusals.append(
-                    Refusal(index, event_id, FieldError("event_id", reason, IN_PROGRESS))
-                )
-        outcome.duplicates.sort()
-        outcome.refusals.sort(key=lambda refusal: refusal.index)
+        outcome.accepted = candidates
 
-    def _produce(self, outcome: Outcome, entity_id: str, context: grpc.ServicerContext) -> None:
-        """Write the accepted items; answer only after the broker's ack, else UNAVAILABLE."""
-        received_at = Timestamp()
-        received_at.GetCurrentTime()
-        key = entity_id.encode()
-        records = [
-            (key, wrap(event, entity_id, received_at).SerializeToString())
-            for _, _, event in outcome.accepted
-        ]
-        ids = [event_id for _, event_id, _ in outcome.accepted]
+    def _store(self, outcome: Outcome, entity_id: str, context: grpc.ServicerContext) -> None:
         try:
-            self._kit.producer.send_and_wait(self._topic, records)
-        except BrokerUnavailable as error:
-            self._kit.ledger.release(self._domain, entity_id, ids)
-            self._kit.metrics.produce_errors.inc()
-            log.warning(
-                "batch refused: broker unavailable",
-                entity=entity_id,
-                events=len(records),
-                error=str(error),
-            )
+            self._sink.store(self._domain, entity_id, outcome)
+        except StoreUnavailable as error:
             abort_with(
                 context,
                 grpc.StatusCode.UNAVAILABLE,
-                "ERROR_REASON_BROKER_UNAVAILABLE",
-                "event store (Kafka) unavailable; nothing was stored, retry "
+                error.reason,
+                f"{error.message}; nothing was stored, retry "
                 f"(retry after {self._kit.limits.retry_after_s:g} s)",
                 retry_after_s=self._kit.limits.retry_after_s,
             )
-        self._kit.ledger.confirm(self._domain, entity_id, ids)
+        outcome.duplicates.sort()
+        outcome.refusals.sort(key=lambda refusal: refusal.index)
 
     def _count(self, outcome: Outcome, entity_id: str) -> None:
         metrics, domain = self._kit.metrics, self._domain

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from pcm_common.auth import TokenStore
 from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
-from pcm_common.push.kit import PushKit, PushLimits
+from pcm_common.push.kit import BrokerSink, PushKit, PushLimits
 from pcm_common.push.ledger import EventLedger, LayeredLedger, MemoryLedger
 from pcm_common.push.metrics import PushMetrics
 from pcm_common.settings import Settings
@@ -40,9 +40,8 @@ def build_kit(
     workers: int,
     producer: EventProducer | None = None,
 ) -> PushKit:
-    return PushKit(
-        limits,
-        TokenStore(settings.token_file, settings.token_reload_interval_s),
+    """A kit whose sink is Kafka behind the event-id ledger (the intake's)."""
+    sink = BrokerSink(
         producer
         or AcknowledgedProducer(
             settings.kafka_bootstrap, settings.kafka_request_timeout_ms, client_id
@@ -52,3 +51,8 @@ def build_kit(
         metrics,
         settings.topic_prefix,
     )
+    return PushKit(limits, token_store(settings), sink, metrics)
+
+
+def token_store(settings: Settings) -> TokenStore:
+    return TokenStore(settings.token_file, settings.token_reload_interval_s)

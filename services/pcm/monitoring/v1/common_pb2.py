@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epcm/monitoring/v1/common.proto\x12\x11pcm.monitoring.v1\"\x7f\n\rItemRejection\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12.\n\x04\x63ode\x18\x05 \x01(\x0e\x32 .pcm.monitoring.v1.RejectionCode\"o\n\nPushResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x19\n\x11\x64uplicate_indexes\x18\x02 \x03(\r\x12\x34\n\nrejections\x18\x03 \x03(\x0b\x32 .pcm.monitoring.v1.ItemRejection*\xd1\x02\n\rRejectionCode\x12\x1e\n\x1aREJECTION_CODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17REJECTION_CODE_REQUIRED\x10\x01\x12!\n\x1dREJECTION_CODE_INVALID_FORMAT\x10\x02\x12\x1b\n\x17REJECTION_CODE_TOO_LONG\x10\x03\x12\x1f\n\x1bREJECTION_CODE_UNKNOWN_CODE\x10\x04\x12\x1f\n\x1bREJECTION_CODE_OUT_OF_RANGE\x10\x05\x12\x1d\n\x19REJECTION_CODE_TIME_ORDER\x10\x06\x12!\n\x1dREJECTION_CODE_FOREIGN_ENTITY\x10\x07\x12\x1f\n\x1bREJECTION_CODE_INCONSISTENT\x10\x08\x12\x1e\n\x1aREJECTION_CODE_IN_PROGRESS\x10\t*\xa2\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45RROR_REASON_TOKEN_MISSING\x10\x01\x12 \n\x1c\x45RROR_REASON_TOKEN_MALFORMED\x10\x02\x12\x1e\n\x1a\x45RROR_REASON_TOKEN_UNKNOWN\x10\x03\x12\x1e\n\x1a\x45RROR_REASON_TOKEN_REVOKED\x10\x04\x12!\n\x1d\x45RROR_REASON_ROLE_NOT_ALLOWED\x10\x05\x12\x1f\n\x1b\x45RROR_REASON_FOREIGN_ENTITY\x10\x06\x12 \n\x1c\x45RROR_REASON_BATCH_TOO_LARGE\x10\x07\x12$\n ERROR_REASON_UNDECODABLE_REQUEST\x10\x08\x12\x1d\n\x19\x45RROR_REASON_RATE_LIMITED\x10\t\x12#\n\x1f\x45RROR_REASON_BROKER_UNAVAILABLE\x10\n\x12#\n\x1f\x45RROR_REASON_LEDGER_UNAVAILABLE\x10\x0b*q\n\x05Grain\x12\x15\n\x11GRAIN_UNSPECIFIED\x10\x00\x12\x0e\n\nGRAIN_HOUR\x10\x01\x12\r\n\tGRAIN_DAY\x10\x02\x12\x0f\n\x0bGRAIN_MONTH\x10\x03\x12\x11\n\rGRAIN_QUARTER\x10\x04\x12\x0e\n\nGRAIN_YEAR\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epcm/monitoring/v1/common.proto\x12\x11pcm.monitoring.v1\"\x7f\n\rItemRejection\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\r\n\x05\x66ield\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12.\n\x04\x63ode\x18\x05 \x01(\x0e\x32 .pcm.monitoring.v1.RejectionCode\"o\n\nPushResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\r\x12\x19\n\x11\x64uplicate_indexes\x18\x02 \x03(\r\x12\x34\n\nrejections\x18\x03 \x03(\x0b\x32 .pcm.monitoring.v1.ItemRejection*\xf8\x02\n\rRejectionCode\x12\x1e\n\x1aREJECTION_CODE_UNSPECIFIED\x10\x00\x12\x1b\n\x17REJECTION_CODE_REQUIRED\x10\x01\x12!\n\x1dREJECTION_CODE_INVALID_FORMAT\x10\x02\x12\x1b\n\x17REJECTION_CODE_TOO_LONG\x10\x03\x12\x1f\n\x1bREJECTION_CODE_UNKNOWN_CODE\x10\x04\x12\x1f\n\x1bREJECTION_CODE_OUT_OF_RANGE\x10\x05\x12\x1d\n\x19REJECTION_CODE_TIME_ORDER\x10\x06\x12!\n\x1dREJECTION_CODE_FOREIGN_ENTITY\x10\x07\x12\x1f\n\x1bREJECTION_CODE_INCONSISTENT\x10\x08\x12\x1e\n\x1aREJECTION_CODE_IN_PROGRESS\x10\t\x12%\n!REJECTION_CODE_ILLEGAL_TRANSITION\x10\n*\xc6\x03\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x45RROR_REASON_TOKEN_MISSING\x10\x01\x12 \n\x1c\x45RROR_REASON_TOKEN_MALFORMED\x10\x02\x12\x1e\n\x1a\x45RROR_REASON_TOKEN_UNKNOWN\x10\x03\x12\x1e\n\x1a\x45RROR_REASON_TOKEN_REVOKED\x10\x04\x12!\n\x1d\x45RROR_REASON_ROLE_NOT_ALLOWED\x10\x05\x12\x1f\n\x1b\x45RROR_REASON_FOREIGN_ENTITY\x10\x06\x12 \n\x1c\x45RROR_REASON_BATCH_TOO_LARGE\x10\x07\x12$\n ERROR_REASON_UNDECODABLE_REQUEST\x10\x08\x12\x1d\n\x19\x45RROR_REASON_RATE_LIMITED\x10\t\x12#\n\x1f\x45RROR_REASON_BROKER_UNAVAILABLE\x10\n\x12#\n\x1f\x45RROR_REASON_LEDGER_UNAVAILABLE\x10\x0b\x12\"\n\x1e\x45RROR_REASON_STORE_UNAVAILABLE\x10\x0c*q\n\x05Grain\x12\x15\n\x11GRAIN_UNSPECIFIED\x10\x00\x12\x0e\n\nGRAIN_HOUR\x10\x01\x12\r\n\tGRAIN_DAY\x10\x02\x12\x0f\n\x0bGRAIN_MONTH\x10\x03\x12\x11\n\rGRAIN_QUARTER\x10\x04\x12\x0e\n\nGRAIN_YEAR\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pcm.monitoring.v1.common_pb
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_REJECTIONCODE']._serialized_start=296
-  _globals['_REJECTIONCODE']._serialized_end=633
-  _globals['_ERRORREASON']._serialized_start=636
-  _globals['_ERRORREASON']._serialized_end=1054
-  _globals['_GRAIN']._serialized_start=1056
-  _globals['_GRAIN']._serialized_end=1169
+  _globals['_REJECTIONCODE']._serialized_end=672
+  _globals['_ERRORREASON']._serialized_start=675
+  _globals['_ERRORREASON']._serialized_end=1129
+  _globals['_GRAIN']._serialized_start=1131
+  _globals['_GRAIN']._serialized_end=1244
   _globals['_ITEMREJECTION']._serialized_start=53
   _globals['_ITEMREJECTION']._serialized_end=180
   _globals['_PUSHRESULT']._serialized_start=182

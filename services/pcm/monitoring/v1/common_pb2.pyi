@@ -48,6 +48,11 @@ class _RejectionCodeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Rejecti
     """Another call is storing the same event_id right now: send it again later to learn whether
     it was stored (the answer will then be "duplicate") or must be stored by you.
     """
+    REJECTION_CODE_ILLEGAL_TRANSITION: _RejectionCode.ValueType  # 10
+    """The event does not follow from its subject's current state: answering a complaint that was
+    never registered or is already answered, notifying before answering, anything after the
+    archive. The reason names the current state.
+    """
 
 class RejectionCode(_RejectionCode, metaclass=_RejectionCodeEnumTypeWrapper):
     """Why an item was refused, for programs: branch on this, never on the reason text."""
@@ -74,6 +79,11 @@ REJECTION_CODE_INCONSISTENT: RejectionCode.ValueType  # 8
 REJECTION_CODE_IN_PROGRESS: RejectionCode.ValueType  # 9
 """Another call is storing the same event_id right now: send it again later to learn whether
 it was stored (the answer will then be "duplicate") or must be stored by you.
+"""
+REJECTION_CODE_ILLEGAL_TRANSITION: RejectionCode.ValueType  # 10
+"""The event does not follow from its subject's current state: answering a complaint that was
+never registered or is already answered, notifying before answering, anything after the
+archive. The reason names the current state.
 """
 Global___RejectionCode: _TypeAlias = RejectionCode  # noqa: Y015
 
@@ -112,6 +122,10 @@ class _ErrorReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ErrorReas
     """
     ERROR_REASON_LEDGER_UNAVAILABLE: _ErrorReason.ValueType  # 11
     """UNAVAILABLE: the event-id ledger (PostgreSQL) is unreachable; nothing was stored, retry."""
+    ERROR_REASON_STORE_UNAVAILABLE: _ErrorReason.ValueType  # 12
+    """UNAVAILABLE: the service's transactional store (PostgreSQL) is unreachable or did not
+    commit; nothing was stored, retry.
+    """
 
 class ErrorReason(_ErrorReason, metaclass=_ErrorReasonEnumTypeWrapper):
     """Why a whole call was refused, for programs. Sent as the `reason` of a google.rpc.ErrorInfo
@@ -148,6 +162,10 @@ retry after the grpc-retry-pushback-ms trailer.
 """
 ERROR_REASON_LEDGER_UNAVAILABLE: ErrorReason.ValueType  # 11
 """UNAVAILABLE: the event-id ledger (PostgreSQL) is unreachable; nothing was stored, retry."""
+ERROR_REASON_STORE_UNAVAILABLE: ErrorReason.ValueType  # 12
+"""UNAVAILABLE: the service's transactional store (PostgreSQL) is unreachable or did not
+commit; nothing was stored, retry.
+"""
 Global___ErrorReason: _TypeAlias = ErrorReason  # noqa: Y015
 
 class _Grain:

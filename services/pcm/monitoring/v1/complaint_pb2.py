@@ -25,15 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pcm/monitoring/v1/complaint.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x02\n\x0e\x43omplaintEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63omplaint_id\x18\x03 \x01(\t\x12\x30\n\x05stage\x18\x04 \x01(\x0e\x32!.pcm.monitoring.v1.ComplaintStage\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x12\n\nservice_id\x18\x06 \x01(\t\x12\x0e\n\x06\x64river\x18\x07 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x08 \x01(\t\x12,\n\x08\x66iled_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18legal_term_business_days\x18\x0b \x01(\r\x12\x18\n\x10\x63omplainant_hash\x18\x0c \x01(\t*\xe6\x01\n\x0e\x43omplaintStage\x12\x1f\n\x1b\x43OMPLAINT_STAGE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43OMPLAINT_STAGE_REGISTERED\x10\x01\x12\x1c\n\x18\x43OMPLAINT_STAGE_ANSWERED\x10\x02\x12\x1c\n\x18\x43OMPLAINT_STAGE_NOTIFIED\x10\x03\x12\x1d\n\x19\x43OMPLAINT_STAGE_FOLLOW_UP\x10\x04\x12\x1a\n\x16\x43OMPLAINT_STAGE_CLOSED\x10\x05\x12\x1c\n\x18\x43OMPLAINT_STAGE_ARCHIVED\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pcm/monitoring/v1/complaint.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x04\n\x0e\x43omplaintEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x14\n\x0c\x63omplaint_id\x18\x03 \x01(\t\x12\x30\n\x05stage\x18\x04 \x01(\x0e\x32!.pcm.monitoring.v1.ComplaintStage\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x12\n\nservice_id\x18\x06 \x01(\t\x12\x0e\n\x06\x64river\x18\x07 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x08 \x01(\t\x12,\n\x08\x66iled_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18legal_term_business_days\x18\x0b \x01(\r\x12\x18\n\x10\x63omplainant_hash\x18\x0c \x01(\t\x12;\n\rredirected_as\x18\r \x01(\x0e\x32$.pcm.monitoring.v1.ComplaintRedirect\x12\x16\n\x0etransferred_to\x18\x0e \x01(\t\x12\x0e\n\x06\x64ue_on\x18\x0f \x01(\t\x12\x1a\n\x12term_business_days\x18\x10 \x01(\r\x12\x12\n\nterm_basis\x18\x11 \x01(\t\x12\x0f\n\x07overdue\x18\x12 \x01(\x08*\x8c\x03\n\x0e\x43omplaintStage\x12\x1f\n\x1b\x43OMPLAINT_STAGE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x43OMPLAINT_STAGE_REGISTERED\x10\x01\x12\x1c\n\x18\x43OMPLAINT_STAGE_ANSWERED\x10\x02\x12\x1c\n\x18\x43OMPLAINT_STAGE_NOTIFIED\x10\x03\x12\x1d\n\x19\x43OMPLAINT_STAGE_FOLLOW_UP\x10\x04\x12\x1a\n\x16\x43OMPLAINT_STAGE_CLOSED\x10\x05\x12\x1c\n\x18\x43OMPLAINT_STAGE_ARCHIVED\x10\x06\x12!\n\x1d\x43OMPLAINT_STAGE_NOT_A_RECLAMO\x10\x07\x12\x1f\n\x1b\x43OMPLAINT_STAGE_TRANSFERRED\x10\x08\x12\x1d\n\x19\x43OMPLAINT_STAGE_WITHDRAWN\x10\t\x12$\n COMPLAINT_STAGE_RESOLVED_AT_DESK\x10\n\x12\x1b\n\x17\x43OMPLAINT_STAGE_OVERDUE\x10\x0b*\xd1\x01\n\x11\x43omplaintRedirect\x12\"\n\x1e\x43OMPLAINT_REDIRECT_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43OMPLAINT_REDIRECT_QUEJA\x10\x01\x12\x1e\n\x1a\x43OMPLAINT_REDIRECT_ENQUIRY\x10\x02\x12,\n(COMPLAINT_REDIRECT_ACCESS_TO_INFORMATION\x10\x03\x12,\n(COMPLAINT_REDIRECT_ADMINISTRATIVE_APPEAL\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pcm.monitoring.v1.complaint_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMPLAINTSTAGE']._serialized_start=444
-  _globals['_COMPLAINTSTAGE']._serialized_end=674
+  _globals['_COMPLAINTSTAGE']._serialized_start=610
+  _globals['_COMPLAINTSTAGE']._serialized_end=1006
+  _globals['_COMPLAINTREDIRECT']._serialized_start=1009
+  _globals['_COMPLAINTREDIRECT']._serialized_end=1218
   _globals['_COMPLAINTEVENT']._serialized_start=90
-  _globals['_COMPLAINTEVENT']._serialized_end=441
+  _globals['_COMPLAINTEVENT']._serialized_end=607
 # @@protoc_insertion_point(module_scope)

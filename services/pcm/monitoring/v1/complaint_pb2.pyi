@@ -31,6 +31,18 @@ class _ComplaintStageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Compla
     COMPLAINT_STAGE_FOLLOW_UP: _ComplaintStage.ValueType  # 4
     COMPLAINT_STAGE_CLOSED: _ComplaintStage.ValueType  # 5
     COMPLAINT_STAGE_ARCHIVED: _ComplaintStage.ValueType  # 6
+    COMPLAINT_STAGE_NOT_A_RECLAMO: _ComplaintStage.ValueType  # 7
+    """Not a reclamo: redirected to its own channel (see `redirected_as`). Ends the term."""
+    COMPLAINT_STAGE_TRANSFERRED: _ComplaintStage.ValueType  # 8
+    """Sent to the entity competent to answer it (`transferred_to`). Ends this entity's term."""
+    COMPLAINT_STAGE_WITHDRAWN: _ComplaintStage.ValueType  # 9
+    """Withdrawn by the complainant before the answer. Ends the term."""
+    COMPLAINT_STAGE_RESOLVED_AT_DESK: _ComplaintStage.ValueType  # 10
+    """Registered and settled at the desk on the spot: counts as answered on the filing day."""
+    COMPLAINT_STAGE_OVERDUE: _ComplaintStage.ValueType  # 11
+    """Published by the platform, never accepted from entities: the complaint's due date passed
+    without an answer. Emitted once per complaint.
+    """
 
 class ComplaintStage(_ComplaintStage, metaclass=_ComplaintStageEnumTypeWrapper):
     """Lifecycle of a reclamo in the Libro de Reclamaciones (DS 007-2020-PCM)."""
@@ -42,12 +54,56 @@ COMPLAINT_STAGE_NOTIFIED: ComplaintStage.ValueType  # 3
 COMPLAINT_STAGE_FOLLOW_UP: ComplaintStage.ValueType  # 4
 COMPLAINT_STAGE_CLOSED: ComplaintStage.ValueType  # 5
 COMPLAINT_STAGE_ARCHIVED: ComplaintStage.ValueType  # 6
+COMPLAINT_STAGE_NOT_A_RECLAMO: ComplaintStage.ValueType  # 7
+"""Not a reclamo: redirected to its own channel (see `redirected_as`). Ends the term."""
+COMPLAINT_STAGE_TRANSFERRED: ComplaintStage.ValueType  # 8
+"""Sent to the entity competent to answer it (`transferred_to`). Ends this entity's term."""
+COMPLAINT_STAGE_WITHDRAWN: ComplaintStage.ValueType  # 9
+"""Withdrawn by the complainant before the answer. Ends the term."""
+COMPLAINT_STAGE_RESOLVED_AT_DESK: ComplaintStage.ValueType  # 10
+"""Registered and settled at the desk on the spot: counts as answered on the filing day."""
+COMPLAINT_STAGE_OVERDUE: ComplaintStage.ValueType  # 11
+"""Published by the platform, never accepted from entities: the complaint's due date passed
+without an answer. Emitted once per complaint.
+"""
 Global___ComplaintStage: _TypeAlias = ComplaintStage  # noqa: Y015
+
+class _ComplaintRedirect:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ComplaintRedirectEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ComplaintRedirect.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMPLAINT_REDIRECT_UNSPECIFIED: _ComplaintRedirect.ValueType  # 0
+    COMPLAINT_REDIRECT_QUEJA: _ComplaintRedirect.ValueType  # 1
+    """Queja por defecto de tramitación (Ley 27444, art. 169)."""
+    COMPLAINT_REDIRECT_ENQUIRY: _ComplaintRedirect.ValueType  # 2
+    """An enquiry (consulta)."""
+    COMPLAINT_REDIRECT_ACCESS_TO_INFORMATION: _ComplaintRedirect.ValueType  # 3
+    """A request under the transparency law (Ley 27806)."""
+    COMPLAINT_REDIRECT_ADMINISTRATIVE_APPEAL: _ComplaintRedirect.ValueType  # 4
+    """An administrative appeal (recurso administrativo)."""
+
+class ComplaintRedirect(_ComplaintRedirect, metaclass=_ComplaintRedirectEnumTypeWrapper):
+    """What a submission that is not a reclamo was redirected as (DS 007-2020-PCM, art. 2)."""
+
+COMPLAINT_REDIRECT_UNSPECIFIED: ComplaintRedirect.ValueType  # 0
+COMPLAINT_REDIRECT_QUEJA: ComplaintRedirect.ValueType  # 1
+"""Queja por defecto de tramitación (Ley 27444, art. 169)."""
+COMPLAINT_REDIRECT_ENQUIRY: ComplaintRedirect.ValueType  # 2
+"""An enquiry (consulta)."""
+COMPLAINT_REDIRECT_ACCESS_TO_INFORMATION: ComplaintRedirect.ValueType  # 3
+"""A request under the transparency law (Ley 27806)."""
+COMPLAINT_REDIRECT_ADMINISTRATIVE_APPEAL: ComplaintRedirect.ValueType  # 4
+"""An administrative appeal (recurso administrativo)."""
+Global___ComplaintRedirect: _TypeAlias = ComplaintRedirect  # noqa: Y015
 
 @_typing.final
 class ComplaintEvent(_message.Message):
-    """A complaint moved to a stage. Personal data (name, ID document, contact) stays in the
-    entity's book: only a salted hash of the complainant travels, enough to count repeat filers.
+    """A complaint moved to a stage. Personal data (name, ID document, contact) and free text stay in
+    the entity's book: only a keyed hash of the complainant travels, enough to count repeat filers.
+    Fields 15-18 are set by the platform (ComplaintsService) on what it publishes; values sent by
+    an entity in them are ignored.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -64,6 +120,12 @@ class ComplaintEvent(_message.Message):
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     LEGAL_TERM_BUSINESS_DAYS_FIELD_NUMBER: _builtins.int
     COMPLAINANT_HASH_FIELD_NUMBER: _builtins.int
+    REDIRECTED_AS_FIELD_NUMBER: _builtins.int
+    TRANSFERRED_TO_FIELD_NUMBER: _builtins.int
+    DUE_ON_FIELD_NUMBER: _builtins.int
+    TERM_BUSINESS_DAYS_FIELD_NUMBER: _builtins.int
+    TERM_BASIS_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     entity_id: _builtins.str
     complaint_id: _builtins.str
@@ -78,8 +140,25 @@ class ComplaintEvent(_message.Message):
     category: _builtins.str
     """Category for sectors with their own terms (e.g. health complaints under DS 002-2019-SA)."""
     legal_term_business_days: _builtins.int
-    """Overrides the catalogue's term for this complaint when a special rule applies; 0 = default."""
+    """Overrides the catalogue's term for this complaint when a special rule applies; 0 = default.
+    Refused unless catalogues/complaint_terms.csv allows an override for the category, and never
+    longer than the catalogue's maximum: the assessed entity cannot lengthen its own term.
+    """
     complainant_hash: _builtins.str
+    """HMAC-SHA256 of the complainant's ID document, keyed with a secret only the entity holds
+    (64 lowercase hex characters). Anything else is refused.
+    """
+    redirected_as: Global___ComplaintRedirect.ValueType
+    """With COMPLAINT_STAGE_NOT_A_RECLAMO: what it was redirected as."""
+    transferred_to: _builtins.str
+    """With COMPLAINT_STAGE_TRANSFERRED: the competent entity (catalogues/entities.csv)."""
+    due_on: _builtins.str
+    """Set by the platform: the last business day to answer (local date, YYYY-MM-DD)."""
+    term_business_days: _builtins.int
+    """Set by the platform: the term applied, in business days, and its legal basis."""
+    term_basis: _builtins.str
+    overdue: _builtins.bool
+    """Set by the platform: the complaint was past due without an answer when this happened."""
     @_builtins.property
     def filed_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -99,10 +178,16 @@ class ComplaintEvent(_message.Message):
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         legal_term_business_days: _builtins.int = ...,
         complainant_hash: _builtins.str = ...,
+        redirected_as: Global___ComplaintRedirect.ValueType = ...,
+        transferred_to: _builtins.str = ...,
+        due_on: _builtins.str = ...,
+        term_business_days: _builtins.int = ...,
+        term_basis: _builtins.str = ...,
+        overdue: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["filed_at", b"filed_at", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "channel", b"channel", "complainant_hash", b"complainant_hash", "complaint_id", b"complaint_id", "driver", b"driver", "entity_id", b"entity_id", "event_id", b"event_id", "filed_at", b"filed_at", "legal_term_business_days", b"legal_term_business_days", "occurred_at", b"occurred_at", "service_id", b"service_id", "stage", b"stage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "channel", b"channel", "complainant_hash", b"complainant_hash", "complaint_id", b"complaint_id", "driver", b"driver", "due_on", b"due_on", "entity_id", b"entity_id", "event_id", b"event_id", "filed_at", b"filed_at", "legal_term_business_days", b"legal_term_business_days", "occurred_at", b"occurred_at", "overdue", b"overdue", "redirected_as", b"redirected_as", "service_id", b"service_id", "stage", b"stage", "term_basis", b"term_basis", "term_business_days", b"term_business_days", "transferred_to", b"transferred_to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

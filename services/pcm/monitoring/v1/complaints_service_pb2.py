@@ -26,7 +26,7 @@ from pcm.monitoring.v1 import common_pb2 as pcm_dot_monitoring_dot_v1_dot_common
 from pcm.monitoring.v1 import complaint_pb2 as pcm_dot_monitoring_dot_v1_dot_complaint__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*pcm/monitoring/v1/complaints_service.proto\x12\x11pcm.monitoring.v1\x1a\x1epcm/monitoring/v1/common.proto\x1a!pcm/monitoring/v1/complaint.proto\"O\n\x1aPushComplaintEventsRequest\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.pcm.monitoring.v1.ComplaintEvent\"L\n\x1bPushComplaintEventsResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.pcm.monitoring.v1.PushResult2\x89\x01\n\x11\x43omplaintsService\x12t\n\x13PushComplaintEvents\x12-.pcm.monitoring.v1.PushComplaintEventsRequest\x1a..pcm.monitoring.v1.PushComplaintEventsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*pcm/monitoring/v1/complaints_service.proto\x12\x11pcm.monitoring.v1\x1a\x1epcm/monitoring/v1/common.proto\x1a!pcm/monitoring/v1/complaint.proto\"O\n\x1aPushComplaintEventsRequest\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.pcm.monitoring.v1.ComplaintEvent\"\x83\x01\n\x1bPushComplaintEventsResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.pcm.monitoring.v1.PushResult\x12\x35\n\x08receipts\x18\x02 \x03(\x0b\x32#.pcm.monitoring.v1.ComplaintReceipt\"\x95\x01\n\x10\x43omplaintReceipt\x12\r\n\x05index\x18\x01 \x01(\r\x12\x14\n\x0c\x63omplaint_id\x18\x02 \x01(\t\x12\x30\n\x05stage\x18\x03 \x01(\x0e\x32!.pcm.monitoring.v1.ComplaintStage\x12\x0e\n\x06\x64ue_on\x18\x04 \x01(\t\x12\x1a\n\x12term_business_days\x18\x05 \x01(\r\">\n\x13GetComplaintRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63omplaint_id\x18\x02 \x01(\t\"\xe1\x02\n\x0f\x43omplaintStatus\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x14\n\x0c\x63omplaint_id\x18\x02 \x01(\t\x12\x30\n\x05stage\x18\x03 \x01(\x0e\x32!.pcm.monitoring.v1.ComplaintStage\x12\x10\n\x08\x66iled_on\x18\x04 \x01(\t\x12\x0e\n\x06\x64ue_on\x18\x05 \x01(\t\x12\x1a\n\x12term_business_days\x18\x06 \x01(\r\x12\x12\n\nterm_basis\x18\x07 \x01(\t\x12\x13\n\x0b\x61nswered_on\x18\x08 \x01(\t\x12\x1f\n\x17\x62usiness_days_to_answer\x18\t \x01(\r\x12\x0f\n\x07overdue\x18\n \x01(\x08\x12\x0f\n\x07\x63hannel\x18\x0b \x01(\t\x12\x12\n\nservice_id\x18\x0c \x01(\t\x12\x0e\n\x06\x64river\x18\r \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x0e \x01(\t\x12\x13\n\x0btransitions\x18\x0f \x01(\r2\xe5\x01\n\x11\x43omplaintsService\x12t\n\x13PushComplaintEvents\x12-.pcm.monitoring.v1.PushComplaintEventsRequest\x1a..pcm.monitoring.v1.PushComplaintEventsResponse\x12Z\n\x0cGetComplaint\x12&.pcm.monitoring.v1.GetComplaintRequest\x1a\".pcm.monitoring.v1.ComplaintStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,14 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PUSHCOMPLAINTEVENTSREQUEST']._serialized_start=132
   _globals['_PUSHCOMPLAINTEVENTSREQUEST']._serialized_end=211
-  _globals['_PUSHCOMPLAINTEVENTSRESPONSE']._serialized_start=213
-  _globals['_PUSHCOMPLAINTEVENTSRESPONSE']._serialized_end=289
-  _globals['_COMPLAINTSSERVICE']._serialized_start=292
-  _globals['_COMPLAINTSSERVICE']._serialized_end=429
+  _globals['_PUSHCOMPLAINTEVENTSRESPONSE']._serialized_start=214
+  _globals['_PUSHCOMPLAINTEVENTSRESPONSE']._serialized_end=345
+  _globals['_COMPLAINTRECEIPT']._serialized_start=348
+  _globals['_COMPLAINTRECEIPT']._serialized_end=497
+  _globals['_GETCOMPLAINTREQUEST']._serialized_start=499
+  _globals['_GETCOMPLAINTREQUEST']._serialized_end=561
+  _globals['_COMPLAINTSTATUS']._serialized_start=564
+  _globals['_COMPLAINTSTATUS']._serialized_end=917
+  _globals['_COMPLAINTSSERVICE']._serialized_start=920
+  _globals['_COMPLAINTSSERVICE']._serialized_end=1149
 # @@protoc_insertion_point(module_scope)

@@ -45,17 +45,147 @@ class PushComplaintEventsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULT_FIELD_NUMBER: _builtins.int
+    RECEIPTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def result(self) -> _common_pb2.PushResult: ...
+    @_builtins.property
+    def receipts(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComplaintReceipt]:
+        """One per accepted item: where its complaint stands after it, with the due date."""
+
     def __init__(
         self,
         *,
         result: _common_pb2.PushResult | None = ...,
+        receipts: _abc.Iterable[Global___ComplaintReceipt] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipts", b"receipts", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PushComplaintEventsResponse: _TypeAlias = PushComplaintEventsResponse  # noqa: Y015
+
+@_typing.final
+class ComplaintReceipt(_message.Message):
+    """The state of a complaint after an accepted event, as the caller should record it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    COMPLAINT_ID_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    DUE_ON_FIELD_NUMBER: _builtins.int
+    TERM_BUSINESS_DAYS_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """Position of the item in the request's list (0-based)."""
+    complaint_id: _builtins.str
+    stage: _complaint_pb2.ComplaintStage.ValueType
+    due_on: _builtins.str
+    """Last business day to answer (local date, YYYY-MM-DD) and the term applied."""
+    term_business_days: _builtins.int
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        complaint_id: _builtins.str = ...,
+        stage: _complaint_pb2.ComplaintStage.ValueType = ...,
+        due_on: _builtins.str = ...,
+        term_business_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complaint_id", b"complaint_id", "due_on", b"due_on", "index", b"index", "stage", b"stage", "term_business_days", b"term_business_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComplaintReceipt: _TypeAlias = ComplaintReceipt  # noqa: Y015
+
+@_typing.final
+class GetComplaintRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    COMPLAINT_ID_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    complaint_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        complaint_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complaint_id", b"complaint_id", "entity_id", b"entity_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetComplaintRequest: _TypeAlias = GetComplaintRequest  # noqa: Y015
+
+@_typing.final
+class ComplaintStatus(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    COMPLAINT_ID_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    FILED_ON_FIELD_NUMBER: _builtins.int
+    DUE_ON_FIELD_NUMBER: _builtins.int
+    TERM_BUSINESS_DAYS_FIELD_NUMBER: _builtins.int
+    TERM_BASIS_FIELD_NUMBER: _builtins.int
+    ANSWERED_ON_FIELD_NUMBER: _builtins.int
+    BUSINESS_DAYS_TO_ANSWER_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    SERVICE_ID_FIELD_NUMBER: _builtins.int
+    DRIVER_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    TRANSITIONS_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    complaint_id: _builtins.str
+    stage: _complaint_pb2.ComplaintStage.ValueType
+    """The last lifecycle stage (never OVERDUE: that is `overdue`)."""
+    filed_on: _builtins.str
+    """Local dates, YYYY-MM-DD."""
+    due_on: _builtins.str
+    term_business_days: _builtins.int
+    term_basis: _builtins.str
+    answered_on: _builtins.str
+    """Empty while unanswered."""
+    business_days_to_answer: _builtins.int
+    """Business days from filing to answer (0 while unanswered)."""
+    overdue: _builtins.bool
+    """Past due without an answer (set once by the overdue job; stays set after a late answer)."""
+    channel: _builtins.str
+    service_id: _builtins.str
+    driver: _builtins.str
+    category: _builtins.str
+    transitions: _builtins.int
+    """Events applied to this complaint."""
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        complaint_id: _builtins.str = ...,
+        stage: _complaint_pb2.ComplaintStage.ValueType = ...,
+        filed_on: _builtins.str = ...,
+        due_on: _builtins.str = ...,
+        term_business_days: _builtins.int = ...,
+        term_basis: _builtins.str = ...,
+        answered_on: _builtins.str = ...,
+        business_days_to_answer: _builtins.int = ...,
+        overdue: _builtins.bool = ...,
+        channel: _builtins.str = ...,
+        service_id: _builtins.str = ...,
+        driver: _builtins.str = ...,
+        category: _builtins.str = ...,
+        transitions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_on", b"answered_on", "business_days_to_answer", b"business_days_to_answer", "category", b"category", "channel", b"channel", "complaint_id", b"complaint_id", "driver", b"driver", "due_on", b"due_on", "entity_id", b"entity_id", "filed_on", b"filed_on", "overdue", b"overdue", "service_id", b"service_id", "stage", b"stage", "term_basis", b"term_basis", "term_business_days", b"term_business_days", "transitions", b"transitions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComplaintStatus: _TypeAlias = ComplaintStatus  # noqa: Y015

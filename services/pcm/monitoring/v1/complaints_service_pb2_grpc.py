@@ -27,6 +27,8 @@ if _version_not_supported:
 
 class ComplaintsServiceStub:
     """Libro de Reclamaciones lifecycle events pushed by entities (same auth as IntakeService).
+    A push returns once PostgreSQL committed the accepted transitions; they reach Kafka through
+    the service's transactional outbox.
     """
 
     def __init__(self, channel):
@@ -40,14 +42,32 @@ class ComplaintsServiceStub:
                 request_serializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.PushComplaintEventsRequest.SerializeToString,
                 response_deserializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.PushComplaintEventsResponse.FromString,
                 _registered_method=True)
+        self.GetComplaint = channel.unary_unary(
+                '/pcm.monitoring.v1.ComplaintsService/GetComplaint',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.GetComplaintRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.ComplaintStatus.FromString,
+                _registered_method=True)
 
 
 class ComplaintsServiceServicer:
     """Libro de Reclamaciones lifecycle events pushed by entities (same auth as IntakeService).
+    A push returns once PostgreSQL committed the accepted transitions; they reach Kafka through
+    the service's transactional outbox.
     """
 
     def PushComplaintEvents(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Apply lifecycle events in order. Each is checked against the complaint's current state:
+        an illegal transition is refused (field "stage", code REJECTION_CODE_INCONSISTENT) while the
+        valid items beside it are stored.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetComplaint(self, request, context):
+        """Where one complaint stands. An entity credential reads its own complaints only; the
+        national role reads any.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -60,6 +80,11 @@ def add_ComplaintsServiceServicer_to_server(servicer, server):
                     request_deserializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.PushComplaintEventsRequest.FromString,
                     response_serializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.PushComplaintEventsResponse.SerializeToString,
             ),
+            'GetComplaint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetComplaint,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.GetComplaintRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.ComplaintStatus.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'pcm.monitoring.v1.ComplaintsService', rpc_method_handlers)
@@ -70,6 +95,8 @@ def add_ComplaintsServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ComplaintsService:
     """Libro de Reclamaciones lifecycle events pushed by entities (same auth as IntakeService).
+    A push returns once PostgreSQL committed the accepted transitions; they reach Kafka through
+    the service's transactional outbox.
     """
 
     @staticmethod
@@ -89,6 +116,33 @@ class ComplaintsService:
             '/pcm.monitoring.v1.ComplaintsService/PushComplaintEvents',
             pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.PushComplaintEventsRequest.SerializeToString,
             pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.PushComplaintEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetComplaint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.ComplaintsService/GetComplaint',
+            pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.GetComplaintRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.ComplaintStatus.FromString,
             options,
             channel_credentials,
             insecure,

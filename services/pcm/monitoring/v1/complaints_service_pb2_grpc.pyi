@@ -27,29 +27,68 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class ComplaintsServiceStub:
-    """Libro de Reclamaciones lifecycle events pushed by entities (same auth as IntakeService)."""
+    """Libro de Reclamaciones lifecycle events pushed by entities (same auth as IntakeService).
+    A push returns once PostgreSQL committed the accepted transitions; they reach Kafka through
+    the service's transactional outbox.
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> ComplaintsServiceAsyncStub: ...
     PushComplaintEvents: _grpc.UnaryUnaryMultiCallable[_complaints_service_pb2.PushComplaintEventsRequest, _complaints_service_pb2.PushComplaintEventsResponse]
+    """Apply lifecycle events in order. Each is checked against the complaint's current state:
+    an illegal transition is refused (field "stage", code REJECTION_CODE_INCONSISTENT) while the
+    valid items beside it are stored.
+    """
+    GetComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_service_pb2.GetComplaintRequest, _complaints_service_pb2.ComplaintStatus]
+    """Where one complaint stands. An entity credential reads its own complaints only; the
+    national role reads any.
+    """
 
 @_typing.type_check_only
 class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
-    """Libro de Reclamaciones lifecycle events pushed by entities (same auth as IntakeService)."""
+    """Libro de Reclamaciones lifecycle events pushed by entities (same auth as IntakeService).
+    A push returns once PostgreSQL committed the accepted transitions; they reach Kafka through
+    the service's transactional outbox.
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     PushComplaintEvents: _aio.UnaryUnaryMultiCallable[_complaints_service_pb2.PushComplaintEventsRequest, _complaints_service_pb2.PushComplaintEventsResponse]  # type: ignore[assignment]
+    """Apply lifecycle events in order. Each is checked against the complaint's current state:
+    an illegal transition is refused (field "stage", code REJECTION_CODE_INCONSISTENT) while the
+    valid items beside it are stored.
+    """
+    GetComplaint: _aio.UnaryUnaryMultiCallable[_complaints_service_pb2.GetComplaintRequest, _complaints_service_pb2.ComplaintStatus]  # type: ignore[assignment]
+    """Where one complaint stands. An entity credential reads its own complaints only; the
+    national role reads any.
+    """
 
 class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
-    """Libro de Reclamaciones lifecycle events pushed by entities (same auth as IntakeService)."""
+    """Libro de Reclamaciones lifecycle events pushed by entities (same auth as IntakeService).
+    A push returns once PostgreSQL committed the accepted transitions; they reach Kafka through
+    the service's transactional outbox.
+    """
 
     @_abc_1.abstractmethod
     def PushComplaintEvents(
         self,
         request: _complaints_service_pb2.PushComplaintEventsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_complaints_service_pb2.PushComplaintEventsResponse, _abc.Awaitable[_complaints_service_pb2.PushComplaintEventsResponse]]: ...
+    ) -> _typing.Union[_complaints_service_pb2.PushComplaintEventsResponse, _abc.Awaitable[_complaints_service_pb2.PushComplaintEventsResponse]]:
+        """Apply lifecycle events in order. Each is checked against the complaint's current state:
+        an illegal transition is refused (field "stage", code REJECTION_CODE_INCONSISTENT) while the
+        valid items beside it are stored.
+        """
+
+    @_abc_1.abstractmethod
+    def GetComplaint(
+        self,
+        request: _complaints_service_pb2.GetComplaintRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_service_pb2.ComplaintStatus, _abc.Awaitable[_complaints_service_pb2.ComplaintStatus]]:
+        """Where one complaint stands. An entity credential reads its own complaints only; the
+        national role reads any.
+        """
 
 def add_ComplaintsServiceServicer_to_server(servicer: ComplaintsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,1 @@
+"""The complaints service: the Libro de Reclamaciones lifecycle, legal terms, overdue detection."""

@@ -1,0 +1,351 @@
+"""The complaint book in PostgreSQL: each push is one transaction that checks every event
+against its complaint's current state, stores the new state and the accepted events, and puts
+the events to publish in the outbox (the worker's relay sends them to Kafka).
+
+Concurrency: a call first takes a transaction-scoped advisory lock per complaint it touches, in
+one global order (sorted keys), so two replicas receiving events of the same complaint apply
+them one call after the other and never deadlock; calls on different complaints do not wait.
+A resent event id is found in ``complaint_transitions`` and answered "duplicate": stored once.
+The call answers only after COMMIT; if the commit's answer is lost, the resend is a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+import psycopg
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from pcm.monitoring.v1 import complaint_pb2, complaints_service_pb2
+from pcm_common.catalogues import Catalogues
+from pcm_common.kafka.envelope import wrap
+from pcm_common.logging import get_logger
+from pcm_common.push import Outcome, Refusal, StoreUnavailable
+from pcm_common.validation import ILLEGAL_TRANSITION, FieldError
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool
+
+from pcm_complaints import lifecycle
+from pcm_complaints.lifecycle import Complaint, Term
+from pcm_complaints.metrics import STORE_ERRORS
+
+log = get_logger(__name__)
+
+OUTBOX_CHANNEL = "complaint_outbox"
+"""NOTIFY channel: a commit with outbox rows wakes the relay at once."""
+OVERDUE_EVENT_PREFIX = "pcm-overdue/"
+"""Event id of the platform's overdue event of a complaint: ``pcm-overdue/<complaint_id>``
+(stable, so a replayed job or relay can never make a second one)."""
+
+_COLUMNS = (
+    "entity_id, complaint_id, stage, filed_on, term_business_days, due_on, term_basis, channel, "
+    "service_id, driver, category, answered_on, business_days_to_answer, overdue_on, transitions"
+)
+_UPSERT = f"""
+INSERT INTO complaints ({_COLUMNS}) VALUES ({", ".join(["%s"] * 15)})
+ON CONFLICT (entity_id, complaint_id) DO UPDATE SET
+    stage = EXCLUDED.stage, driver = EXCLUDED.driver, answered_on = EXCLUDED.answered_on,
+    business_days_to_answer = EXCLUDED.business_days_to_answer,
+    transitions = EXCLUDED.transitions, updated_at = now()
+"""
+_TRANSITION = (
+    "INSERT INTO complaint_transitions (entity_id, event_id, complaint_id, stage, occurred_at) "
+    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
+)
+_OUTBOX = "INSERT INTO complaint_outbox (entity_id, event_id, envelope) VALUES (%s, %s, %s)"
+
+Connections = ConnectionPool[psycopg.Connection[TupleRow]]
+
+
+def lock_key(entity_id: str, complaint_id: str) -> int:
+    """The advisory lock of one complaint (64 bits of a digest: the same in every replica)."""
+    digest = hashlib.sha256(f"complaint:{entity_id}\x00{complaint_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _record(row: Sequence[Any]) -> Complaint:
+    (entity, complaint, stage, filed_on, days, due_on, basis, channel, service, driver,
+     category, answered_on, to_answer, overdue_on, transitions) = row  # fmt: skip
+    return Complaint(
+        entity, complaint, stage, filed_on, Term(days, due_on, basis), channel, service, driver,
+        category, answered_on, to_answer, overdue_on, transitions,
+    )  # fmt: skip
+
+
+def _values(record: Complaint) -> tuple[Any, ...]:
+    term = record.term
+    return (
+        record.entity_id, record.complaint_id, record.stage, record.filed_on,
+        term.business_days, term.due_on, term.basis, record.channel, record.service_id,
+        record.driver, record.category, record.answered_on, record.business_days_to_answer,
+        record.overdue_on, record.transitions,
+    )  # fmt: skip
+
+
+@dataclass
+class _Call:
+    """What one push call's transaction writes."""
+
+    records: dict[str, Complaint] = field(default_factory=dict)
+    transitions: list[tuple[Any, ...]] = field(default_factory=list)
+    outbox: list[tuple[str, str, bytes]] = field(default_factory=list)
+
+
+class ComplaintBook:
+    def __init__(self, connections: Connections, catalogues: Catalogues, time_zone: str) -> None:
+        self._connections = connections
+        self._catalogues = catalogues
+        self._zone = ZoneInfo(time_zone)
+
+    def local_date(self, stamp: Timestamp) -> dt.date:
+        return stamp.ToDatetime(dt.UTC).astimezone(self._zone).date()
+
+    # --- a push call ---------------------------------------------------------------------
+
+    def record(self, entity_id: str, outcome: Outcome) -> None:
+        """Apply ``outcome.accepted`` in order in one transaction; move duplicates and illegal
+        transitions out of it and put a receipt per stored item in ``outcome.receipts``."""
+        items = [
+            (i, e, cast(complaint_pb2.ComplaintEvent, event)) for i, e, event in outcome.accepted
+        ]
+        complaint_ids = sorted({event.complaint_id for _, _, event in items})
+        call = _Call()
+        with self._connections.connection() as conn, conn.transaction():
+            keys = sorted(lock_key(entity_id, c) for c in complaint_ids)
+            conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,))
+            known = self._known_events(conn, entity_id, [event_id for _, event_id, _ in items])
+            call.records = self._records(conn, entity_id, complaint_ids)
+            received_at = Timestamp()
+            received_at.GetCurrentTime()
+            stored: list[tuple[int, str, Message]] = []
+            for item in items:
+                index, event_id, event = item
+                if event_id in known:
+                    outcome.duplicates.append(index)
+                    continue
+                refused = self._apply(call, entity_id, event, received_at)
+                if refused is not None:
+                    error = FieldError(refused.field, refused.reason, ILLEGAL_TRANSITION)
+                    outcome.refusals.append(Refusal(index, event_id, error.bounded()))
+                    continue
+                stored.append(item)
+                outcome.receipts[index] = _receipt(index, call.records[event.complaint_id])
+            self._write(conn, call)
+        outcome.accepted = stored
+
+    def _known_events(
+        self, conn: psycopg.Connection[TupleRow], entity_id: str, event_ids: list[str]
+    ) -> set[str]:
+        rows = conn.execute(
+            "SELECT event_id FROM complaint_transitions WHERE entity_id = %s "
+            "AND event_id = ANY(%s)",
+            (entity_id, event_ids),
+        )
+        return {event_id for (event_id,) in rows}
+
+    def _records(
+        self, conn: psycopg.Connection[TupleRow], entity_id: str, complaint_ids: list[str]
+    ) -> dict[str, Complaint]:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM complaints WHERE entity_id = %s AND complaint_id = ANY(%s)",
+            (entity_id, complaint_ids),
+        )
+        return {row[1]: _record(row) for row in rows}
+
+    def _apply(
+        self,
+        call: _Call,
+        entity_id: str,
+        event: complaint_pb2.ComplaintEvent,
+        received_at: Timestamp,
+    ) -> lifecycle.Refused | None:
+        stage = lifecycle.stage_name(event.stage)
+        current = call.records.get(event.complaint_id)
+        refused = lifecycle.refusal(current, event.complaint_id, stage)
+        if refused is not None:
+            return refused
+        record = current or self._opened(entity_id, event)
+        refiled = current is not None and event.HasField("filed_at")
+        if refiled and self.local_date(event.filed_at) != record.filed_on:
+            return lifecycle.Refused(
+                "filed_at",
+                f"differs from the filing date registered ({record.filed_on.isoformat()})",
+            )
+        occurred_on = self.local_date(event.occurred_at)
+        to_answer = self._catalogues.calendar.business_days_between(
+            record.filed_on, occurred_on, self._catalogues.region_of(entity_id)
+        )
+        record = lifecycle.advanced(record, stage, occurred_on, max(to_answer, 0))
+        if event.driver and not record.driver:
+            record = _with_driver(record, event.driver)
+        call.records[event.complaint_id] = record
+        occurred = event.occurred_at.ToDatetime(dt.UTC)
+        call.transitions.append((entity_id, event.event_id, event.complaint_id, stage, occurred))
+        envelope = wrap(published(event, record), entity_id, received_at)
+        call.outbox.append((entity_id, event.event_id, envelope.SerializeToString()))
+        return None
+
+    def _opened(self, entity_id: str, event: complaint_pb2.ComplaintEvent) -> Complaint:
+        filed_on = self.local_date(event.filed_at)
+        # Validated before (ComplaintRules._term): an override the catalogue refuses never
+        # reaches the book.
+        due = self._catalogues.complaint_due(
+            entity_id, event.category or None, filed_on, event.legal_term_business_days
+        )
+        term = Term(due.term_business_days, due.due_on, due.basis)
+        return lifecycle.opened(
+            entity_id,
+            event.complaint_id,
+            filed_on,
+            term,
+            channel=event.channel,
+            service_id=event.service_id,
+            driver=event.driver,
+            category=event.category,
+        )
+
+    @staticmethod
+    def _write(conn: psycopg.Connection[TupleRow], call: _Call) -> None:
+        if not call.transitions:
+            return
+        with conn.cursor() as cursor:
+            touched = {t[2] for t in call.transitions}
+            cursor.executemany(_UPSERT, [_values(call.records[c]) for c in sorted(touched)])
+            cursor.executemany(_TRANSITION, call.transitions)
+            cursor.executemany(_OUTBOX, call.outbox)
+        conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def get(self, entity_id: str, complaint_id: str) -> Complaint | None:
+        with self._connections.connection() as conn:
+            found = self._records(conn, entity_id, [complaint_id])
+        return found.get(complaint_id)
+
+    def counts(self) -> list[tuple[str, int, int]]:
+        """Per entity with complaints: (entity, open, open and past due)."""
+        with self._connections.connection() as conn:
+            rows = conn.execute(
+                "SELECT entity_id, count(*) FILTER (WHERE stage = 'REGISTERED'), "
+                "count(*) FILTER (WHERE stage = 'REGISTERED' AND overdue_on IS NOT NULL) "
+                "FROM complaints GROUP BY entity_id"
+            ).fetchall()
+        return [(entity, int(open_), int(overdue)) for entity, open_, overdue in rows]
+
+    # --- the overdue job -----------------------------------------------------------------
+
+    def mark_overdue(self, today: dt.date, limit: int = 10_000) -> list[Complaint]:
+        """Flag open complaints whose due date is before ``today`` and put their OVERDUE event
+        in the outbox, in one transaction: each complaint is flagged once (``overdue_on`` set),
+        whichever replica runs the job and however often."""
+        received_at = Timestamp()
+        received_at.GetCurrentTime()
+        with self._connections.connection() as conn, conn.transaction():
+            rows = conn.execute(
+                f"""
+                UPDATE complaints SET overdue_on = %(today)s, updated_at = now()
+                WHERE (entity_id, complaint_id) IN (
+                    SELECT entity_id, complaint_id FROM complaints
+                    WHERE stage = 'REGISTERED' AND overdue_on IS NULL AND due_on < %(today)s
+                    ORDER BY due_on LIMIT %(limit)s FOR UPDATE SKIP LOCKED)
+                RETURNING {_COLUMNS}
+                """,
+                {"today": today, "limit": limit},
+            ).fetchall()
+            records = [_record(row) for row in rows]
+            call = _Call()
+            for record in records:
+                event = overdue_event(record, received_at)
+                call.records[record.complaint_id] = record
+                call.transitions.append(
+                    (record.entity_id, event.event_id, record.complaint_id, lifecycle.OVERDUE,
+                     received_at.ToDatetime(dt.UTC))
+                )  # fmt: skip
+                envelope = wrap(event, record.entity_id, received_at)
+                call.outbox.append((record.entity_id, event.event_id, envelope.SerializeToString()))
+            if call.outbox:
+                with conn.cursor() as cursor:
+                    cursor.executemany(_TRANSITION, call.transitions)
+                    cursor.executemany(_OUTBOX, call.outbox)
+                conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+        return records
+
+
+def _with_driver(record: Complaint, driver: str) -> Complaint:
+    return replace(record, driver=driver)
+
+
+def published(
+    event: complaint_pb2.ComplaintEvent, record: Complaint
+) -> complaint_pb2.ComplaintEvent:
+    """The event as the platform publishes it: the entity's fields, the record's attributes
+    where the event left them out, and the platform's term fields."""
+    out = complaint_pb2.ComplaintEvent()
+    out.CopyFrom(event)
+    out.channel = out.channel or record.channel
+    out.service_id = out.service_id or record.service_id
+    out.driver = out.driver or record.driver
+    out.category = out.category or record.category
+    if not out.HasField("filed_at"):
+        filed = dt.datetime.combine(record.filed_on, dt.time(12), dt.UTC)
+        out.filed_at.FromDatetime(filed)
+    out.due_on = record.term.due_on.isoformat()
+    out.term_business_days = record.term.business_days
+    out.term_basis = record.term.basis
+    out.overdue = record.overdue
+    return out
+
+
+def overdue_event(record: Complaint, now: Timestamp) -> complaint_pb2.ComplaintEvent:
+    event = complaint_pb2.ComplaintEvent(
+        event_id=OVERDUE_EVENT_PREFIX + record.complaint_id,
+        entity_id=record.entity_id,
+        complaint_id=record.complaint_id,
+        stage=lifecycle.stage_number(lifecycle.OVERDUE),
+    )
+    event.occurred_at.CopyFrom(now)
+    return published(event, record)
+
+
+def _receipt(index: int, record: Complaint) -> complaints_service_pb2.ComplaintReceipt:
+    return complaints_service_pb2.ComplaintReceipt(
+        index=index,
+        complaint_id=record.complaint_id,
+        stage=lifecycle.stage_number(record.stage),
+        due_on=record.term.due_on.isoformat(),
+        term_business_days=record.term.business_days,
+    )
+
+
+class ComplaintBookSink:
+    """The push kit's last step for complaints: the book's transaction (see the module)."""
+
+    def __init__(self, book: ComplaintBook, connections: Connections) -> None:
+        self.book = book
+        self._connections = connections
+
+    def store(self, domain: str, entity_id: str, outcome: Outcome) -> None:
+        if not outcome.accepted:
+            return
+        try:
+            self.book.record(entity_id, outcome)
+        except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as error:
+            STORE_ERRORS.inc()
+            log.warning(
+                "batch refused: complaint book unavailable", entity=entity_id, error=str(error)
+            )
+            raise StoreUnavailable(
+                "ERROR_REASON_STORE_UNAVAILABLE", "complaint book (PostgreSQL) unavailable"
+            ) from error
+
+    def close(self) -> None:
+        self._connections.close()
+
+
+def receipts(outcome: Outcome) -> Iterable[complaints_service_pb2.ComplaintReceipt]:
+    return (outcome.receipts[index] for index in sorted(outcome.receipts))

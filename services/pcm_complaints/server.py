@@ -1,0 +1,143 @@
+"""Composition root of the complaints service and its worker: settings, catalogues, the
+complaint book, the push kit, gRPC; the relay and the overdue job."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+
+import grpc
+from pcm.monitoring.v1 import complaints_service_pb2, complaints_service_pb2_grpc
+from pcm_common import domains
+from pcm_common.catalogues import load_catalogues
+from pcm_common.grpc_server import Lifecycle, ServerOptions, TlsFiles, serve
+from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
+from pcm_common.kafka.topics import topic_for_domain
+from pcm_common.logging import get_logger
+from pcm_common.metrics import serve_metrics
+from pcm_common.postgres.client import pool
+from pcm_common.postgres.migrate import POSTGRES_GROUPS
+from pcm_common.push import PushKit, PushLimits
+from pcm_common.push.wiring import token_store
+from pcm_common.startup import ensure_topics, migrate_postgres, retrying
+
+from pcm_complaints.book import ComplaintBook, ComplaintBookSink, Connections
+from pcm_complaints.metrics import METRICS
+from pcm_complaints.service import ComplaintsServicer
+from pcm_complaints.settings import ComplaintsSettings
+from pcm_complaints.validation import ComplaintCatalogue
+from pcm_complaints.worker import OverdueJob, Relay, Worker, local_today
+
+log = get_logger(__name__)
+SERVICE_NAME = complaints_service_pb2.DESCRIPTOR.services_by_name["ComplaintsService"].full_name
+
+
+def limits(settings: ComplaintsSettings) -> PushLimits:
+    return PushLimits(
+        max_batch=settings.complaints_max_batch,
+        rate_limit_events_per_s=settings.complaints_rate_limit_events_per_s,
+        retry_after_s=settings.complaints_retry_after_s,
+        future_skew_s=settings.complaints_future_skew_s,
+        max_age_days=settings.complaints_max_age_days,
+    )
+
+
+def connections(settings: ComplaintsSettings, size: int, name: str) -> Connections:
+    book_pool = pool(settings, max_size=size, application_name=name)
+    book_pool.open(wait=False)
+    return book_pool
+
+
+def lifecycle(settings: ComplaintsSettings) -> tuple[Lifecycle, PushKit]:
+    """Everything the service serves, built from settings."""
+    catalogues = load_catalogues(settings.catalogue_dir)
+    book_connections = connections(settings, settings.complaints_workers + 1, "pcm-complaints")
+    book = ComplaintBook(book_connections, catalogues, settings.complaints_time_zone)
+    kit = PushKit(
+        limits(settings),
+        token_store(settings),
+        ComplaintBookSink(book, book_connections),
+        METRICS,
+    )
+    servicer = ComplaintsServicer(kit, ComplaintCatalogue.of(catalogues), book)
+    life = Lifecycle(
+        name="pcm-complaints",
+        options=ServerOptions(
+            address=settings.complaints_address,
+            max_message_bytes=settings.complaints_max_message_bytes,
+            workers=settings.complaints_workers,
+            tls=TlsFiles.optional(settings.complaints_tls_cert, settings.complaints_tls_key),
+        ),
+        registrars=[
+            lambda server: complaints_service_pb2_grpc.add_ComplaintsServiceServicer_to_server(
+                servicer, server
+            )
+        ],
+        service_names=[SERVICE_NAME],
+        undecodable=METRICS.undecodable,
+        metrics_port=settings.complaints_metrics_port,
+        metrics_host=settings.metrics_host,
+        on_stop=kit.close,
+    )
+    return life, kit
+
+
+def create_server(settings: ComplaintsSettings) -> tuple[grpc.Server, int, PushKit]:
+    """A server ready to start (tests run it in-process), its port and its kit (to close)."""
+    life, kit = lifecycle(settings)
+    server, _, port = life.build()
+    return server, port, kit
+
+
+def run(settings: ComplaintsSettings) -> None:
+    """Prepare the book's tables, then serve until SIGTERM."""
+    retrying(lambda: migrate_postgres(settings, POSTGRES_GROUPS))
+    serve(lifecycle(settings)[0])
+
+
+def worker(
+    settings: ComplaintsSettings,
+    producer: EventProducer | None = None,
+    today: dt.date | None = None,
+) -> Worker:
+    """The relay and overdue job, built from settings (``today``: an injected clock)."""
+    catalogues = load_catalogues(settings.catalogue_dir)
+    worker_connections = connections(settings, 2, "pcm-complaints-worker")
+    book = ComplaintBook(worker_connections, catalogues, settings.complaints_time_zone)
+    producer = producer or AcknowledgedProducer(
+        settings.kafka_bootstrap, settings.kafka_request_timeout_ms, "pcm-complaints-relay"
+    )
+    topic = topic_for_domain(domains.COMPLAINT.name).name(settings.topic_prefix)
+    relay = Relay(worker_connections, producer, topic, settings.complaints_relay_batch)
+    overdue = OverdueJob(
+        book, local_today(settings.complaints_time_zone, today or settings.complaints_today)
+    )
+
+    def close() -> None:
+        producer.close()
+        worker_connections.close()
+
+    return Worker(
+        settings,
+        relay,
+        overdue,
+        settings.complaints_overdue_interval_s,
+        settings.complaints_relay_idle_s,
+        settings.complaints_outbox_retention_days,
+        on_stop=close,
+    )
+
+
+def run_worker(settings: ComplaintsSettings) -> None:
+    """Relay and overdue job until SIGTERM."""
+    try:
+        ensure_topics(settings)
+    except Exception as error:  # the relay retries until the broker is there
+        log.warning("could not ensure topics at start", error=str(error))
+    retrying(lambda: migrate_postgres(settings, POSTGRES_GROUPS))
+    if settings.complaints_worker_metrics_port:
+        serve_metrics(settings.complaints_worker_metrics_port, settings.metrics_host)
+    running = worker(settings)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: running.stopping.set())
+    running.run()
