@@ -203,6 +203,27 @@ PROCEDURE_STAGE_FACTS = FactTable(
     ),
 )
 
+COMPLAINT_FACTS = FactTable(
+    "complaint_events",
+    (
+        Column("entity_id", "String"),
+        Column("event_id", "String"),
+        Column("complaint_id", "String"),
+        Column.enum("stage", complaint_pb2.ComplaintStage, "COMPLAINT_STAGE_"),
+        Column("channel", "String"),
+        Column("service_id", "String"),
+        Column("driver", "String"),
+        Column("category", "String"),
+        Column("filed_at", "DateTime"),
+        Column("occurred_at", "DateTime"),
+        Column("due_on", "Date"),
+        Column("term_business_days", "UInt16"),
+        Column("answer_business_days", "UInt16"),
+        Column("on_time", "UInt8"),
+        *BUCKET_AND_SOURCE_COLUMNS,
+    ),
+)
+
 ATTENTION = EventDomain(
     name="attention",
     message=attention_pb2.AttentionEvent,
@@ -234,6 +255,7 @@ COMPLAINT = EventDomain(
     retention_days=30,
     description="Libro de Reclamaciones lifecycle events.",
     push=PushRpc("ComplaintsService", "PushComplaintEvents"),
+    facts=COMPLAINT_FACTS,
 )
 SURVEY_COLLECTION = EventDomain(
     name="survey_collection",

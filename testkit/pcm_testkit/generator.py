@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from google.protobuf.message import Message
-from pcm.monitoring.v1 import attention_pb2, envelope_pb2, procedure_pb2
+from pcm.monitoring.v1 import attention_pb2, complaint_pb2, envelope_pb2, procedure_pb2
 from pcm_common import domains
 from pcm_common.catalogues import Catalogues, Entity, Service, ServiceKind
 from pcm_common.kafka.envelope import occurrence_time
@@ -47,14 +47,22 @@ DAILY_VOLUME = {
     "MUNICIPALIDAD_TIPO_B": 110,
 }
 PROCEDURES_PER_TICKET = 0.15
+COMPLAINTS_PER_TICKET = 0.004
+# What becomes of a complaint besides an answer (DS 007-2020-PCM): shares of all complaints.
+COMPLAINT_ENDINGS = {"NOT_A_RECLAMO": 0.05, "TRANSFERRED": 0.02, "WITHDRAWN": 0.02}
+RESOLVED_AT_DESK_SHARE = 0.06
+COMPLAINT_DAYS = 60
+"""Calendar days of complaints in the demo dataset: enough for terms to fall due."""
 CHANNEL_WEIGHT = {"PRESENCIAL": 0.55, "VIRTUAL": 0.28, "TELEFONICO": 0.12, "MOVIL": 0.05}
 # Remote channels queue less: a call-back or a chat waits a fraction of a counter's line.
 CHANNEL_WAIT_FACTOR = {"PRESENCIAL": 1.0, "MOVIL": 1.2, "TELEFONICO": 0.35, "VIRTUAL": 0.25}
 OPENING, CLOSING = dt.time(8, 30), dt.time(16, 30)
 RESOLUTION_TIME = dt.time(11, 0)
 HOUR = 3600
+COMPLAINT_DRIVERS = ("TIEMPO", "TRATO_PROFESIONAL", "INFORMACION", "RESULTADO", "ACCESIBILIDAD")
 
 ATTENTION, PROCEDURE_STAGE = domains.ATTENTION.name, domains.PROCEDURE_STAGE.name
+COMPLAINT = domains.COMPLAINT.name
 Kind = attention_pb2.AttentionEventKind
 Stage = procedure_pb2.ProcedureStage
 
@@ -115,6 +123,12 @@ class Profile:
         return bool(services)
 
 
+@dataclass(frozen=True)
+class _Step:
+    stage: str
+    at: int
+
+
 class Generator:
     """Seeded activity of catalogue entities: ``dataset`` for the demo, ``stream`` for Kafka."""
 
@@ -138,6 +152,8 @@ class Generator:
         self._subjects: dict[str, Callable[[Profile, int], list[Message]]] = {
             ATTENTION: self._ticket,
             PROCEDURE_STAGE: self._procedure_filed_at,
+            # As the complaints service publishes them: with due dates and OVERDUE events.
+            COMPLAINT: lambda profile, filed: self._complaint(profile, filed, published=True),
         }
 
     def _profile(self, entity: Entity) -> Profile:
@@ -167,7 +183,23 @@ class Generator:
         for profile in self.profiles:
             for day in business_days:
                 self._business_day(data, profile, day, scale, cutoff)
+            self._complaints(data, profile, now, scale, cutoff)
         return data
+
+    def _complaints(
+        self, data: Dataset, profile: Profile, now: dt.datetime, scale: float, cutoff: int
+    ) -> None:
+        """``COMPLAINT_DAYS`` of complaints as an entity pushes them (no OVERDUE: the platform
+        finds those), so that some terms have fallen due, some answered late or never."""
+        count = round(profile.daily_tickets * scale * COMPLAINTS_PER_TICKET * COMPLAINT_DAYS)
+        today = now.astimezone(LIMA).date()
+        pushed: list[Message] = []
+        for _ in range(count):
+            day = today - dt.timedelta(days=self._rng.randrange(1, COMPLAINT_DAYS + 1))
+            filed = self._office_moment(day)
+            pushed += self._complaint(profile, filed, published=False)
+        happened = sorted((e for e in pushed if _occurred(e) < cutoff), key=_occurred)
+        data.of(COMPLAINT).setdefault(profile.entity_id, []).extend(happened)
 
     def _business_day(
         self, data: Dataset, profile: Profile, day: dt.date, scale: float, cutoff: int
@@ -340,6 +372,85 @@ class Generator:
             )
             for sequence, (stage, at) in enumerate(stages, start=1)
         ]
+
+    def _complaint(self, profile: Profile, filed: int, published: bool) -> list[Message]:
+        """Registered, then answered after some business days (a slow entity misses more
+        terms), notified, closed and archived; some end otherwise or are settled at the desk.
+        ``published``: as the complaints service publishes them (due date, term, the OVERDUE
+        event the day after an unanswered term); else as the entity pushes them."""
+        rng, calendar = self._rng, self._catalogues.calendar
+        entity = profile.entity_id
+        filed_on = dt.datetime.fromtimestamp(filed, LIMA).date()
+        due = self._catalogues.complaint_due(entity, None, filed_on)
+        service = rng.choice(profile.attention_services) if profile.attention_services else None
+        base = events.complaint(
+            entity,
+            complaint_id=self._next_id(f"REC-{entity}"),
+            channel=self._channel(profile.entity),
+            service_id=service.service_id if service else "",
+            driver=rng.choice(COMPLAINT_DRIVERS),
+            filed_at=filed,
+            occurred_at=filed,
+            complainant_hash=f"{rng.getrandbits(256):064x}",
+        )
+        if published:
+            base.due_on = due.due_on.isoformat()
+            base.term_business_days = due.term_business_days
+            base.term_basis = due.basis
+        if rng.random() < RESOLVED_AT_DESK_SHARE:
+            steps = [_Step("RESOLVED_AT_DESK", filed), _Step("ARCHIVED", filed + 2 * HOUR)]
+        else:
+            steps = [_Step("REGISTERED", filed)]
+            ending = rng.random()
+            for stage, share in COMPLAINT_ENDINGS.items():
+                if ending < share:
+                    steps += [_Step(stage, filed + 26 * HOUR), _Step("ARCHIVED", filed + 50 * HOUR)]
+                    break
+                ending -= share
+            else:
+                taken = max(
+                    1, round(due.term_business_days * profile.quality * rng.uniform(0.2, 1.0))
+                )
+                answered_on = calendar.add_business_days(filed_on, taken)
+                answered = int(dt.datetime.combine(answered_on, RESOLUTION_TIME, LIMA).timestamp())
+                if published and answered_on > due.due_on:
+                    marked = dt.datetime.combine(
+                        due.due_on + dt.timedelta(days=1), dt.time(0, 5), LIMA
+                    )
+                    steps.append(_Step("OVERDUE", int(marked.timestamp())))
+                steps += [_Step("ANSWERED", answered), _Step("NOTIFIED", answered + 3 * HOUR)]
+                if rng.random() < 0.2:
+                    steps.append(_Step("FOLLOW_UP", answered + 5 * 24 * HOUR))
+                steps += [
+                    _Step("CLOSED", answered + 8 * 24 * HOUR),
+                    _Step("ARCHIVED", answered + 9 * 24 * HOUR),
+                ]
+        made: list[Message] = []
+        for step in steps:
+            event_id = self._next_id("C")
+            if step.stage == "OVERDUE":
+                event_id = f"pcm-overdue/{base.complaint_id}"
+            event = _complaint_event(profile, base, event_id, step)
+            if step.stage == "NOT_A_RECLAMO":
+                event.redirected_as = rng.randint(1, 4)  # type: ignore[assignment]
+            elif step.stage == "TRANSFERRED":
+                others = [e.entity_id for e in self._catalogues.entities if e.entity_id != entity]
+                event.transferred_to = rng.choice(others)
+            if published:
+                event.overdue = any(s.stage == "OVERDUE" and s.at <= step.at for s in steps)
+            made.append(event)
+        return made
+
+
+def _complaint_event(
+    profile: Profile, base: complaint_pb2.ComplaintEvent, event_id: str, step: _Step
+) -> complaint_pb2.ComplaintEvent:
+    event = complaint_pb2.ComplaintEvent()
+    event.CopyFrom(base)
+    event.event_id = event_id
+    event.stage = complaint_pb2.ComplaintStage.Value(f"COMPLAINT_STAGE_{step.stage}")
+    event.occurred_at.seconds = step.at
+    return event
 
 
 def _occurred(payload: Message) -> int:

@@ -15,7 +15,13 @@ from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
 from pcm_processor.domain.kpis import KpiPlan, build_plan
 from pcm_processor.domain.reference import KpiKey, reference_kpis
-from pcm_processor.domain.registry import DERIVED, FactDomain, UnionPart, fact_domain
+from pcm_processor.domain.registry import (
+    DERIVED,
+    DOMAINS,
+    FactDomain,
+    UnionPart,
+    fact_domain,
+)
 
 Measured = tuple[float | None, float, float]
 """value (None: no value, stored as NaN), numerator, denominator"""
@@ -38,9 +44,15 @@ def read_kpis(
 
 
 def stream_kpi_codes(catalogues: Catalogues) -> set[str]:
-    """The KPIs the stream computes from events, which ``expected_kpis`` covers (the term
-    tracker's, by due date and at period close, are checked in their own tests)."""
-    return {kpi.code for kpi in catalogues.kpis if kpi.basis == "events"}
+    """The KPIs the stream computes from its facts, which ``expected_kpis`` covers: by event
+    time, and by due date where the facts carry it (complaints). The term tracker's, by due
+    date and at period close, are checked in their own tests."""
+    return {
+        kpi.code
+        for kpi in catalogues.kpis
+        if kpi.basis == "events"
+        or (kpi.basis == "due_date" and kpi.source in DOMAINS and DOMAINS[kpi.source].due_dated)
+    }
 
 
 def expected_kpis(

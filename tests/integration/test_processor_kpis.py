@@ -7,6 +7,7 @@ produced against the reference computation, besides its own hand-computed assert
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,8 +24,14 @@ from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.settings import Settings
 from pcm_processor.domain.registry import DOMAINS
 from pcm_processor.settings import consumer_group
-from pcm_testkit.events import attention_event, local_time, procedure_stage_event
-from pcm_testkit.generator import Generator
+from pcm_testkit.events import (
+    attention_event,
+    complaint,
+    enveloped,
+    local_time,
+    procedure_stage_event,
+)
+from pcm_testkit.generator import LIMA, Generator
 from pcm_testkit.isolation import isolated
 from pcm_testkit.kafka import as_records, committed_offsets, produce
 from pcm_testkit.kpis import differences, expected_kpis, read_kpis, stream_kpi_codes
@@ -384,3 +391,62 @@ def test_clickhouse_outage_loses_nothing_and_counts_nothing_twice(
     topic = run.topic("attention")
     assert metric_value(metrics, "pcm_processor_events_total", {"topic": topic}) >= len(events)
     assert Path(processor.log_path).exists()
+
+
+def complaint_lifecycle(
+    catalogues: Catalogues, code: str, filed: int, steps: list[tuple[str, int]]
+) -> list[envelope_pb2.EventEnvelope]:
+    """One complaint's events as the complaints service publishes them (due date and term)."""
+    filed_on = dt.datetime.fromtimestamp(filed, LIMA).date()
+    due = catalogues.complaint_due("RENIEC", None, filed_on)
+    made = []
+    for number, (stage, at) in enumerate(steps):
+        event = complaint(
+            "RENIEC",
+            event_id=f"{code}-{number}" if stage != "OVERDUE" else f"pcm-overdue/{code}",
+            complaint_id=code,
+            stage=stage,
+            channel="PRESENCIAL",
+            service_id="",
+            driver="TIEMPO",
+            filed_at=filed,
+            occurred_at=at,
+        )
+        event.due_on, event.term_business_days = due.due_on.isoformat(), due.term_business_days
+        made.append(enveloped(event))
+    return made
+
+
+def test_complaint_kpis_by_filing_and_by_due_date(run: Run, catalogues: Catalogues) -> None:
+    filed = t(10, 0, day=3)  # Mon 3 Mar 2025
+    due_on = catalogues.complaint_due("RENIEC", None, dt.date(2025, 3, 3)).due_on
+    after_due = local_time(due_on.year, due_on.month, due_on.day + 1, 0, 5)
+    late = local_time(due_on.year, due_on.month, due_on.day + 3, 11)
+    envelopes = [
+        *complaint_lifecycle(
+            catalogues, "R1", filed, [("REGISTERED", filed), ("ANSWERED", t(11, 0))]
+        ),
+        *complaint_lifecycle(
+            catalogues,
+            "R2",
+            filed,
+            [("REGISTERED", filed), ("OVERDUE", after_due), ("ANSWERED", late)],
+        ),
+        *complaint_lifecycle(
+            catalogues, "R3", filed, [("REGISTERED", filed), ("WITHDRAWN", t(9, 0, day=4))]
+        ),
+    ]
+    run.send("complaint", envelopes)
+    run.caught_up()
+    day3, due_day = local_time(2025, 3, 3), local_time(due_on.year, due_on.month, due_on.day)
+    assert run.kpi("COMPLAINTS_RECEIVED", "DAY", day3) == 3
+    assert run.kpi("COMPLAINTS_RECEIVED_TIEMPO", "DAY", day3) == 3
+    assert run.kpi("COMPLAINTS_RECEIVED", "DAY", day3, channel="PRESENCIAL") == 3
+    # Due on the same day: R1 answered on time, R2 overdue (then late); R3 withdrawn, not due.
+    assert run.kpi("COMPLAINTS_ANSWERED_WITHIN_TERM_PCT", "DAY", due_day) == 50
+    to_late = catalogues.calendar.business_days_between(
+        dt.date(2025, 3, 3), dt.date(due_on.year, due_on.month, due_on.day + 3), "LIMA"
+    )
+    mean = run.kpi("COMPLAINT_ANSWER_MEAN_BUSINESS_DAYS", "DAY", due_day)
+    assert mean == pytest.approx((5 + to_late) / 2)  # R1: 5 business days (Mon 3 -> Mon 10)
+    assert not run.reference_problems(catalogues)

@@ -98,7 +98,10 @@ def test_satisfaction_is_derived_per_driver(cat: Catalogues) -> None:
         assert kpi.driver == driver and kpi.parent == "SATISFACTION_PCT"
         assert kpi.numerator is not None and kpi.numerator.where["driver"] == driver
     assert cat.kpi("SATISFACTION_PCT").driver is None
-    assert len(cat.kpis) == len(cat.kpi_definitions) + 2 * len(DRIVERS)
+    received = cat.kpi("COMPLAINTS_RECEIVED_TIEMPO")
+    assert received.aggregate is not None and received.aggregate.where["driver"] == "TIEMPO"
+    per_driver = sum(1 for k in cat.kpi_definitions if k.per_driver)
+    assert len(cat.kpis) == len(cat.kpi_definitions) + per_driver * len(DRIVERS)
 
 
 def test_ratio_and_aggregate_kpis(cat: Catalogues) -> None:

@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 from pcm_common.catalogues import load_catalogues
 from pcm_common.push import ItemContext, item_errors
 from pcm_common.validation import TimeWindow
+from pcm_common import domains
+from pcm_common.push import PushDeclaration
+from pcm_complaints.validation import ComplaintCatalogue, ComplaintRules
 from pcm_intake.service import declarations
 from pcm_intake.validation import IntakeCatalogue
 from pcm_testkit.generator import Generator
@@ -19,7 +22,10 @@ def test_every_generated_event_is_valid_and_the_lifecycle_is_complete() -> None:
     dataset = Generator(catalogues, seed=11).dataset(days=2, now=NOW, scale=0.05)
     window = TimeWindow(NOW.timestamp(), future_skew_s=0, max_age_s=400 * 86_400)
     assert set(dataset.of("attention")) == {e.entity_id for e in catalogues.entities}
-    pushed = declarations(IntakeCatalogue.of(catalogues))
+    complaints = PushDeclaration(
+        domains.COMPLAINT, ComplaintRules(ComplaintCatalogue.of(catalogues))
+    )
+    pushed = (*declarations(IntakeCatalogue.of(catalogues)), complaints)
     assert {d.domain.name for d in pushed} == set(dataset.events)
     for declaration in pushed:
         for entity_id, events in dataset.of(declaration.domain.name).items():
@@ -31,6 +37,9 @@ def test_every_generated_event_is_valid_and_the_lifecycle_is_complete() -> None:
     assert len(ids) == len(set(ids))
     kinds = {e.kind for e in attentions}
     assert kinds == {1, 2, 3, 4}  # issued, called, served and abandoned all occur
+    stages = {e.stage for events in dataset.of("complaint").values() for e in events}
+    # The main path and a desk resolution occur; never OVERDUE (the platform's own event).
+    assert {1, 2, 3, 5, 6, 10} <= stages <= set(range(1, 11))
 
 
 def test_same_seed_same_dataset() -> None:

@@ -17,7 +17,7 @@ from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position, Row
 from pcm_processor.domain.kpis import KpiPlan, SliceKey, build_plan
 from pcm_processor.domain.reference import reference_kpis
-from pcm_processor.domain.registry import ACTIVITY, ATTENTION, PROCEDURE_STAGE
+from pcm_processor.domain.registry import ACTIVITY, ATTENTION, COMPLAINT, PROCEDURE_STAGE
 from pcm_testkit.events import local_time
 from pcm_testkit.generator import Generator
 
@@ -56,7 +56,7 @@ def sql_kpis(engine: ChdbExecutor, plan: KpiPlan, rows: Sequence[Row]) -> dict[A
     return result
 
 
-@pytest.mark.parametrize("domain", [ATTENTION, PROCEDURE_STAGE], ids=lambda d: d.name)
+@pytest.mark.parametrize("domain", [ATTENTION, PROCEDURE_STAGE, COMPLAINT], ids=lambda d: d.name)
 def test_sql_equals_reference_on_a_synthetic_stream(
     engine: ChdbExecutor, catalogues: Catalogues, domain: Any
 ) -> None:

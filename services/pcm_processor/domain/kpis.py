@@ -396,7 +396,7 @@ def build_plan(domain: FactDomain, catalogues: Catalogues) -> KpiPlan:
     for kpi in catalogues.kpis:
         if kpi.source != domain.name:
             continue
-        if kpi.basis != "events":
+        if kpi.basis != "events" and not (kpi.basis == "due_date" and domain.due_dated):
             skipped.append((kpi.code, f"computed by the term tracker ({kpi.basis})"))
             continue
         reason = _unusable_reason(kpi, domain)

@@ -22,6 +22,7 @@ from pcm_processor.domain.facts import (
     MappingContext,
     Position,
     attention_row,
+    complaint_row,
     procedure_row,
 )
 from pcm_processor.domain.fields import (
@@ -134,6 +135,9 @@ class FactDomain:
     """KPIs are kept for all/all, per first, per second and per both of these fields."""
     tracks_terms: bool = False
     """Its subjects have legal terms: the term tracker (``terms.py``) follows their status."""
+    due_dated: bool = False
+    """Its mapper dates term outcomes by their due date (the complaints service computes the
+    term): its ``basis: due_date`` KPIs are computed from its facts like event KPIs."""
 
     def __post_init__(self) -> None:
         if self.domain.facts is None:
@@ -264,6 +268,27 @@ PROCEDURE_STAGE = FactDomain(
     tracks_terms=True,
 )
 
+COMPLAINT = FactDomain(
+    domain=domains.COMPLAINT,
+    mapper=complaint_row,
+    dedup_by=("complaint_id", "stage"),
+    fields=MappingProxyType(
+        {
+            "complaint_id": Col("complaint_id"),
+            "stage": Col("stage"),
+            "channel": Col("channel"),
+            "service_id": Col("service_id"),
+            "driver": Col("driver"),
+            "category": Col("category"),
+            # Business days from the day after filing to the answer (answers only).
+            "answer_business_days": Col("answer_business_days"),
+            # Answered on or before the due date the complaints service set.
+            "within_term": Col("on_time"),
+        }
+    ),
+    due_dated=True,
+)
+
 ACTIVITY_FACTS = FactTable(
     domains.ACTIVITY,
     (
@@ -340,7 +365,7 @@ ACTIVITY = FactDomain(
 )
 
 DOMAINS: Mapping[str, FactDomain] = MappingProxyType(
-    {domain.name: domain for domain in (ATTENTION, PROCEDURE_STAGE)}
+    {domain.name: domain for domain in (ATTENTION, PROCEDURE_STAGE, COMPLAINT)}
 )
 """The event domains the processor consumes (by topic)."""
 
