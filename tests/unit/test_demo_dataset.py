@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from pcm_common.catalogues import load_catalogues
-from pcm_common.push import ItemContext, item_errors
-from pcm_common.validation import TimeWindow
 from pcm_common import domains
-from pcm_common.push import PushDeclaration
+from pcm_common.catalogues import load_catalogues
+from pcm_common.push import ItemContext, PushDeclaration, item_errors
+from pcm_common.validation import TimeWindow
 from pcm_complaints.validation import ComplaintCatalogue, ComplaintRules
 from pcm_intake.service import declarations
 from pcm_intake.validation import IntakeCatalogue
