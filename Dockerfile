@@ -20,5 +20,5 @@ COPY catalogues /opt/pcm/catalogues
 ENV PCM_CATALOGUE_DIR=/opt/pcm/catalogues
 USER pcm
 WORKDIR /home/pcm
-EXPOSE 50051 9101 9102
+EXPOSE 50051 9101 9102 50052 9103 9104
 CMD ["pcm-intake", "serve"]

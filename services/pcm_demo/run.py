@@ -1,19 +1,23 @@
 """`make demo`: the platform's main job, end to end, on the local stack.
 
-1. fresh demo database and topics, migrations; 2. a token per catalogue entity; 3. the intake
-and processor services as their own processes; 4. a synthetic national dataset pushed through
-the public gRPC API, per entity with its own token; 5. wait until every accepted event is a
-fact and its KPIs are computed; 6. a KPI table, a CSV and a chart; 7. stop the services.
+1. fresh demo database and topics, migrations; 2. a token per catalogue entity; 3. the intake,
+complaints (service and worker) and processor as their own processes; 4. a synthetic national
+dataset pushed through the public gRPC APIs, per entity with its own token (attentions,
+procedures, two months of complaints); 5. wait until the complaints worker has published every
+complaint event and flagged the overdue ones, and every event is a fact with its KPIs; 6. a KPI
+table, overdue complaints per entity, a CSV and a chart; 7. stop the services.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,13 +36,19 @@ from pcm_common.clickhouse.migrate import migrate
 from pcm_common.kafka.admin import ensure_topics
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import configure_logging
+from pcm_common.postgres.client import connect as connect_postgres
 from pcm_common.postgres.client import create_database
+from pcm_common.push.client import PushClient
 from pcm_common.settings import Settings
 from pcm_common.startup import migrate_postgres
+from pcm_complaints.client import ComplaintsClient
+from pcm_complaints.metrics import OUTBOX_PENDING, OVERDUE_JOB_SUCCESS
 from pcm_intake.client import IntakeClient
 from pcm_processor.domain.registry import fact_domain
 from pcm_processor.settings import ProcessorSettings
 from pcm_testkit.generator import Dataset, Generator
+from prometheus_client import Gauge
+from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 from pcm_demo import processor_lag
@@ -46,6 +56,13 @@ from pcm_demo.report import LIMA, day_start, draw_chart, print_table, read_day, 
 
 REPO = Path(__file__).resolve().parents[2]
 INTAKE_TARGET = "127.0.0.1:50051"
+COMPLAINTS_TARGET = "127.0.0.1:50052"
+COMPLAINTS_WORKER_METRICS = "http://127.0.0.1:9104/metrics"
+# The push service of each gRPC service name (domains.PushRpc.service), and where it listens.
+CLIENTS: dict[str, tuple[type[PushClient], str]] = {
+    "IntakeService": (IntakeClient, INTAKE_TARGET),
+    "ComplaintsService": (ComplaintsClient, COMPLAINTS_TARGET),
+}
 BATCH = 500
 # The processor reports its lag this often: the demo sees it caught up within about a second.
 LAG_REFRESH_S = 1.0
@@ -96,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     step(2, f"issuing a token for each of the {len(catalogues.entities)} catalogue entities")
     tokens = issue_tokens(settings, catalogues)
 
-    step(3, "starting pcm-intake and pcm-processor")
+    step(3, "starting pcm-intake, pcm-complaints (service and worker) and pcm-processor")
     services = start_services(processor, args.out)
     try:
         seed = args.seed if args.seed is not None else int(time.time())
@@ -104,11 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         dataset = Generator(catalogues, seed).dataset(args.days, datetime.now(UTC), args.scale)
         accepted = push(dataset, tokens)
         pushed_at = time.time()
-        step(5, "waiting for the processor to write every fact and its KPIs")
+        step(5, "waiting for the complaints worker, then the processor (facts and KPIs)")
+        accepted["complaint"] += wait_for_complaints_worker(settings, pushed_at, services, args.out)
         wait_for_processor(processor, sum(accepted.values()), pushed_at, services, args.out)
         check_facts(settings, accepted, args.out)
         step(6, "report")
         report(settings, catalogues, args.out)
+        overdue_report(settings)
     finally:
         if not args.keep_running:
             step(7, "stopping the services")
@@ -116,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
                 process.terminate()
                 process.wait(timeout=30)
         else:
-            step(7, "services left running (intake :50051, metrics :9101/:9102)")
+            step(
+                7,
+                "services left running (intake :50051, complaints :50052, metrics :9101-:9104)",
+            )
     return 0
 
 
@@ -160,6 +182,9 @@ def service_env(processor: ProcessorSettings) -> dict[str, str]:
         "PCM_TOPIC_PREFIX": processor.topic_prefix,
         "PCM_TOKEN_FILE": str(processor.token_file),
         "PCM_INTAKE_RATE_LIMIT_EVENTS_PER_S": "0",
+        "PCM_COMPLAINTS_RATE_LIMIT_EVENTS_PER_S": "0",
+        # Overdue complaints are flagged within seconds of the push, not the next minute.
+        "PCM_COMPLAINTS_OVERDUE_INTERVAL_S": "2",
         # The event-id ledger of this run (recreated by each run, like the topics).
         "PCM_POSTGRES_DATABASE": processor.postgres_database,
         "PCM_PROCESSOR_METRICS_PORT": str(processor.processor_metrics_port),
@@ -172,6 +197,8 @@ def start_services(processor: ProcessorSettings, out: Path) -> list[subprocess.P
     started = []
     for name, module in (
         ("intake", "pcm_intake.cli serve"),
+        ("complaints", "pcm_complaints.cli serve"),
+        ("complaints-worker", "pcm_complaints.cli work"),
         ("processor", "pcm_processor.cli worker"),
     ):
         log = (out / f"{name}.log").open("wb")
@@ -184,13 +211,15 @@ def start_services(processor: ProcessorSettings, out: Path) -> list[subprocess.P
             )
         )
         print(f"      {name}: pid {started[-1].pid}, log {out / f'{name}.log'}")
-    wait_until(intake_is_serving, 60, "intake did not become healthy", started, out)
+    for target in (INTAKE_TARGET, COMPLAINTS_TARGET):
+        serving = functools.partial(is_serving, target)
+        wait_until(serving, 60, f"{target} did not become healthy", started, out)
     return started
 
 
-def intake_is_serving() -> bool:
+def is_serving(target: str) -> bool:
     try:
-        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(INTAKE_TARGET))
+        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(target))
         status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
         return bool(status == health_pb2.HealthCheckResponse.SERVING)
     except grpc.RpcError:
@@ -217,13 +246,14 @@ def wait_until(
     raise SystemExit(f"error: {failure} within {timeout_s:.0f} s{logs}")
 
 
-def push_method(client: IntakeClient, domain: str) -> Push:
-    """The client's method for the domain's push RPC (PushAttentions: push_attentions)."""
+def push_method(clients: dict[str, PushClient], domain: str) -> Push:
+    """The method of the domain's push RPC on its service's client (PushAttentions:
+    push_attentions)."""
     rpc = domains.domain(domain).push
     if rpc is None:
         raise ValueError(f"{domain} events are not pushed by entities")
     name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", rpc.method).lower()
-    return cast(Push, getattr(client, name))
+    return cast(Push, getattr(clients[rpc.service], name))
 
 
 def push(dataset: Dataset, tokens: dict[str, str]) -> dict[str, int]:
@@ -231,17 +261,54 @@ def push(dataset: Dataset, tokens: dict[str, str]) -> dict[str, int]:
     accepted = dict.fromkeys(dataset.events, 0)
     with tqdm(total=dataset.total, unit="event", desc="      pushing", file=sys.stdout) as bar:
         for entity_id, token in tokens.items():
-            client = IntakeClient(INTAKE_TARGET, token)
+            clients = {name: kind(target, token) for name, (kind, target) in CLIENTS.items()}
             for domain, per_entity in dataset.events.items():
-                send, events = push_method(client, domain), per_entity.get(entity_id, [])
+                send, events = push_method(clients, domain), per_entity.get(entity_id, [])
                 for start in range(0, len(events), BATCH):
                     batch = events[start : start + BATCH]
                     accepted[domain] += send(batch).accepted
                     bar.update(len(batch))
-            client.close()
+            for client in clients.values():
+                client.close()
     counts = ", ".join(f"{count:,} {domain}" for domain, count in accepted.items())
     print(f"      accepted {counts} events")
     return accepted
+
+
+def _gauge_name(gauge: Gauge) -> str:
+    # As the worker declares it: a rename there cannot silently break the demo.
+    (metric,) = gauge.describe()
+    return str(metric.name)
+
+
+def wait_for_complaints_worker(
+    settings: Settings, pushed_at: float, services: list[subprocess.Popen[bytes]], out: Path
+) -> int:
+    """Until an overdue pass ran after the push and the outbox is empty; the OVERDUE events
+    the worker added (they are facts too)."""
+
+    def done() -> bool:
+        try:
+            with urllib.request.urlopen(COMPLAINTS_WORKER_METRICS, timeout=5) as page:
+                text = page.read().decode()
+        except OSError:  # not serving /metrics yet
+            return False
+        values = {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        passed = values.get(_gauge_name(OVERDUE_JOB_SUCCESS), 0.0)
+        return passed > pushed_at and values.get(_gauge_name(OUTBOX_PENDING), 1.0) == 0
+
+    wait_until(done, PROCESSOR_TIMEOUT_S, "the complaints worker did not publish", services, out)
+    with connect_postgres(settings) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM complaints WHERE overdue_on IS NOT NULL"
+        ).fetchone()
+    overdue = int(row[0]) if row else 0
+    print(f"      complaints worker: outbox published, {overdue:,} complaints flagged overdue")
+    return overdue
 
 
 def wait_for_processor(
@@ -298,4 +365,23 @@ def report(settings: Settings, catalogues: Catalogues, out: Path) -> None:
     write_csv(days, out / "kpis.csv")
     draw_chart(days, day, out / "served_within_target.png")
     print(f"\n      table: {out / 'kpis.csv'}\n      chart: {out / 'served_within_target.png'}")
-    print("      Prometheus: http://127.0.0.1:9090 (pcm_intake_*, pcm_processor_* metrics)")
+    print(
+        "      Prometheus: http://127.0.0.1:9090 "
+        "(pcm_intake_*, pcm_complaints_*, pcm_processor_* metrics)"
+    )
+
+
+def overdue_report(settings: Settings, shown: int = 10) -> None:
+    """Open complaints past due per entity (the complaint book), most first."""
+    with connect_postgres(settings) as conn:
+        rows = conn.execute(
+            "SELECT entity_id, count(*) FILTER (WHERE stage = 'REGISTERED'), "
+            "count(*) FILTER (WHERE stage = 'REGISTERED' AND overdue_on IS NOT NULL), count(*) "
+            "FROM complaints GROUP BY entity_id "
+            "ORDER BY 3 DESC, 2 DESC, entity_id"
+        ).fetchall()
+    total = sum(row[2] for row in rows)
+    print(f"\n      Complaints open past their due date: {total:,} at {len(rows)} entities")
+    print(f"      {'entity':<16}{'open':>8}{'overdue':>10}{'complaints':>12}")
+    for entity, open_, overdue, complaints in rows[:shown]:
+        print(f"      {entity:<16}{open_:>8}{overdue:>10}{complaints:>12}")

@@ -19,10 +19,13 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
+PROMETHEUS_FILE = REPO / "deploy" / "prometheus" / "prometheus.compose.yml"
 SCHEMA_FILE = Path(
     os.environ.get("PCM_COMPOSE_SCHEMA", REPO / ".stack" / "schemas" / "compose-spec.json")
 )
 PLATFORM_SERVICES = ("intake", "processor")
+# The complaints service needs PostgreSQL only; its worker relays the outbox to Kafka.
+COMPLAINTS_SERVICES = {"complaints": ("postgres",), "complaints-worker": ("kafka", "postgres")}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|PEPPER|TOKEN|_KEY$", re.IGNORECASE)
 
 
@@ -99,7 +102,7 @@ def test_postgres_password_and_data(compose: dict[str, Any]) -> None:
     postgres = compose["services"]["postgres"]
     password = "${PCM_POSTGRES_PASSWORD:?set PCM_POSTGRES_PASSWORD in .env}"
     assert postgres["environment"]["POSTGRES_PASSWORD"] == password
-    for name in PLATFORM_SERVICES:
+    for name in (*PLATFORM_SERVICES, *COMPLAINTS_SERVICES):
         assert compose["services"][name]["environment"]["PCM_POSTGRES_PASSWORD"] == password
     assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
 
@@ -120,3 +123,51 @@ def test_published_ports_are_loopback_only(compose: dict[str, Any]) -> None:
     for name, service in compose["services"].items():
         for port in service.get("ports", []):
             assert str(port).startswith("127.0.0.1:"), f"{name}: {port} is published on all hosts"
+
+
+def test_complaints_services_wait_for_what_they_use(compose: dict[str, Any]) -> None:
+    for name, infra in COMPLAINTS_SERVICES.items():
+        service = compose["services"][name]
+        assert service["image"] == compose["services"]["intake"]["image"]
+        assert {dep: spec["condition"] for dep, spec in service["depends_on"].items()} == {
+            dep: "service_healthy" for dep in infra
+        }, name
+        assert service["environment"]["PCM_POSTGRES_HOST"] == "postgres"
+        assert service["environment"]["PCM_METRICS_HOST"] == "0.0.0.0"
+    serve = compose["services"]["complaints"]
+    assert serve["command"] == ["pcm-complaints", "serve"]
+    assert serve["environment"]["PCM_COMPLAINTS_ADDRESS"] == "0.0.0.0:50052"
+    assert serve["ports"] == ["127.0.0.1:50052:50052"]
+    assert {secret["target"] for secret in serve["secrets"]} == {"tokens.json"}
+    assert compose["services"]["complaints-worker"]["command"] == ["pcm-complaints", "work"]
+
+
+def test_complaints_metrics_stay_on_the_compose_network(compose: dict[str, Any]) -> None:
+    # Their series carry per-entity labels: Prometheus scrapes them inside the network.
+    for name, key in (
+        ("complaints", "PCM_COMPLAINTS_METRICS_PORT"),
+        ("complaints-worker", "PCM_COMPLAINTS_WORKER_METRICS_PORT"),
+    ):
+        service = compose["services"][name]
+        port = str(service["environment"][key])
+        assert port in {str(p) for p in service["expose"]}, name
+        published = {str(p).rsplit(":", 1)[-1] for p in service.get("ports", [])}
+        assert port not in published, f"{name}: metrics port {port} is published"
+
+
+def test_prometheus_scrapes_the_compose_services(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load(PROMETHEUS_FILE.read_text())
+    targets = [
+        target
+        for job in config["scrape_configs"]
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+        if not target.startswith("localhost:")
+    ]
+    assert {"complaints:9103", "complaints-worker:9104"} <= set(targets)
+    for target in targets:
+        host, port = target.rsplit(":", 1)
+        assert host in compose["services"], f"{target}: no such Compose service"
+        env = compose["services"][host]["environment"]
+        metrics_ports = {str(v) for k, v in env.items() if k.endswith("_METRICS_PORT")}
+        assert port in metrics_ports, f"{target}: {host} serves metrics on {metrics_ports}"

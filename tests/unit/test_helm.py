@@ -20,6 +20,7 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from pcm_complaints.settings import ComplaintsSettings
 from pcm_intake.settings import IntakeSettings
 from pcm_processor.settings import ProcessorSettings
 
@@ -65,6 +66,12 @@ PRODUCTION_VALUES: dict[str, Any] = {
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "pcm"}],
     },
     "processor": {"replicaCount": 3},
+    "complaints": {
+        "replicaCount": 3,
+        "tls": {"enabled": True, "existingSecret": "pcm-complaints-tls"},
+        "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["190.0.0.0/8"]},
+    },
+    "complaintsWorker": {"replicaCount": 3},
     "networkPolicy": {
         "enabled": True,
         "metricsFrom": [
@@ -289,21 +296,21 @@ def test_tls_without_its_secret_is_refused(helm_env: dict[str, str]) -> None:
 def test_default_objects(default: list[Manifest]) -> None:
     assert kinds(default) == [
         "ConfigMap",
-        "Deployment",
-        "Deployment",
+        *["Deployment"] * 4,  # intake, processor, complaints, complaints-worker
         "Job",
-        "PodDisruptionBudget",
-        "PodDisruptionBudget",
-        "Service",
+        *["PodDisruptionBudget"] * 4,
+        *["Service"] * 2,  # intake, complaints (the workers have no inbound port)
         "ServiceAccount",
     ]
 
 
 def test_production_objects(production: list[Manifest]) -> None:
-    assert kinds(production).count("NetworkPolicy") == 2
+    assert kinds(production).count("NetworkPolicy") == 4
     assert kinds(production).count("ConfigMap") == 2  # settings + catalogues
     assert one(production, "Deployment", "intake")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "processor")["spec"]["replicas"] == 3
+    assert one(production, "Deployment", "complaints")["spec"]["replicas"] == 3
+    assert one(production, "Deployment", "complaints-worker")["spec"]["replicas"] == 3
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
@@ -342,7 +349,11 @@ def test_values_file_names_secrets_but_holds_none() -> None:
 def test_env_names_are_platform_settings(
     rendered: dict[str, list[Manifest]],
 ) -> None:
-    fields = {*IntakeSettings.model_fields, *ProcessorSettings.model_fields}
+    fields = {
+        *IntakeSettings.model_fields,
+        *ProcessorSettings.model_fields,
+        *ComplaintsSettings.model_fields,
+    }
     known = {f"PCM_{field.upper()}" for field in fields}
     for manifests in rendered.values():
         names = set(config_map(manifests)["data"])
@@ -465,7 +476,7 @@ def test_pods_are_hardened(rendered: dict[str, list[Manifest]], name: str) -> No
             assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), where
 
 
-@pytest.mark.parametrize("component", ["intake", "processor"])
+@pytest.mark.parametrize("component", ["intake", "processor", "complaints", "complaints-worker"])
 def test_prometheus_scrapes_the_metrics_port(default: list[Manifest], component: str) -> None:
     template_ = one(default, "Deployment", component)["spec"]["template"]
     annotations = template_["metadata"]["annotations"]
@@ -516,7 +527,7 @@ def test_catalogue_override_is_mounted_where_the_settings_point(
 ) -> None:
     directory = config_map(production)["data"]["PCM_CATALOGUE_DIR"]
     catalogues = one(production, "ConfigMap", "catalogues")
-    for component in ("intake", "processor"):
+    for component in ("intake", "processor", "complaints", "complaints-worker"):
         pod = one(production, "Deployment", component)["spec"]["template"]["spec"]
         volume = next(v for v in pod["volumes"] if v["name"] == "catalogues")
         assert volume["configMap"]["name"] == catalogues["metadata"]["name"]
@@ -541,6 +552,122 @@ def test_config_change_rolls_the_pods(helm_env: dict[str, str]) -> None:
         return value
 
     assert checksum([]) != checksum(["--set", "kafka.bootstrap=other:9092"])
+
+
+# --- complaints ------------------------------------------------------------------------------
+
+
+def complaints_container(manifests: list[Manifest], component: str) -> dict[str, Any]:
+    container: dict[str, Any] = one(manifests, "Deployment", component)["spec"]["template"]["spec"][
+        "containers"
+    ][0]
+    return container
+
+
+def test_complaints_serve_like_the_intake(default: list[Manifest]) -> None:
+    container = complaints_container(default, "complaints")
+    assert container["command"] == ["pcm-complaints", "serve"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": 50052, "metrics": 9103}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": 50052}, probe
+    env = env_of(container)
+    assert env["PCM_COMPLAINTS_ADDRESS"]["value"] == "0.0.0.0:50052"
+    assert env["PCM_COMPLAINTS_METRICS_PORT"]["value"] == "9103"
+    assert env["PCM_POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "pcm-postgres",
+        "key": "password",
+    }
+    assert "PCM_CLICKHOUSE_PASSWORD" not in env  # the complaint book is in PostgreSQL only
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tokens")
+    assert env["PCM_TOKEN_FILE"]["value"] == mount["mountPath"] + "/tokens.json"
+    assert one(default, "PodDisruptionBudget", "complaints")["spec"]["maxUnavailable"] == 1
+
+
+def test_complaints_worker_relays_with_a_standby(default: list[Manifest]) -> None:
+    deployment = one(default, "Deployment", "complaints-worker")
+    assert deployment["spec"]["replicas"] == 2  # one leads, one waits on the advisory lock
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["pcm-complaints", "work"]
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("metrics", 9104)]
+    env = env_of(container)
+    assert env["PCM_COMPLAINTS_WORKER_METRICS_PORT"]["value"] == "9104"
+    assert "secretKeyRef" in env["PCM_POSTGRES_PASSWORD"]["valueFrom"]
+    assert not {"PCM_CLICKHOUSE_PASSWORD", "PCM_TOKEN_FILE"} & env.keys()
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    pdb = one(default, "PodDisruptionBudget", "complaints-worker")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert not [
+        m
+        for m in default
+        if m["kind"] == "Service"
+        and m["metadata"]["labels"]["app.kubernetes.io/component"] == "complaints-worker"
+    ]
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_complaints_service_carries_grpc_only(
+    rendered: dict[str, list[Manifest]], name: str
+) -> None:
+    # /metrics has per-entity series: never on a Service that may face outside the cluster.
+    service = one(rendered[name], "Service", "complaints")
+    deployment = one(rendered[name], "Deployment", "complaints")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("grpc", 50052, "grpc")
+    ]
+
+
+def test_complaints_tls_from_a_secret(production: list[Manifest]) -> None:
+    pod = one(production, "Deployment", "complaints")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls["secret"]["secretName"] == "pcm-complaints-tls"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    env = env_of(container)
+    assert env["PCM_COMPLAINTS_TLS_CERT"]["value"] == mount["mountPath"] + "/tls.crt"
+    assert env["PCM_COMPLAINTS_TLS_KEY"]["value"] == mount["mountPath"] + "/tls.key"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"] == {"port": "grpc"}
+    assert one(production, "Service", "complaints")["spec"]["type"] == "LoadBalancer"
+
+
+def ingress_by_port(policy: Manifest) -> dict[str, list[dict[str, Any]] | None]:
+    return {
+        port["port"]: rule.get("from")
+        for rule in policy["spec"]["ingress"]
+        for port in rule["ports"]
+    }
+
+
+def test_complaints_metrics_only_from_the_cluster(helm_env: dict[str, str]) -> None:
+    manifests = render(helm_env, ["--set", "networkPolicy.enabled=true"])
+    # Every pod of every namespace, nothing from outside the cluster.
+    in_cluster: list[dict[str, Any]] = [{"namespaceSelector": {}}]
+    assert ingress_by_port(one(manifests, "NetworkPolicy", "complaints")) == {
+        "grpc": None,  # entities push from anywhere, like to the intake
+        "metrics": in_cluster,
+    }
+    assert ingress_by_port(one(manifests, "NetworkPolicy", "complaints-worker")) == {
+        "metrics": in_cluster
+    }
+
+
+def test_complaints_metrics_from_the_given_peers(production: list[Manifest]) -> None:
+    peers = PRODUCTION_VALUES["networkPolicy"]["metricsFrom"]
+    for component in ("complaints", "complaints-worker"):
+        policy = one(production, "NetworkPolicy", component)
+        assert ingress_by_port(policy)["metrics"] == peers, component
+        assert "Egress" in policy["spec"]["policyTypes"]
+
+
+def test_complaints_tls_without_its_secret_is_refused(helm_env: dict[str, str]) -> None:
+    result = template(helm_env, ["--set", "complaints.tls.enabled=true"])
+    assert result.returncode != 0
+    assert "complaints.tls.existingSecret is required" in result.stderr
 
 
 # --- NOTES.txt ---------------------------------------------------------------------------------
@@ -570,3 +697,12 @@ def test_notes_explain_the_secrets_and_warn(helm_env: dict[str, str], tmp_path: 
     assert "`pcm-migrate apply --store postgres`" in notes
     assert "WARNING: processor.replicaCount (8) exceeds" in notes
     assert "plaintext gRPC" in notes
+    assert "the complaints service serves plaintext gRPC" in notes
+    assert "pcm-pcm-monitoring-complaints.pcm.svc:50052" in notes
+
+
+def test_notes_warn_about_a_complaints_worker_without_standby(
+    helm_env: dict[str, str], tmp_path: Path
+) -> None:
+    notes = render_notes(helm_env, tmp_path, ["--set", "complaintsWorker.replicaCount=1"])
+    assert "no standby takes over the outbox relay" in notes
