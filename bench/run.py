@@ -17,7 +17,12 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-BENCHMARKS = ["intake_bench.py", "processor_bench.py", "national_bench.py"]
+BENCHMARKS = [
+    "intake_bench.py",
+    "complaints_bench.py",
+    "processor_bench.py",
+    "national_bench.py",
+]
 NUMBER = r"([\d,]+(?:\.\d+)?)"
 Figure = tuple[str, str, str, str, bool]
 # national_bench.py prints its engine figures per --engines and rate; these are its defaults.
@@ -136,6 +141,20 @@ FIGURES: tuple[Figure, ...] = (
         True,
     ),
     ("intake_bench", "intake one per call", "events/s", rf"one per call:\s*{NUMBER}", True),
+    (
+        "complaints_bench",
+        "complaint transitions",
+        "transitions/s",
+        rf"transitions\s*:\s*{NUMBER} transitions/s",
+        True,
+    ),
+    (
+        "complaints_bench",
+        "complaint outbox -> Kafka p95",
+        "ms",
+        rf"outbox -> Kafka:.*p95\s+{NUMBER} ms",
+        False,
+    ),
     (
         "processor_bench",
         "processor into ClickHouse",

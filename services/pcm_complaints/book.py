@@ -46,18 +46,39 @@ _COLUMNS = (
     "entity_id, complaint_id, stage, filed_on, term_business_days, due_on, term_basis, channel, "
     "service_id, driver, category, answered_on, business_days_to_answer, overdue_on, transitions"
 )
+# Rows travel as one array per column and are unnested by the server: one statement per table
+# and call, whatever the batch size (row-by-row inserts cost the service more than PostgreSQL).
 _UPSERT = f"""
-INSERT INTO complaints ({_COLUMNS}) VALUES ({", ".join(["%s"] * 15)})
+INSERT INTO complaints ({_COLUMNS})
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::date[], %b::smallint[],
+    %b::date[], %b::text[], %b::text[], %b::text[], %b::text[], %b::text[], %b::date[],
+    %b::integer[], %b::date[], %b::integer[])
 ON CONFLICT (entity_id, complaint_id) DO UPDATE SET
     stage = EXCLUDED.stage, driver = EXCLUDED.driver, answered_on = EXCLUDED.answered_on,
     business_days_to_answer = EXCLUDED.business_days_to_answer,
     transitions = EXCLUDED.transitions, updated_at = now()
 """
-_TRANSITION = (
-    "INSERT INTO complaint_transitions (entity_id, event_id, complaint_id, stage, occurred_at) "
-    "VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
-)
-_OUTBOX = "INSERT INTO complaint_outbox (entity_id, event_id, envelope) VALUES (%s, %s, %s)"
+# Claims event ids: a row inserted is this call's; one that exists (or that a concurrent call
+# is inserting: the insert waits for that call's commit) is a duplicate. In id order, so that two
+# calls claiming some of the same ids never deadlock.
+_CLAIM = """
+INSERT INTO complaint_transitions (entity_id, event_id, complaint_id, stage, occurred_at)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::timestamptz[])
+    AS i(entity_id, event_id, complaint_id, stage, occurred_at)
+ORDER BY event_id
+ON CONFLICT DO NOTHING
+RETURNING entity_id, event_id
+"""
+_OUTBOX = """
+INSERT INTO complaint_outbox (entity_id, event_id, envelope)
+SELECT * FROM unnest(%b::text[], %b::text[], %b::bytea[])
+"""
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (the parameters of an unnest insert)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
 
 Connections = ConnectionPool[psycopg.Connection[TupleRow]]
 
@@ -92,7 +113,8 @@ class _Call:
     """What one push call's transaction writes."""
 
     records: dict[str, Complaint] = field(default_factory=dict)
-    transitions: list[tuple[Any, ...]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+    """Complaint ids whose record an event changed."""
     outbox: list[tuple[str, str, bytes]] = field(default_factory=list)
 
 
@@ -103,7 +125,7 @@ class ComplaintBook:
         self._zone = ZoneInfo(time_zone)
 
     def local_date(self, stamp: Timestamp) -> dt.date:
-        return stamp.ToDatetime(dt.UTC).astimezone(self._zone).date()
+        return dt.datetime.fromtimestamp(stamp.seconds, self._zone).date()
 
     # --- a push call ---------------------------------------------------------------------
 
@@ -118,35 +140,32 @@ class ComplaintBook:
         with self._connections.connection() as conn, conn.transaction():
             keys = sorted(lock_key(entity_id, c) for c in complaint_ids)
             conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,))
-            known = self._known_events(conn, entity_id, [event_id for _, event_id, _ in items])
+            claimed = _claim(conn, [event for _, _, event in items])
             call.records = self._records(conn, entity_id, complaint_ids)
             received_at = Timestamp()
             received_at.GetCurrentTime()
             stored: list[tuple[int, str, Message]] = []
+            released = []
             for item in items:
                 index, event_id, event = item
-                if event_id in known:
+                if (entity_id, event_id) not in claimed:
                     outcome.duplicates.append(index)
                     continue
                 refused = self._apply(call, entity_id, event, received_at)
                 if refused is not None:
                     error = FieldError(refused.field, refused.reason, ILLEGAL_TRANSITION)
                     outcome.refusals.append(Refusal(index, event_id, error.bounded()))
+                    released.append(event_id)
                     continue
                 stored.append(item)
                 outcome.receipts[index] = _receipt(index, call.records[event.complaint_id])
+            if released:  # a refused event id is not taken: it may be sent again, corrected
+                conn.execute(
+                    "DELETE FROM complaint_transitions WHERE entity_id = %s AND event_id = ANY(%s)",
+                    (entity_id, released),
+                )
             self._write(conn, call)
         outcome.accepted = stored
-
-    def _known_events(
-        self, conn: psycopg.Connection[TupleRow], entity_id: str, event_ids: list[str]
-    ) -> set[str]:
-        rows = conn.execute(
-            "SELECT event_id FROM complaint_transitions WHERE entity_id = %s "
-            "AND event_id = ANY(%s)",
-            (entity_id, event_ids),
-        )
-        return {event_id for (event_id,) in rows}
 
     def _records(
         self, conn: psycopg.Connection[TupleRow], entity_id: str, complaint_ids: list[str]
@@ -177,15 +196,16 @@ class ComplaintBook:
                 f"differs from the filing date registered ({record.filed_on.isoformat()})",
             )
         occurred_on = self.local_date(event.occurred_at)
-        to_answer = self._catalogues.calendar.business_days_between(
-            record.filed_on, occurred_on, self._catalogues.region_of(entity_id)
-        )
+        to_answer = 0
+        if stage in lifecycle.ANSWERING:
+            to_answer = self._catalogues.calendar.business_days_between(
+                record.filed_on, occurred_on, self._catalogues.region_of(entity_id)
+            )
         record = lifecycle.advanced(record, stage, occurred_on, max(to_answer, 0))
         if event.driver and not record.driver:
             record = _with_driver(record, event.driver)
         call.records[event.complaint_id] = record
-        occurred = event.occurred_at.ToDatetime(dt.UTC)
-        call.transitions.append((entity_id, event.event_id, event.complaint_id, stage, occurred))
+        call.changed.add(event.complaint_id)
         envelope = wrap(published(event, record), entity_id, received_at)
         call.outbox.append((entity_id, event.event_id, envelope.SerializeToString()))
         return None
@@ -211,14 +231,12 @@ class ComplaintBook:
 
     @staticmethod
     def _write(conn: psycopg.Connection[TupleRow], call: _Call) -> None:
-        if not call.transitions:
+        """The changed records and the outbox rows of the stored events."""
+        if not call.outbox:
             return
-        with conn.cursor() as cursor:
-            touched = {t[2] for t in call.transitions}
-            cursor.executemany(_UPSERT, [_values(call.records[c]) for c in sorted(touched)])
-            cursor.executemany(_TRANSITION, call.transitions)
-            cursor.executemany(_OUTBOX, call.outbox)
-        conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+        touched = sorted(call.changed)
+        conn.execute(_UPSERT, _columns([_values(call.records[c]) for c in touched], 15))
+        _publish(conn, call.outbox)
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -258,22 +276,40 @@ class ComplaintBook:
                 {"today": today, "limit": limit},
             ).fetchall()
             records = [_record(row) for row in rows]
-            call = _Call()
-            for record in records:
-                event = overdue_event(record, received_at)
-                call.records[record.complaint_id] = record
-                call.transitions.append(
-                    (record.entity_id, event.event_id, record.complaint_id, lifecycle.OVERDUE,
-                     received_at.ToDatetime(dt.UTC))
-                )  # fmt: skip
-                envelope = wrap(event, record.entity_id, received_at)
-                call.outbox.append((record.entity_id, event.event_id, envelope.SerializeToString()))
-            if call.outbox:
-                with conn.cursor() as cursor:
-                    cursor.executemany(_TRANSITION, call.transitions)
-                    cursor.executemany(_OUTBOX, call.outbox)
-                conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
+            events = [overdue_event(record, received_at) for record in records]
+            claimed = _claim(conn, events)
+            outbox = [
+                (e.entity_id, e.event_id, wrap(e, e.entity_id, received_at).SerializeToString())
+                for e in events
+                if (e.entity_id, e.event_id) in claimed
+            ]
+            if outbox:
+                _publish(conn, outbox)
         return records
+
+
+def _claim(
+    conn: psycopg.Connection[TupleRow], events: Sequence[complaint_pb2.ComplaintEvent]
+) -> set[tuple[str, str]]:
+    """The (entity, event id) of the events this transaction is first to store; the others
+    are duplicates."""
+    rows = [
+        (
+            event.entity_id,
+            event.event_id,
+            event.complaint_id,
+            lifecycle.stage_name(event.stage),
+            dt.datetime.fromtimestamp(event.occurred_at.seconds, dt.UTC),
+        )
+        for event in events
+    ]
+    return {(entity, event_id) for entity, event_id in conn.execute(_CLAIM, _columns(rows, 5))}
+
+
+def _publish(conn: psycopg.Connection[TupleRow], outbox: Sequence[tuple[str, str, bytes]]) -> None:
+    """Outbox rows; NOTIFY wakes the relay at commit."""
+    conn.execute(_OUTBOX, _columns(outbox, 3))
+    conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
 
 
 def _with_driver(record: Complaint, driver: str) -> Complaint:
