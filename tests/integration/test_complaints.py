@@ -325,3 +325,40 @@ def test_two_replicas_racing_on_one_complaint_serialize(
     finally:
         other_server.stop(grace=None)
         kit.close()
+
+
+def test_one_event_id_on_two_complaints_at_once_is_stored_once(service: Complaints) -> None:
+    """Two calls racing with the same event id on different complaints (different complaint
+    locks): the id is claimed once, the other call answers duplicate and stores nothing."""
+    first, second = complaint(ENTITY), complaint(ENTITY)
+    second.event_id = first.event_id
+    answers: list[Any] = []
+    start = threading.Barrier(2)
+
+    def send(event: Any) -> None:
+        start.wait()
+        answers.append(service.push([event]).result)
+
+    threads = [threading.Thread(target=send, args=(e,)) for e in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(a.accepted for a in answers) == [0, 1]
+    assert sorted(len(a.duplicate_indexes) for a in answers) == [0, 1]
+    stored = service.sql(
+        "SELECT count(*) FROM complaints WHERE complaint_id = ANY(%s)",
+        [first.complaint_id, second.complaint_id],
+    )
+    assert stored == [(1,)]
+    assert service.sql(
+        "SELECT count(*) FROM complaint_outbox WHERE event_id = %s", first.event_id
+    ) == [(1,)]
+
+
+def test_a_refused_event_id_may_be_sent_again_corrected(service: Complaints) -> None:
+    early = stage("ANSWERED", unique("LATER", 10))
+    assert service.push([early]).result.rejections[0].code == 10
+    registered = complaint(ENTITY, complaint_id=early.complaint_id)
+    answer = service.push([registered, early])
+    assert answer.result.accepted == 2, answer.result
