@@ -141,7 +141,7 @@ class ComplaintBook:
             keys = sorted(lock_key(entity_id, c) for c in complaint_ids)
             conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k", (keys,))
             claimed = _claim(conn, [event for _, _, event in items])
-            call.records = self._records(conn, entity_id, complaint_ids)
+            call.records = self._records(conn, entity_id, complaint_ids, lock=True)
             received_at = Timestamp()
             received_at.GetCurrentTime()
             stored: list[tuple[int, str, Message]] = []
@@ -168,10 +168,17 @@ class ComplaintBook:
         outcome.accepted = stored
 
     def _records(
-        self, conn: psycopg.Connection[TupleRow], entity_id: str, complaint_ids: list[str]
+        self,
+        conn: psycopg.Connection[TupleRow],
+        entity_id: str,
+        complaint_ids: list[str],
+        lock: bool = False,
     ) -> dict[str, Complaint]:
+        """The records of these complaints; ``lock``: held until commit, so that the overdue
+        job (which skips locked rows) cannot flag one between this read and its write."""
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM complaints WHERE entity_id = %s AND complaint_id = ANY(%s)",
+            f"SELECT {_COLUMNS} FROM complaints WHERE entity_id = %s AND complaint_id = ANY(%s)"
+            + (" FOR UPDATE" if lock else ""),
             (entity_id, complaint_ids),
         )
         return {row[1]: _record(row) for row in rows}

@@ -107,7 +107,9 @@ def test_satisfaction_is_derived_per_driver(cat: Catalogues) -> None:
 def test_ratio_and_aggregate_kpis(cat: Catalogues) -> None:
     complaints = cat.kpi("COMPLAINTS_PER_10K_ATTENTIONS")
     assert complaints.is_ratio and complaints.scale == 10_000
-    assert complaints.denominator is not None and complaints.denominator.source == "attention"
+    # Across domains: computed on the activity source, each side filtered by its fact table.
+    assert complaints.source == "activity" and complaints.denominator is not None
+    assert complaints.denominator.where["source"] == "attention_events"
     assert not cat.kpi("WAIT_P90_S").is_ratio
 
 

@@ -92,12 +92,13 @@ def test_sql_equals_reference_on_the_abandonment_boundaries(
 
 
 def test_sql_equals_reference_across_domains(engine: ChdbExecutor, catalogues: Catalogues) -> None:
-    """The activity source: the union of the attention and procedure facts, in one query."""
+    """The activity source: the union of the attention, procedure and complaint facts, in one
+    query (after the other tests' periods: complaints run for months)."""
     generator = Generator(catalogues, seed=12, entities=3, run_id="activity")
-    start = local_time(2025, 2, 27, 18)
+    start = local_time(2025, 8, 27, 18)
     ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
     stored: dict[str, list[Row]] = {}
-    for domain in (ATTENTION, PROCEDURE_STAGE):
+    for domain in (ATTENTION, PROCEDURE_STAGE, COMPLAINT):
         produced = generator.stream(domain.name, 150, start, 6 * 3600)
         rows = [
             domain.map(p.envelope, Position(0, 20_000 + i), ctx) for i, p in enumerate(produced)
@@ -107,7 +108,12 @@ def test_sql_equals_reference_across_domains(engine: ChdbExecutor, catalogues: C
     plan = build_plan(ACTIVITY, catalogues)
     derived = [_derived(part, row) for part in ACTIVITY.parts for row in stored[part.facts.name]]
     expected = reference_kpis(plan, derived)
-    codes = {"DIGITAL_TAKEUP_PCT", "ACTIVE_CHANNELS", "CHANNEL_LEVEL"}
+    codes = {
+        "DIGITAL_TAKEUP_PCT",
+        "ACTIVE_CHANNELS",
+        "CHANNEL_LEVEL",
+        "COMPLAINTS_PER_10K_ATTENTIONS",
+    }
     assert {key[1] for key in expected} == codes
     assert sql_kpis(engine, plan, derived) == expected
 

@@ -43,6 +43,7 @@ from pcm_processor.domain.fields import (
 
 ATTENTION_FACTS_LABELS = tuple(domains.ATTENTION_FACTS.labels("kind").values())
 PROCEDURE_STAGE_LABELS = tuple(domains.PROCEDURE_STAGE_FACTS.labels("stage").values())
+COMPLAINT_STAGE_LABELS = tuple(domains.COMPLAINT_FACTS.labels("stage").values())
 
 RowMapper = Callable[[envelope_pb2.EventEnvelope, Position, MappingContext], Row]
 
@@ -302,7 +303,8 @@ ACTIVITY_FACTS = FactTable(
             MappingProxyType(
                 dict(
                     enumerate(
-                        (*ATTENTION_FACTS_LABELS, *PROCEDURE_STAGE_LABELS),
+                        # A label may repeat (NOTIFIED): facts are told apart by ``source``.
+                        (*ATTENTION_FACTS_LABELS, *PROCEDURE_STAGE_LABELS, *COMPLAINT_STAGE_LABELS),
                         start=1,
                     )
                 )
@@ -348,6 +350,7 @@ ACTIVITY = FactDomain(
         (
             _part(domains.ATTENTION_FACTS, "ticket_id", "kind"),
             _part(domains.PROCEDURE_STAGE_FACTS, "procedure_id", "stage"),
+            _part(domains.COMPLAINT_FACTS, "complaint_id", "stage"),
         ),
     ),
     mapper=None,
@@ -356,6 +359,7 @@ ACTIVITY = FactDomain(
     fields=MappingProxyType(
         {
             "source": Col("source"),
+            "subject": Col("subject"),
             "what": Col("what"),
             "channel": Col("channel"),
             "service_id": Col("service_id"),
