@@ -52,7 +52,7 @@ from pcm_processor.incremental import IncrementalKpis
 from pcm_processor.metrics import PROCESSOR_FRESHNESS_SECONDS
 from pcm_processor.pipeline import DomainPipeline, Freshness, Inbound, PipelineConfig, Released
 from pcm_processor.settings import ProcessorSettings
-from pcm_processor.terms import TermTracker
+from pcm_processor.trackers import tracker_for
 
 log = get_logger(__name__)
 CRASH_EXIT_CODE = 70
@@ -265,9 +265,7 @@ def _pipeline(
         )
 
     kpi_store = store()
-    terms = None
-    if plan.domain.tracks_terms:
-        terms = TermTracker(catalogues, ctx.clock, kpi_store, database)
+    terms = tracker_for(plan.domain, catalogues, ctx.clock, kpi_store, database)
     incremental = None
     if settings.processor_kpi_engine == "incremental":
         summable, plan = plan.split()

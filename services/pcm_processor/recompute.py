@@ -36,6 +36,7 @@ from pcm_processor.domain.registry import FactDomain, fact_domain
 from pcm_processor.pipeline import DomainPipeline, Freshness, PipelineConfig, chunks
 from pcm_processor.settings import ProcessorSettings
 from pcm_processor.terms import TermTracker
+from pcm_processor.trackers import tracker_for
 
 T = TypeVar("T")
 
@@ -76,9 +77,7 @@ async def _recompute(
         for name in settings.domain_names:
             domain = fact_domain(name)
             plan = build_plan(domain, catalogues)
-            terms = None
-            if domain.tracks_terms:
-                terms = TermTracker(catalogues, clock, store, settings.clickhouse_database)
+            terms = tracker_for(domain, catalogues, clock, store, settings.clickhouse_database)
             pipeline = DomainPipeline(
                 plan,
                 MappingContext(CatalogueView.of(catalogues), clock),
@@ -97,8 +96,10 @@ async def _recompute(
                 for part in _progress(keys, f"{name} {grain}", quiet, settings):
                     pipeline.mark(grain, part)
                     await pipeline.recompute()
-            if terms is not None:
+            if isinstance(terms, TermTracker):
                 done.procedures += await _retrack(store, pipeline, terms, start, quiet, settings)
+            elif terms is not None:  # snapshots from the facts: retake every closed period
+                await pipeline.close_periods(since=clock_date(start, settings))
     finally:
         store.close()
         producer.close()

@@ -228,16 +228,7 @@ class TermTracker:
         ]
 
     def _recent_closed(self, grain: str, entity: str, since: dt.date, today: dt.date) -> set[Key]:
-        """Closed periods from ``since`` (at most RECENT_CLOSES of them) for one entity."""
-        periods: list[int] = []
-        day = today - dt.timedelta(days=1)
-        while day >= since and len(periods) < RECENT_CLOSES[grain]:
-            start = self._clock.period_of(day, grain)
-            last = self._clock.period_dates(start, grain)[1]
-            if last < today and start not in periods:
-                periods.append(start)
-            day = self._clock.period_dates(start, grain)[0] - dt.timedelta(days=1)
-        return {(grain, entity, start) for start in periods}
+        return {(grain, entity, start) for start in recent_closed(self._clock, grain, since, today)}
 
     # --- period close (a timer) --------------------------------------------------------------
 
@@ -278,17 +269,7 @@ class TermTracker:
             )
 
     def _closed_since(self, grain: str, first: dt.date, today: dt.date) -> list[int]:
-        """Period starts from the one holding ``first`` to the last closed before today
-        (bounded by the oldest event the platform accepts: 400 days)."""
-        day = max(first, today - dt.timedelta(days=400))
-        starts: list[int] = []
-        while True:
-            start = self._clock.period_of(day, grain)
-            last = self._clock.period_dates(start, grain)[1]
-            if last >= today:
-                return starts
-            starts.append(start)
-            day = last + dt.timedelta(days=1)
+        return closed_since(self._clock, grain, first, today)
 
     # --- values ------------------------------------------------------------------------------
 
@@ -307,7 +288,7 @@ class TermTracker:
             first, last = self._clock.period_dates(start, grain)
             facts = self._facts(statuses.get(entity, []), basis, first, last, today)
             before = self._facts((vacated or {}).get(entity, []), basis, first, last, today)
-            for channel, service in _slices([*facts, *before]):
+            for channel, service in slices_of([*facts, *before]):
                 members = [
                     f
                     for f in facts
@@ -316,7 +297,7 @@ class TermTracker:
                 values = [aggregate(agg, members) for agg in aggregates]
                 key = SliceKey(entity, grain, start, channel, service)
                 rows = kpi_rows(planned, SLICE_BY, key, values, self._channels)
-                rows += _no_values(planned, key, {row.kpi_code for row in rows})
+                rows += no_values(planned, key, {row.kpi_code for row in rows})
                 result += [(row, versions.get(entity, 0)) for row in rows]
         return result
 
@@ -422,17 +403,9 @@ class TermTracker:
         return result
 
     async def _entity_versions(self, entities: Sequence[str], computed_at: int) -> dict[str, int]:
-        """Stage events stored per entity: KPI versions grow with them, so the computation
-        that saw more facts wins whatever the clocks of two processors."""
-        found = await self._store.query(
-            "procedure events per entity",
-            f"SELECT entity_id, uniqExact(event_id) FROM {self._db}.procedure_stage_events "
-            f"WHERE entity_id IN ({literals(entities)}) GROUP BY entity_id",
+        return await entity_versions(
+            self._store, self._db, "procedure_stage_events", entities, computed_at
         )
-        return {
-            entity: (int(count) << _VERSION_SHIFT) | (computed_at & _SECONDS_MASK)
-            for entity, count in found
-        }
 
     async def _closed_already(self) -> set[tuple[str, int]]:
         found = await self._store.query(
@@ -448,6 +421,50 @@ class TermTracker:
 
     def _today(self) -> dt.date:
         return self._clock.local_date(int(time.time()))
+
+
+async def entity_versions(
+    store: Store, database: str, table: str, entities: Sequence[str], computed_at: int
+) -> dict[str, int]:
+    """Events stored per entity: snapshot versions grow with them, so the computation that saw
+    more facts wins whatever the clocks of two processors."""
+    found = await store.query(
+        f"{table} per entity",
+        f"SELECT entity_id, uniqExact(event_id) FROM {database}.{table} "
+        f"WHERE entity_id IN ({literals(entities)}) GROUP BY entity_id",
+    )
+    return {
+        entity: (int(count) << _VERSION_SHIFT) | (computed_at & _SECONDS_MASK)
+        for entity, count in found
+    }
+
+
+def recent_closed(clock: BucketClock, grain: str, since: dt.date, today: dt.date) -> list[int]:
+    """Starts of the closed periods from ``since`` (at most RECENT_CLOSES of them, newest
+    first): the snapshots a late fact dated ``since`` may change."""
+    periods: list[int] = []
+    day = today - dt.timedelta(days=1)
+    while day >= since and len(periods) < RECENT_CLOSES[grain]:
+        start = clock.period_of(day, grain)
+        last = clock.period_dates(start, grain)[1]
+        if last < today and start not in periods:
+            periods.append(start)
+        day = clock.period_dates(start, grain)[0] - dt.timedelta(days=1)
+    return periods
+
+
+def closed_since(clock: BucketClock, grain: str, first: dt.date, today: dt.date) -> list[int]:
+    """Period starts from the one holding ``first`` to the last closed before today (bounded
+    by the oldest event the platform accepts: 400 days)."""
+    day = max(first, today - dt.timedelta(days=400))
+    starts: list[int] = []
+    while True:
+        start = clock.period_of(day, grain)
+        last = clock.period_dates(start, grain)[1]
+        if last >= today:
+            return starts
+        starts.append(start)
+        day = last + dt.timedelta(days=1)
 
 
 def _plan(catalogues: Catalogues, basis: str) -> tuple[Any, tuple[PlannedKpi, ...]]:
@@ -503,7 +520,7 @@ def _fields(
     }
 
 
-def _no_values(planned: Sequence[PlannedKpi], key: SliceKey, present: set[str]) -> list[KpiRow]:
+def no_values(planned: Sequence[PlannedKpi], key: SliceKey, present: set[str]) -> list[KpiRow]:
     """KPIs of a slice left with nothing to measure (its cases moved to another period): NaN,
     flagged, so that an earlier value does not stay as if it still held."""
     return [
@@ -525,7 +542,7 @@ def _no_values(planned: Sequence[PlannedKpi], key: SliceKey, present: set[str]) 
     ]
 
 
-def _slices(facts: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+def slices_of(facts: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
     """All/all, per channel, per service and per both, for the values present."""
     slices = {(ALL, ALL)}
     for fact in facts:

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from clickhouse_driver import Client
+from clickhouse_driver.errors import ServerException
 from kafka import KafkaConsumer, TopicPartition
 from pcm.monitoring.v1 import envelope_pb2
 from pcm_common.catalogues import Catalogues
@@ -450,3 +451,84 @@ def test_complaint_kpis_by_filing_and_by_due_date(run: Run, catalogues: Catalogu
     mean = run.kpi("COMPLAINT_ANSWER_MEAN_BUSINESS_DAYS", "DAY", due_day)
     assert mean == pytest.approx((5 + to_late) / 2)  # R1: 5 business days (Mon 3 -> Mon 10)
     assert not run.reference_problems(catalogues)
+
+
+def test_complaints_open_and_overdue_at_period_close(
+    tmp_path: Path, catalogues: Catalogues
+) -> None:
+    """Snapshots at each closed period's end, from every complaint of the entity: R2 is open
+    past its due date at the close of the due day, answered three days later; R1 answered on
+    time; R3 withdrawn."""
+    # Recent enough for snapshots (closed periods of the last 400 days are taken).
+    filed_on = dt.date(2026, 8, 3)  # a Monday
+    filed = local_time(2026, 8, 3, 10)
+    due_on = catalogues.complaint_due("RENIEC", None, filed_on).due_on
+    late_on = due_on + dt.timedelta(days=3)
+    late = local_time(late_on.year, late_on.month, late_on.day, 11)
+    overdue_at = local_time(due_on.year, due_on.month, due_on.day + 1, 0, 5)
+    envelopes = [
+        *complaint_lifecycle(
+            catalogues, "R1", filed, [("REGISTERED", filed), ("ANSWERED", t(11, 0))]
+        ),
+        *complaint_lifecycle(
+            catalogues,
+            "R2",
+            filed,
+            [("REGISTERED", filed), ("OVERDUE", overdue_at), ("ANSWERED", late)],
+        ),
+        *complaint_lifecycle(
+            catalogues, "R3", filed, [("REGISTERED", filed), ("WITHDRAWN", t(9, 0, day=4))]
+        ),
+    ]
+    with (
+        isolated("closes") as settings,
+        processor_for(
+            settings,
+            tmp_path,
+            processor_kpi_interval_s="0.5",
+            processor_period_close_interval_s="1",
+        ) as processor,
+    ):
+        produce(
+            settings.kafka_bootstrap,
+            topic_for_domain("complaint").name(settings.topic_prefix),
+            as_records(envelopes),
+        )
+        ch = connect(settings, database="default")
+        due_day = local_time(due_on.year, due_on.month, due_on.day)
+
+        def value(code: str, grain: str, period: int) -> float | None:
+            found = read_kpis(ch, settings.clickhouse_database).get(
+                ("RENIEC", code, grain, period, "", "")
+            )
+            return None if found is None else found[0]
+
+        wait_until(
+            lambda: value("COMPLAINTS_OPEN_OVERDUE", "DAY", due_day) is not None,
+            90,
+            lambda: f"no snapshot of the due day; log: {processor.log_tail()}",
+            ignore=(ServerException,),  # the processor has not created its database yet
+        )
+        assert value("COMPLAINTS_OPEN_OVERDUE", "DAY", due_day) == 1
+        assert value("COMPLAINTS_OPEN_OVERDUE", "DAY", local_time(2026, 8, 4)) == 0
+        day_before_answer = local_time(late_on.year, late_on.month, late_on.day - 1)
+        assert value("COMPLAINTS_OPEN_OVERDUE", "DAY", day_before_answer) == 1
+        assert (
+            value(
+                "COMPLAINTS_OPEN_OVERDUE",
+                "DAY",
+                local_time(late_on.year, late_on.month, late_on.day),
+            )
+            == 0
+        )
+        assert value("COMPLAINTS_OPEN_OVERDUE", "MONTH", local_time(2026, 8, 1)) == 0
+        # 1 overdue of 3 registered in the twelve months before the close of the due month.
+        found = read_kpis(ch, settings.clickhouse_database).get(
+            ("RENIEC", "COMPLAINTS_OPEN_OVERDUE_PER_1000", "MONTH", local_time(2026, 9, 1), "", "")
+        )
+        assert found is not None and found[1:] == (0.0, 3.0)  # answered before the month closed
+        ((recorded,),) = ch.execute(
+            f"SELECT count() FROM {settings.clickhouse_database}.period_closes "
+            "WHERE grain LIKE 'complaint:%'"
+        )
+        assert recorded > 0

@@ -134,8 +134,6 @@ class FactDomain:
     """Every field the KPI catalogue may filter or aggregate on, and what it means here."""
     slice_by: tuple[str, str] = ("channel", "service_id")
     """KPIs are kept for all/all, per first, per second and per both of these fields."""
-    tracks_terms: bool = False
-    """Its subjects have legal terms: the term tracker (``terms.py``) follows their status."""
     due_dated: bool = False
     """Its mapper dates term outcomes by their due date (the complaints service computes the
     term): its ``basis: due_date`` KPIs are computed from its facts like event KPIs."""
@@ -266,7 +264,6 @@ PROCEDURE_STAGE = FactDomain(
             "reworked": SubjectHas("stage", ("OBSERVED", "RESUBMITTED")),
         }
     ),
-    tracks_terms=True,
 )
 
 COMPLAINT = FactDomain(

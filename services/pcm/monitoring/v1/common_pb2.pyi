@@ -246,7 +246,9 @@ class PushResult(_message.Message):
     DUPLICATE_INDEXES_FIELD_NUMBER: _builtins.int
     REJECTIONS_FIELD_NUMBER: _builtins.int
     accepted: _builtins.int
-    """Items written to Kafka (acknowledged by the broker) by this call."""
+    """Items stored by this call: acknowledged by Kafka (intake), committed to PostgreSQL
+    (complaints, whose outbox then publishes them).
+    """
     @_builtins.property
     def duplicate_indexes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
         """Indexes of items whose event_id had already been accepted: stored once, not again."""

@@ -57,8 +57,8 @@ class ComplaintsServiceServicer:
 
     def PushComplaintEvents(self, request, context):
         """Apply lifecycle events in order. Each is checked against the complaint's current state:
-        an illegal transition is refused (field "stage", code REJECTION_CODE_INCONSISTENT) while the
-        valid items beside it are stored.
+        an illegal transition is refused (field "stage" or "complaint_id", code
+        REJECTION_CODE_ILLEGAL_TRANSITION) while the valid items beside it are stored.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -38,8 +38,8 @@ class ComplaintsServiceStub:
     def __new__(cls, channel: _aio.Channel) -> ComplaintsServiceAsyncStub: ...
     PushComplaintEvents: _grpc.UnaryUnaryMultiCallable[_complaints_service_pb2.PushComplaintEventsRequest, _complaints_service_pb2.PushComplaintEventsResponse]
     """Apply lifecycle events in order. Each is checked against the complaint's current state:
-    an illegal transition is refused (field "stage", code REJECTION_CODE_INCONSISTENT) while the
-    valid items beside it are stored.
+    an illegal transition is refused (field "stage" or "complaint_id", code
+    REJECTION_CODE_ILLEGAL_TRANSITION) while the valid items beside it are stored.
     """
     GetComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_service_pb2.GetComplaintRequest, _complaints_service_pb2.ComplaintStatus]
     """Where one complaint stands. An entity credential reads its own complaints only; the
@@ -56,8 +56,8 @@ class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     PushComplaintEvents: _aio.UnaryUnaryMultiCallable[_complaints_service_pb2.PushComplaintEventsRequest, _complaints_service_pb2.PushComplaintEventsResponse]  # type: ignore[assignment]
     """Apply lifecycle events in order. Each is checked against the complaint's current state:
-    an illegal transition is refused (field "stage", code REJECTION_CODE_INCONSISTENT) while the
-    valid items beside it are stored.
+    an illegal transition is refused (field "stage" or "complaint_id", code
+    REJECTION_CODE_ILLEGAL_TRANSITION) while the valid items beside it are stored.
     """
     GetComplaint: _aio.UnaryUnaryMultiCallable[_complaints_service_pb2.GetComplaintRequest, _complaints_service_pb2.ComplaintStatus]  # type: ignore[assignment]
     """Where one complaint stands. An entity credential reads its own complaints only; the
@@ -77,8 +77,8 @@ class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_complaints_service_pb2.PushComplaintEventsResponse, _abc.Awaitable[_complaints_service_pb2.PushComplaintEventsResponse]]:
         """Apply lifecycle events in order. Each is checked against the complaint's current state:
-        an illegal transition is refused (field "stage", code REJECTION_CODE_INCONSISTENT) while the
-        valid items beside it are stored.
+        an illegal transition is refused (field "stage" or "complaint_id", code
+        REJECTION_CODE_ILLEGAL_TRANSITION) while the valid items beside it are stored.
         """
 
     @_abc_1.abstractmethod
