@@ -33,5 +33,7 @@ class ComplaintsClient(PushClient):
         request = complaints_service_pb2.GetComplaintRequest(
             entity_id=entity_id, complaint_id=complaint_id
         )
-        status: complaints_service_pb2.ComplaintStatus = self.call(self.stub.GetComplaint, request)
-        return status
+        answer: complaints_service_pb2.GetComplaintResponse = self.call(
+            self.stub.GetComplaint, request
+        )
+        return answer.complaint

@@ -39,7 +39,7 @@ class ComplaintsServicer(complaints_service_pb2_grpc.ComplaintsServiceServicer):
 
     def GetComplaint(  # noqa: N802 (gRPC method name)
         self, request: complaints_service_pb2.GetComplaintRequest, context: grpc.ServicerContext
-    ) -> complaints_service_pb2.ComplaintStatus:
+    ) -> complaints_service_pb2.GetComplaintResponse:
         metrics = self._kit.metrics
         principal = authenticate(context, self._kit.tokens, metrics.auth_failures)
         denial = authorize(principal, Access.READ, request.entity_id)
@@ -53,7 +53,7 @@ class ComplaintsServicer(complaints_service_pb2_grpc.ComplaintsServiceServicer):
                 grpc.StatusCode.NOT_FOUND,
                 f"complaint_id: no complaint with this code at {request.entity_id}",
             )
-        return status(record)
+        return complaints_service_pb2.GetComplaintResponse(complaint=status(record))
 
 
 def status(record: Complaint) -> complaints_service_pb2.ComplaintStatus:

@@ -56,7 +56,7 @@ class Complaints:
             complaints_service_pb2.GetComplaintRequest(entity_id=entity, complaint_id=complaint_id),
             metadata=(("authorization", f"Bearer {self.tokens[token]}"),),
             timeout=30,
-        )
+        ).complaint
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with connect(self.settings) as conn:

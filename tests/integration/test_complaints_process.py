@@ -201,7 +201,7 @@ class Book:
             complaints_service_pb2.GetComplaintRequest(entity_id=entity, complaint_id=complaint_id),
             metadata=(("authorization", f"Bearer {self.tokens[entity]}"),),
             timeout=15,
-        )
+        ).complaint
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with connect(self.settings) as conn:

@@ -124,6 +124,26 @@ class GetComplaintRequest(_message.Message):
 Global___GetComplaintRequest: _TypeAlias = GetComplaintRequest  # noqa: Y015
 
 @_typing.final
+class GetComplaintResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPLAINT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def complaint(self) -> Global___ComplaintStatus: ...
+    def __init__(
+        self,
+        *,
+        complaint: Global___ComplaintStatus | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complaint", b"complaint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complaint", b"complaint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetComplaintResponse: _TypeAlias = GetComplaintResponse  # noqa: Y015
+
+@_typing.final
 class ComplaintStatus(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

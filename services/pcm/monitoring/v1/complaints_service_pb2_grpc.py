@@ -45,7 +45,7 @@ class ComplaintsServiceStub:
         self.GetComplaint = channel.unary_unary(
                 '/pcm.monitoring.v1.ComplaintsService/GetComplaint',
                 request_serializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.GetComplaintRequest.SerializeToString,
-                response_deserializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.ComplaintStatus.FromString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.GetComplaintResponse.FromString,
                 _registered_method=True)
 
 
@@ -83,7 +83,7 @@ def add_ComplaintsServiceServicer_to_server(servicer, server):
             'GetComplaint': grpc.unary_unary_rpc_method_handler(
                     servicer.GetComplaint,
                     request_deserializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.GetComplaintRequest.FromString,
-                    response_serializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.ComplaintStatus.SerializeToString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.GetComplaintResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -142,7 +142,7 @@ class ComplaintsService:
             target,
             '/pcm.monitoring.v1.ComplaintsService/GetComplaint',
             pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.GetComplaintRequest.SerializeToString,
-            pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.ComplaintStatus.FromString,
+            pcm_dot_monitoring_dot_v1_dot_complaints__service__pb2.GetComplaintResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,7 +41,7 @@ class ComplaintsServiceStub:
     an illegal transition is refused (field "stage" or "complaint_id", code
     REJECTION_CODE_ILLEGAL_TRANSITION) while the valid items beside it are stored.
     """
-    GetComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_service_pb2.GetComplaintRequest, _complaints_service_pb2.ComplaintStatus]
+    GetComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_service_pb2.GetComplaintRequest, _complaints_service_pb2.GetComplaintResponse]
     """Where one complaint stands. An entity credential reads its own complaints only; the
     national role reads any.
     """
@@ -59,7 +59,7 @@ class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
     an illegal transition is refused (field "stage" or "complaint_id", code
     REJECTION_CODE_ILLEGAL_TRANSITION) while the valid items beside it are stored.
     """
-    GetComplaint: _aio.UnaryUnaryMultiCallable[_complaints_service_pb2.GetComplaintRequest, _complaints_service_pb2.ComplaintStatus]  # type: ignore[assignment]
+    GetComplaint: _aio.UnaryUnaryMultiCallable[_complaints_service_pb2.GetComplaintRequest, _complaints_service_pb2.GetComplaintResponse]  # type: ignore[assignment]
     """Where one complaint stands. An entity credential reads its own complaints only; the
     national role reads any.
     """
@@ -86,7 +86,7 @@ class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _complaints_service_pb2.GetComplaintRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_complaints_service_pb2.ComplaintStatus, _abc.Awaitable[_complaints_service_pb2.ComplaintStatus]]:
+    ) -> _typing.Union[_complaints_service_pb2.GetComplaintResponse, _abc.Awaitable[_complaints_service_pb2.GetComplaintResponse]]:
         """Where one complaint stands. An entity credential reads its own complaints only; the
         national role reads any.
         """
