@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pcm_common.outbox import OutboxMetrics
 from pcm_common.push import PushMetrics
 from prometheus_client import Counter, Gauge
 
@@ -27,22 +28,9 @@ MARKED_OVERDUE = Counter(
     "Complaints the overdue job marked past due (once per complaint).",
     ["entity"],
 )
-OUTBOX_PENDING = Gauge(
-    "pcm_complaints_outbox_pending", "Outbox rows committed but not yet published to Kafka."
-)
-OUTBOX_OLDEST = Gauge(
-    "pcm_complaints_outbox_oldest_seconds",
-    "Age of the oldest unpublished outbox row (0 when none).",
-)
-OUTBOX_PUBLISHED = Counter(
-    "pcm_complaints_outbox_published_total", "Outbox rows published to Kafka (acknowledged)."
-)
-RELAY_ERRORS = Counter(
-    "pcm_complaints_relay_errors_total",
-    "Relay batches Kafka or PostgreSQL refused (retried).",
-)
+OUTBOX = OutboxMetrics.declare("pcm_complaints")
+"""The relay's series: outbox backlog and age, published, errors, leader."""
 OVERDUE_JOB_SUCCESS = Gauge(
     "pcm_complaints_overdue_job_last_success_timestamp_seconds",
     "Unix time of the last completed overdue pass.",
 )
-LEADER = Gauge("pcm_complaints_leader", "1 on the worker replica holding the worker lock, else 0.")

@@ -15,18 +15,19 @@ from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
 from pcm_common.metrics import serve_metrics
+from pcm_common.outbox import Outbox, OutboxWorker, Relay
 from pcm_common.postgres.client import pool
 from pcm_common.postgres.migrate import POSTGRES_GROUPS
 from pcm_common.push import PushKit, PushLimits
 from pcm_common.push.wiring import token_store
 from pcm_common.startup import ensure_topics, migrate_postgres, retrying
 
-from pcm_complaints.book import ComplaintBook, ComplaintBookSink, Connections
-from pcm_complaints.metrics import METRICS
+from pcm_complaints.book import OUTBOX_CHANNEL, ComplaintBook, ComplaintBookSink, Connections
+from pcm_complaints.metrics import METRICS, OUTBOX
 from pcm_complaints.service import ComplaintsServicer
 from pcm_complaints.settings import ComplaintsSettings
 from pcm_complaints.validation import ComplaintCatalogue
-from pcm_complaints.worker import OverdueJob, Relay, Worker, local_today
+from pcm_complaints.worker import OverdueJob, local_today
 
 log = get_logger(__name__)
 SERVICE_NAME = complaints_service_pb2.DESCRIPTOR.services_by_name["ComplaintsService"].full_name
@@ -99,7 +100,7 @@ def worker(
     settings: ComplaintsSettings,
     producer: EventProducer | None = None,
     today: dt.date | None = None,
-) -> Worker:
+) -> OutboxWorker:
     """The relay and overdue job, built from settings (``today``: an injected clock)."""
     catalogues = load_catalogues(settings.catalogue_dir)
     worker_connections = connections(settings, 2, "pcm-complaints-worker")
@@ -107,8 +108,12 @@ def worker(
     producer = producer or AcknowledgedProducer(
         settings.kafka_bootstrap, settings.kafka_request_timeout_ms, "pcm-complaints-relay"
     )
-    topic = topic_for_domain(domains.COMPLAINT.name).name(settings.topic_prefix)
-    relay = Relay(worker_connections, producer, topic, settings.complaints_relay_batch)
+    outbox = Outbox(
+        "complaint_outbox",
+        OUTBOX_CHANNEL,
+        topic_for_domain(domains.COMPLAINT.name).name(settings.topic_prefix),
+    )
+    relay = Relay(worker_connections, producer, outbox, settings.complaints_relay_batch, OUTBOX)
     overdue = OverdueJob(
         book, local_today(settings.complaints_time_zone, today or settings.complaints_today)
     )
@@ -117,11 +122,13 @@ def worker(
         producer.close()
         worker_connections.close()
 
-    return Worker(
+    return OutboxWorker(
         settings,
+        "pcm-complaints-worker",
         relay,
-        overdue,
-        settings.complaints_overdue_interval_s,
+        outbox,
+        OUTBOX,
+        [overdue.job(settings.complaints_overdue_interval_s)],
         settings.complaints_relay_idle_s,
         settings.complaints_outbox_retention_days,
         on_stop=close,

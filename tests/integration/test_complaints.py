@@ -27,7 +27,6 @@ from pcm_common.settings import Settings
 from pcm_common.startup import ensure_topics
 from pcm_complaints.server import create_server, worker
 from pcm_complaints.settings import ComplaintsSettings
-from pcm_complaints.worker import Worker
 from pcm_testkit.events import ago, complaint, unique
 from pcm_testkit.kafka import read_envelopes
 
@@ -116,10 +115,9 @@ def published(settings: ComplaintsSettings, minimum: int) -> list[complaint_pb2.
     ]
 
 
-def relay_all(settings: ComplaintsSettings, today: dt.date | None = None) -> Worker:
-    running = worker(settings, today=today)
-    running._relay.drain()
-    return running
+def relay_all(settings: ComplaintsSettings, today: dt.date | None = None) -> None:
+    """One pass of the worker: publish the outbox (and run the overdue job as of ``today``)."""
+    worker(settings, today=today).work_once()
 
 
 def test_full_lifecycle_is_stored_answered_with_due_date_and_published(service: Complaints) -> None:
@@ -254,12 +252,10 @@ def test_overdue_is_marked_and_published_once(service: Complaints) -> None:
     answer = service.push([late, on_time, stage("ANSWERED", on_time.complaint_id)])
     assert answer.result.accepted == 3, answer.result
     due = dt.date.fromisoformat(answer.receipts[0].due_on)
-    job = worker(service.settings, today=due)._overdue
-    job.run()
+    relay_all(service.settings, today=due)
     assert not service.get(late.complaint_id).overdue  # due today: not late yet
-    after = worker(service.settings, today=due + dt.timedelta(days=1))
-    after._overdue.run()
-    after._overdue.run()
+    relay_all(service.settings, today=due + dt.timedelta(days=1))
+    relay_all(service.settings, today=due + dt.timedelta(days=1))  # as another replica would
     assert service.get(late.complaint_id).overdue
     assert not service.get(on_time.complaint_id).overdue
     rows = service.sql(
@@ -268,7 +264,6 @@ def test_overdue_is_marked_and_published_once(service: Complaints) -> None:
         f"pcm-overdue/%{late.complaint_id}",
     )
     assert rows == [(f"pcm-overdue/{late.complaint_id}",)]
-    after._relay.drain()
     overdue = [
         e
         for e in published(service.settings, 1)
