@@ -42,7 +42,7 @@ from pcm_common.push.client import PushClient
 from pcm_common.settings import Settings
 from pcm_common.startup import migrate_postgres
 from pcm_complaints.client import ComplaintsClient
-from pcm_complaints.metrics import OUTBOX_PENDING, OVERDUE_JOB_SUCCESS
+from pcm_complaints.metrics import OUTBOX, OVERDUE_JOB_SUCCESS
 from pcm_intake.client import IntakeClient
 from pcm_processor.domain.registry import fact_domain
 from pcm_processor.settings import ProcessorSettings
@@ -299,7 +299,7 @@ def wait_for_complaints_worker(
             for sample in family.samples
         }
         passed = values.get(_gauge_name(OVERDUE_JOB_SUCCESS), 0.0)
-        return passed > pushed_at and values.get(_gauge_name(OUTBOX_PENDING), 1.0) == 0
+        return passed > pushed_at and values.get(_gauge_name(OUTBOX.pending), 1.0) == 0
 
     wait_until(done, PROCESSOR_TIMEOUT_S, "the complaints worker did not publish", services, out)
     with connect_postgres(settings) as conn:
