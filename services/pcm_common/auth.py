@@ -53,6 +53,8 @@ class Access(StrEnum):
 
     WRITE_EVENTS = "write_events"
     READ = "read"
+    REVIEW = "review"
+    """The oversight body's verdict on what an entity reported (verify or reject)."""
 
 
 class Denial(StrEnum):
@@ -65,12 +67,13 @@ class Denial(StrEnum):
 def authorize(principal: Principal, access: Access, entity_id: str) -> Denial | None:
     """The one rule every read and write path applies; None means allowed.
 
-    An entity writes and reads only its own data; the national role reads every entity and
-    writes none of their events; the operator role touches no entity's data.
+    An entity writes and reads only its own data and reviews nothing; the national role reads
+    and reviews every entity's and writes none of their events; the operator role touches no
+    entity's data.
     """
-    if principal.role is Role.ENTITY:
+    if principal.role is Role.ENTITY and access is not Access.REVIEW:
         return None if entity_id == principal.entity_id else Denial.FOREIGN_ENTITY
-    if principal.role is Role.NATIONAL and access is Access.READ:
+    if principal.role is Role.NATIONAL and access in (Access.READ, Access.REVIEW):
         return None
     return Denial.ROLE_NOT_ALLOWED
 

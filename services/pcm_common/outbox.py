@@ -266,3 +266,55 @@ class OutboxWorker:
         # Also proves the leader connection alive: a dead one raises and leadership is dropped.
         for _ in self._leader.notifies(timeout=self._idle_s, stop_after=1):
             pass
+
+
+def outbox_worker(
+    settings: Settings,
+    name: str,
+    connections: Connections,
+    outbox: Outbox,
+    metrics: OutboxMetrics,
+    batch: int,
+    jobs: Sequence[PeriodicJob] = (),
+    idle_s: float = 1.0,
+    retention_days: int = 7,
+    producer: EventProducer | None = None,
+) -> OutboxWorker:
+    """A service's worker: its relay on its own connections and an acknowledged producer."""
+    # Imported here: building a worker in tests with an in-memory producer needs no Kafka client.
+    from pcm_common.kafka.producer import AcknowledgedProducer
+
+    kafka = producer or AcknowledgedProducer(
+        settings.kafka_bootstrap, settings.kafka_request_timeout_ms, name
+    )
+
+    def close() -> None:
+        kafka.close()
+        connections.close()
+
+    relay = Relay(connections, kafka, outbox, batch, metrics)
+    return OutboxWorker(
+        settings, name, relay, outbox, metrics, jobs, idle_s, retention_days, on_stop=close
+    )
+
+
+def run_worker(settings: Settings, build: Callable[[], OutboxWorker], metrics_port: int) -> None:
+    """Prepare topics and tables, serve /metrics, then work until SIGTERM."""
+    # Imported here: pcm_common.startup imports the migration groups of every service.
+    import signal
+
+    from pcm_common.metrics import serve_metrics
+    from pcm_common.postgres.migrate import POSTGRES_GROUPS
+    from pcm_common.startup import ensure_topics, migrate_postgres, retrying
+
+    try:
+        ensure_topics(settings)
+    except Exception as error:  # the relay retries until the broker is there
+        log.warning("could not ensure topics at start", error=str(error))
+    retrying(lambda: migrate_postgres(settings, POSTGRES_GROUPS))
+    if metrics_port:
+        serve_metrics(metrics_port, settings.metrics_host)
+    running = build()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: running.stopping.set())
+    running.run()

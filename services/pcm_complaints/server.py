@@ -4,23 +4,22 @@ complaint book, the push kit, gRPC; the relay and the overdue job."""
 from __future__ import annotations
 
 import datetime as dt
-import signal
 
 import grpc
 from pcm.monitoring.v1 import complaints_service_pb2, complaints_service_pb2_grpc
 from pcm_common import domains
 from pcm_common.catalogues import load_catalogues
 from pcm_common.grpc_server import Lifecycle, ServerOptions, TlsFiles, serve
-from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
+from pcm_common.kafka.producer import EventProducer
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
-from pcm_common.metrics import serve_metrics
-from pcm_common.outbox import Outbox, OutboxWorker, Relay
+from pcm_common.outbox import Outbox, OutboxWorker, outbox_worker
+from pcm_common.outbox import run_worker as run_shared_worker
 from pcm_common.postgres.client import pool
 from pcm_common.postgres.migrate import POSTGRES_GROUPS
 from pcm_common.push import PushKit, PushLimits
 from pcm_common.push.wiring import token_store
-from pcm_common.startup import ensure_topics, migrate_postgres, retrying
+from pcm_common.startup import migrate_postgres, retrying
 
 from pcm_complaints.book import OUTBOX_CHANNEL, ComplaintBook, ComplaintBookSink, Connections
 from pcm_complaints.metrics import METRICS, OUTBOX
@@ -105,46 +104,27 @@ def worker(
     catalogues = load_catalogues(settings.catalogue_dir)
     worker_connections = connections(settings, 2, "pcm-complaints-worker")
     book = ComplaintBook(worker_connections, catalogues, settings.complaints_time_zone)
-    producer = producer or AcknowledgedProducer(
-        settings.kafka_bootstrap, settings.kafka_request_timeout_ms, "pcm-complaints-relay"
-    )
-    outbox = Outbox(
-        "complaint_outbox",
-        OUTBOX_CHANNEL,
-        topic_for_domain(domains.COMPLAINT.name).name(settings.topic_prefix),
-    )
-    relay = Relay(worker_connections, producer, outbox, settings.complaints_relay_batch, OUTBOX)
     overdue = OverdueJob(
         book, local_today(settings.complaints_time_zone, today or settings.complaints_today)
     )
-
-    def close() -> None:
-        producer.close()
-        worker_connections.close()
-
-    return OutboxWorker(
+    return outbox_worker(
         settings,
         "pcm-complaints-worker",
-        relay,
-        outbox,
+        worker_connections,
+        Outbox(
+            "complaint_outbox",
+            OUTBOX_CHANNEL,
+            topic_for_domain(domains.COMPLAINT.name).name(settings.topic_prefix),
+        ),
         OUTBOX,
+        settings.complaints_relay_batch,
         [overdue.job(settings.complaints_overdue_interval_s)],
         settings.complaints_relay_idle_s,
         settings.complaints_outbox_retention_days,
-        on_stop=close,
+        producer,
     )
 
 
 def run_worker(settings: ComplaintsSettings) -> None:
     """Relay and overdue job until SIGTERM."""
-    try:
-        ensure_topics(settings)
-    except Exception as error:  # the relay retries until the broker is there
-        log.warning("could not ensure topics at start", error=str(error))
-    retrying(lambda: migrate_postgres(settings, POSTGRES_GROUPS))
-    if settings.complaints_worker_metrics_port:
-        serve_metrics(settings.complaints_worker_metrics_port, settings.metrics_host)
-    running = worker(settings)
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: running.stopping.set())
-    running.run()
+    run_shared_worker(settings, lambda: worker(settings), settings.complaints_worker_metrics_port)

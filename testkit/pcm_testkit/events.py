@@ -232,10 +232,15 @@ def indicator_value(entity_id: str = "RENIEC", **overrides: Any) -> indicator_pb
         "grain": "MONTH",
         "period_start": last_month,
         "value": 82.5,
-        "evidence_url": "https://www.gob.pe/institucion/reniec/informes-publicaciones/capacitacion",
+        "unit": "percent",
         "reported_at": ago(3600),
     }
-    return build(indicator_pb2.IndicatorValue, defaults, overrides)
+    value = build(indicator_pb2.IndicatorValue, defaults, overrides)
+    if "evidence" not in overrides:
+        url = "https://www.gob.pe/institucion/reniec/informes-publicaciones/capacitacion"
+        digest = hashlib.sha256(url.encode()).hexdigest()
+        value.evidence.add(url=url, sha256=digest)
+    return value
 
 
 BUILDERS: Mapping[str, Builder] = MappingProxyType(

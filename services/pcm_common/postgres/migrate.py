@@ -30,6 +30,8 @@ POSTGRES_GROUPS: tuple[MigrationGroup, ...] = (
     MigrationGroup("push", "pcm_common.push.migrations"),
     # The complaint book: records, transitions, outbox (pcm_complaints).
     MigrationGroup("complaints", "pcm_complaints.migrations"),
+    # The indicator book: reported values with their history, outbox (pcm_indicators).
+    MigrationGroup("indicators", "pcm_indicators.migrations"),
 )
 DEFAULT_SCHEMA_TABLE = "public.schema_migrations"
 

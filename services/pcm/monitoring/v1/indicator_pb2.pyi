@@ -3,9 +3,12 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from pcm.monitoring.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -17,6 +20,38 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _IndicatorStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IndicatorStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IndicatorStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INDICATOR_STATUS_UNSPECIFIED: _IndicatorStatus.ValueType  # 0
+    INDICATOR_STATUS_REPORTED: _IndicatorStatus.ValueType  # 1
+    """Reported by the entity, not reviewed yet (the assessment counts it as self-reported)."""
+    INDICATOR_STATUS_VERIFIED: _IndicatorStatus.ValueType  # 2
+    """Checked against its evidence by the oversight body."""
+    INDICATOR_STATUS_REJECTED: _IndicatorStatus.ValueType  # 3
+    """Refused by the oversight body, with a reason: the assessment ignores it."""
+    INDICATOR_STATUS_SUPERSEDED: _IndicatorStatus.ValueType  # 4
+    """Replaced by a later report of the same indicator and period."""
+
+class IndicatorStatus(_IndicatorStatus, metaclass=_IndicatorStatusEnumTypeWrapper):
+    """Where a reported value stands. A value for the same indicator and period reported again is a
+    correction: it supersedes the earlier one, and both stay in the history.
+    """
+
+INDICATOR_STATUS_UNSPECIFIED: IndicatorStatus.ValueType  # 0
+INDICATOR_STATUS_REPORTED: IndicatorStatus.ValueType  # 1
+"""Reported by the entity, not reviewed yet (the assessment counts it as self-reported)."""
+INDICATOR_STATUS_VERIFIED: IndicatorStatus.ValueType  # 2
+"""Checked against its evidence by the oversight body."""
+INDICATOR_STATUS_REJECTED: IndicatorStatus.ValueType  # 3
+"""Refused by the oversight body, with a reason: the assessment ignores it."""
+INDICATOR_STATUS_SUPERSEDED: IndicatorStatus.ValueType  # 4
+"""Replaced by a later report of the same indicator and period."""
+Global___IndicatorStatus: _TypeAlias = IndicatorStatus  # noqa: Y015
 
 @_typing.final
 class IndicatorValue(_message.Message):
@@ -34,6 +69,10 @@ class IndicatorValue(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     EVIDENCE_URL_FIELD_NUMBER: _builtins.int
     REPORTED_AT_FIELD_NUMBER: _builtins.int
+    UNIT_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REVIEW_REASON_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     entity_id: _builtins.str
     indicator_code: _builtins.str
@@ -41,11 +80,23 @@ class IndicatorValue(_message.Message):
     grain: _common_pb2.Grain.ValueType
     value: _builtins.float
     evidence_url: _builtins.str
-    """Link to the evidence (document, photo, resolution) the oversight body can audit."""
+    """Link to the evidence (document, photo, resolution) the oversight body can audit. Kept for
+    old clients: `evidence` (with a content hash) is what the platform requires.
+    """
+    unit: _builtins.str
+    """Unit of `value`; must be the catalogue's (boolean: 0 or 1, percent: 0..100, count: >= 0)."""
+    status: Global___IndicatorStatus.ValueType
+    """Set by the platform on what it publishes: where this value stands."""
+    review_reason: _builtins.str
+    """Set by the platform with REJECTED: why (the oversight body's words)."""
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def reported_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___Evidence]:
+        """One or more pieces of evidence, each with the SHA-256 of its content."""
+
     def __init__(
         self,
         *,
@@ -57,11 +108,41 @@ class IndicatorValue(_message.Message):
         value: _builtins.float = ...,
         evidence_url: _builtins.str = ...,
         reported_at: _timestamp_pb2.Timestamp | None = ...,
+        unit: _builtins.str = ...,
+        evidence: _abc.Iterable[Global___Evidence] | None = ...,
+        status: Global___IndicatorStatus.ValueType = ...,
+        review_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["period_start", b"period_start", "reported_at", b"reported_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity_id", b"entity_id", "event_id", b"event_id", "evidence_url", b"evidence_url", "grain", b"grain", "indicator_code", b"indicator_code", "period_start", b"period_start", "reported_at", b"reported_at", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity_id", b"entity_id", "event_id", b"event_id", "evidence", b"evidence", "evidence_url", b"evidence_url", "grain", b"grain", "indicator_code", b"indicator_code", "period_start", b"period_start", "reported_at", b"reported_at", "review_reason", b"review_reason", "status", b"status", "unit", b"unit", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IndicatorValue: _TypeAlias = IndicatorValue  # noqa: Y015
+
+@_typing.final
+class Evidence(_message.Message):
+    """A document the oversight body can audit, and the hash that proves it is the one reported."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URL_FIELD_NUMBER: _builtins.int
+    SHA256_FIELD_NUMBER: _builtins.int
+    url: _builtins.str
+    """https link to the document."""
+    sha256: _builtins.str
+    """SHA-256 of the document's bytes, 64 lowercase hex characters."""
+    def __init__(
+        self,
+        *,
+        url: _builtins.str = ...,
+        sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sha256", b"sha256", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Evidence: _TypeAlias = Evidence  # noqa: Y015

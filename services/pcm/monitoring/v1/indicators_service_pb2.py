@@ -28,7 +28,7 @@ from pcm.monitoring.v1 import indicator_pb2 as pcm_dot_monitoring_dot_v1_dot_ind
 from pcm.monitoring.v1 import kpi_pb2 as pcm_dot_monitoring_dot_v1_dot_kpi__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*pcm/monitoring/v1/indicators_service.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epcm/monitoring/v1/common.proto\x1a!pcm/monitoring/v1/indicator.proto\x1a\x1bpcm/monitoring/v1/kpi.proto\"Q\n\x1cReportIndicatorValuesRequest\x12\x31\n\x06values\x18\x01 \x03(\x0b\x32!.pcm.monitoring.v1.IndicatorValue\"N\n\x1dReportIndicatorValuesResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.pcm.monitoring.v1.PushResult\"\xf5\x01\n\x0fListKpisRequest\x12\x11\n\tkpi_codes\x18\x01 \x03(\t\x12\'\n\x05grain\x18\x02 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12-\n\tfrom_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07to_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x12\n\nservice_id\x18\x06 \x01(\t\x12\x11\n\tpage_size\x18\x07 \x01(\r\x12\x12\n\npage_token\x18\x08 \x01(\t\"X\n\x10ListKpisResponse\x12+\n\x06values\x18\x01 \x03(\x0b\x32\x1b.pcm.monitoring.v1.KpiValue\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xe4\x01\n\x11IndicatorsService\x12z\n\x15ReportIndicatorValues\x12/.pcm.monitoring.v1.ReportIndicatorValuesRequest\x1a\x30.pcm.monitoring.v1.ReportIndicatorValuesResponse\x12S\n\x08ListKpis\x12\".pcm.monitoring.v1.ListKpisRequest\x1a#.pcm.monitoring.v1.ListKpisResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n*pcm/monitoring/v1/indicators_service.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epcm/monitoring/v1/common.proto\x1a!pcm/monitoring/v1/indicator.proto\x1a\x1bpcm/monitoring/v1/kpi.proto\"Q\n\x1cReportIndicatorValuesRequest\x12\x31\n\x06values\x18\x01 \x03(\x0b\x32!.pcm.monitoring.v1.IndicatorValue\"N\n\x1dReportIndicatorValuesResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.pcm.monitoring.v1.PushResult\"\x9c\x02\n\x0fListKpisRequest\x12\x11\n\tkpi_codes\x18\x01 \x03(\t\x12\'\n\x05grain\x18\x02 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12-\n\tfrom_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x07to_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x12\n\nservice_id\x18\x06 \x01(\t\x12\x11\n\tpage_size\x18\x07 \x01(\r\x12\x12\n\npage_token\x18\x08 \x01(\t\x12\x11\n\tentity_id\x18\t \x01(\t\x12\x12\n\nall_slices\x18\n \x01(\x08\"X\n\x10ListKpisResponse\x12+\n\x06values\x18\x01 \x03(\x0b\x32\x1b.pcm.monitoring.v1.KpiValue\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x87\x01\n\x1bReviewIndicatorValueRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x33\n\x07verdict\x18\x03 \x01(\x0e\x32\".pcm.monitoring.v1.IndicatorStatus\x12\x0e\n\x06reason\x18\x04 \x01(\t\"P\n\x1cReviewIndicatorValueResponse\x12\x30\n\x05value\x18\x01 \x01(\x0b\x32!.pcm.monitoring.v1.IndicatorValue\"\x87\x01\n\x1aListIndicatorValuesRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x16\n\x0eindicator_code\x18\x02 \x01(\t\x12\x17\n\x0finclude_history\x18\x03 \x01(\x08\x12\x11\n\tpage_size\x18\x04 \x01(\r\x12\x12\n\npage_token\x18\x05 \x01(\t\"i\n\x1bListIndicatorValuesResponse\x12\x31\n\x06values\x18\x01 \x03(\x0b\x32!.pcm.monitoring.v1.IndicatorValue\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xd3\x03\n\x11IndicatorsService\x12z\n\x15ReportIndicatorValues\x12/.pcm.monitoring.v1.ReportIndicatorValuesRequest\x1a\x30.pcm.monitoring.v1.ReportIndicatorValuesResponse\x12w\n\x14ReviewIndicatorValue\x12..pcm.monitoring.v1.ReviewIndicatorValueRequest\x1a/.pcm.monitoring.v1.ReviewIndicatorValueResponse\x12t\n\x13ListIndicatorValues\x12-.pcm.monitoring.v1.ListIndicatorValuesRequest\x1a..pcm.monitoring.v1.ListIndicatorValuesResponse\x12S\n\x08ListKpis\x12\".pcm.monitoring.v1.ListKpisRequest\x1a#.pcm.monitoring.v1.ListKpisResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,9 +40,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REPORTINDICATORVALUESRESPONSE']._serialized_start=277
   _globals['_REPORTINDICATORVALUESRESPONSE']._serialized_end=355
   _globals['_LISTKPISREQUEST']._serialized_start=358
-  _globals['_LISTKPISREQUEST']._serialized_end=603
-  _globals['_LISTKPISRESPONSE']._serialized_start=605
-  _globals['_LISTKPISRESPONSE']._serialized_end=693
-  _globals['_INDICATORSSERVICE']._serialized_start=696
-  _globals['_INDICATORSSERVICE']._serialized_end=924
+  _globals['_LISTKPISREQUEST']._serialized_end=642
+  _globals['_LISTKPISRESPONSE']._serialized_start=644
+  _globals['_LISTKPISRESPONSE']._serialized_end=732
+  _globals['_REVIEWINDICATORVALUEREQUEST']._serialized_start=735
+  _globals['_REVIEWINDICATORVALUEREQUEST']._serialized_end=870
+  _globals['_REVIEWINDICATORVALUERESPONSE']._serialized_start=872
+  _globals['_REVIEWINDICATORVALUERESPONSE']._serialized_end=952
+  _globals['_LISTINDICATORVALUESREQUEST']._serialized_start=955
+  _globals['_LISTINDICATORVALUESREQUEST']._serialized_end=1090
+  _globals['_LISTINDICATORVALUESRESPONSE']._serialized_start=1092
+  _globals['_LISTINDICATORVALUESRESPONSE']._serialized_end=1197
+  _globals['_INDICATORSSERVICE']._serialized_start=1200
+  _globals['_INDICATORSSERVICE']._serialized_end=1667
 # @@protoc_insertion_point(module_scope)

@@ -74,12 +74,18 @@ class ListKpisRequest(_message.Message):
     SERVICE_ID_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    ALL_SLICES_FIELD_NUMBER: _builtins.int
     grain: _common_pb2.Grain.ValueType
     channel: _builtins.str
     """Empty = all channels / services aggregated rows only."""
     service_id: _builtins.str
     page_size: _builtins.int
     page_token: _builtins.str
+    entity_id: _builtins.str
+    """Whose KPIs; empty = the caller's own entity."""
+    all_slices: _builtins.bool
+    """True: every slice (per channel, per service, per both) besides the entity-level rows."""
     @_builtins.property
     def kpi_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Empty = every KPI."""
@@ -99,10 +105,12 @@ class ListKpisRequest(_message.Message):
         service_id: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        entity_id: _builtins.str = ...,
+        all_slices: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["from_time", b"from_time", "to_time", b"to_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "from_time", b"from_time", "grain", b"grain", "kpi_codes", b"kpi_codes", "page_size", b"page_size", "page_token", b"page_token", "service_id", b"service_id", "to_time", b"to_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_slices", b"all_slices", "channel", b"channel", "entity_id", b"entity_id", "from_time", b"from_time", "grain", b"grain", "kpi_codes", b"kpi_codes", "page_size", b"page_size", "page_token", b"page_token", "service_id", b"service_id", "to_time", b"to_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -130,3 +138,110 @@ class ListKpisResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListKpisResponse: _TypeAlias = ListKpisResponse  # noqa: Y015
+
+@_typing.final
+class ReviewIndicatorValueRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    VERDICT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    event_id: _builtins.str
+    """The reported value's event_id."""
+    verdict: _indicator_pb2.IndicatorStatus.ValueType
+    """INDICATOR_STATUS_VERIFIED or INDICATOR_STATUS_REJECTED."""
+    reason: _builtins.str
+    """Required with a rejection."""
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        verdict: _indicator_pb2.IndicatorStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity_id", b"entity_id", "event_id", b"event_id", "reason", b"reason", "verdict", b"verdict"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewIndicatorValueRequest: _TypeAlias = ReviewIndicatorValueRequest  # noqa: Y015
+
+@_typing.final
+class ReviewIndicatorValueResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def value(self) -> _indicator_pb2.IndicatorValue: ...
+    def __init__(
+        self,
+        *,
+        value: _indicator_pb2.IndicatorValue | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReviewIndicatorValueResponse: _TypeAlias = ReviewIndicatorValueResponse  # noqa: Y015
+
+@_typing.final
+class ListIndicatorValuesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    INDICATOR_CODE_FIELD_NUMBER: _builtins.int
+    INCLUDE_HISTORY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    indicator_code: _builtins.str
+    """Empty = every indicator."""
+    include_history: _builtins.bool
+    """False: current values only (not superseded); true: the whole history."""
+    page_size: _builtins.int
+    page_token: _builtins.str
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        indicator_code: _builtins.str = ...,
+        include_history: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity_id", b"entity_id", "include_history", b"include_history", "indicator_code", b"indicator_code", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIndicatorValuesRequest: _TypeAlias = ListIndicatorValuesRequest  # noqa: Y015
+
+@_typing.final
+class ListIndicatorValuesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VALUES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    @_builtins.property
+    def values(self) -> _containers.RepeatedCompositeFieldContainer[_indicator_pb2.IndicatorValue]: ...
+    def __init__(
+        self,
+        *,
+        values: _abc.Iterable[_indicator_pb2.IndicatorValue] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "values", b"values"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListIndicatorValuesResponse: _TypeAlias = ListIndicatorValuesResponse  # noqa: Y015

@@ -40,6 +40,16 @@ class IndicatorsServiceStub:
                 request_serializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReportIndicatorValuesRequest.SerializeToString,
                 response_deserializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReportIndicatorValuesResponse.FromString,
                 _registered_method=True)
+        self.ReviewIndicatorValue = channel.unary_unary(
+                '/pcm.monitoring.v1.IndicatorsService/ReviewIndicatorValue',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReviewIndicatorValueRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReviewIndicatorValueResponse.FromString,
+                _registered_method=True)
+        self.ListIndicatorValues = channel.unary_unary(
+                '/pcm.monitoring.v1.IndicatorsService/ListIndicatorValues',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ListIndicatorValuesRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ListIndicatorValuesResponse.FromString,
+                _registered_method=True)
         self.ListKpis = channel.unary_unary(
                 '/pcm.monitoring.v1.IndicatorsService/ListKpis',
                 request_serializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ListKpisRequest.SerializeToString,
@@ -52,13 +62,32 @@ class IndicatorsServiceServicer:
     """
 
     def ReportIndicatorValues(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Report values (entity credentials, own entity). A value for an indicator and period already
+        reported is a correction: it supersedes the earlier one, which stays in the history. The
+        call returns once PostgreSQL committed; the values reach Kafka through the outbox.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReviewIndicatorValue(self, request, context):
+        """Mark a reported value verified or rejected (national role only; a rejection needs a reason).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListIndicatorValues(self, request, context):
+        """Reported values of one entity, newest first: an entity credential reads its own, the
+        national role any. Paged.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListKpis(self, request, context):
-        """KPIs of the caller's own entity only.
+        """Computed KPIs of one entity (an entity credential: its own; the national role: any), with
+        numerator, denominator, unit, catalogue version and whether the period is still open. Paged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -71,6 +100,16 @@ def add_IndicatorsServiceServicer_to_server(servicer, server):
                     servicer.ReportIndicatorValues,
                     request_deserializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReportIndicatorValuesRequest.FromString,
                     response_serializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReportIndicatorValuesResponse.SerializeToString,
+            ),
+            'ReviewIndicatorValue': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReviewIndicatorValue,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReviewIndicatorValueRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReviewIndicatorValueResponse.SerializeToString,
+            ),
+            'ListIndicatorValues': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListIndicatorValues,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ListIndicatorValuesRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ListIndicatorValuesResponse.SerializeToString,
             ),
             'ListKpis': grpc.unary_unary_rpc_method_handler(
                     servicer.ListKpis,
@@ -106,6 +145,60 @@ class IndicatorsService:
             '/pcm.monitoring.v1.IndicatorsService/ReportIndicatorValues',
             pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReportIndicatorValuesRequest.SerializeToString,
             pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReportIndicatorValuesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReviewIndicatorValue(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.IndicatorsService/ReviewIndicatorValue',
+            pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReviewIndicatorValueRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ReviewIndicatorValueResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListIndicatorValues(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.IndicatorsService/ListIndicatorValues',
+            pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ListIndicatorValuesRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_indicators__service__pb2.ListIndicatorValuesResponse.FromString,
             options,
             channel_credentials,
             insecure,

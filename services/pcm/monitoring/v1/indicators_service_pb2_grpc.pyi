@@ -34,8 +34,20 @@ class IndicatorsServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> IndicatorsServiceAsyncStub: ...
     ReportIndicatorValues: _grpc.UnaryUnaryMultiCallable[_indicators_service_pb2.ReportIndicatorValuesRequest, _indicators_service_pb2.ReportIndicatorValuesResponse]
+    """Report values (entity credentials, own entity). A value for an indicator and period already
+    reported is a correction: it supersedes the earlier one, which stays in the history. The
+    call returns once PostgreSQL committed; the values reach Kafka through the outbox.
+    """
+    ReviewIndicatorValue: _grpc.UnaryUnaryMultiCallable[_indicators_service_pb2.ReviewIndicatorValueRequest, _indicators_service_pb2.ReviewIndicatorValueResponse]
+    """Mark a reported value verified or rejected (national role only; a rejection needs a reason)."""
+    ListIndicatorValues: _grpc.UnaryUnaryMultiCallable[_indicators_service_pb2.ListIndicatorValuesRequest, _indicators_service_pb2.ListIndicatorValuesResponse]
+    """Reported values of one entity, newest first: an entity credential reads its own, the
+    national role any. Paged.
+    """
     ListKpis: _grpc.UnaryUnaryMultiCallable[_indicators_service_pb2.ListKpisRequest, _indicators_service_pb2.ListKpisResponse]
-    """KPIs of the caller's own entity only."""
+    """Computed KPIs of one entity (an entity credential: its own; the national role: any), with
+    numerator, denominator, unit, catalogue version and whether the period is still open. Paged.
+    """
 
 @_typing.type_check_only
 class IndicatorsServiceAsyncStub(IndicatorsServiceStub):
@@ -43,8 +55,20 @@ class IndicatorsServiceAsyncStub(IndicatorsServiceStub):
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     ReportIndicatorValues: _aio.UnaryUnaryMultiCallable[_indicators_service_pb2.ReportIndicatorValuesRequest, _indicators_service_pb2.ReportIndicatorValuesResponse]  # type: ignore[assignment]
+    """Report values (entity credentials, own entity). A value for an indicator and period already
+    reported is a correction: it supersedes the earlier one, which stays in the history. The
+    call returns once PostgreSQL committed; the values reach Kafka through the outbox.
+    """
+    ReviewIndicatorValue: _aio.UnaryUnaryMultiCallable[_indicators_service_pb2.ReviewIndicatorValueRequest, _indicators_service_pb2.ReviewIndicatorValueResponse]  # type: ignore[assignment]
+    """Mark a reported value verified or rejected (national role only; a rejection needs a reason)."""
+    ListIndicatorValues: _aio.UnaryUnaryMultiCallable[_indicators_service_pb2.ListIndicatorValuesRequest, _indicators_service_pb2.ListIndicatorValuesResponse]  # type: ignore[assignment]
+    """Reported values of one entity, newest first: an entity credential reads its own, the
+    national role any. Paged.
+    """
     ListKpis: _aio.UnaryUnaryMultiCallable[_indicators_service_pb2.ListKpisRequest, _indicators_service_pb2.ListKpisResponse]  # type: ignore[assignment]
-    """KPIs of the caller's own entity only."""
+    """Computed KPIs of one entity (an entity credential: its own; the national role: any), with
+    numerator, denominator, unit, catalogue version and whether the period is still open. Paged.
+    """
 
 class IndicatorsServiceServicer(metaclass=_abc_1.ABCMeta):
     """Entities self-report indicators and read back their own computed KPIs."""
@@ -54,7 +78,29 @@ class IndicatorsServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _indicators_service_pb2.ReportIndicatorValuesRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_indicators_service_pb2.ReportIndicatorValuesResponse, _abc.Awaitable[_indicators_service_pb2.ReportIndicatorValuesResponse]]: ...
+    ) -> _typing.Union[_indicators_service_pb2.ReportIndicatorValuesResponse, _abc.Awaitable[_indicators_service_pb2.ReportIndicatorValuesResponse]]:
+        """Report values (entity credentials, own entity). A value for an indicator and period already
+        reported is a correction: it supersedes the earlier one, which stays in the history. The
+        call returns once PostgreSQL committed; the values reach Kafka through the outbox.
+        """
+
+    @_abc_1.abstractmethod
+    def ReviewIndicatorValue(
+        self,
+        request: _indicators_service_pb2.ReviewIndicatorValueRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_indicators_service_pb2.ReviewIndicatorValueResponse, _abc.Awaitable[_indicators_service_pb2.ReviewIndicatorValueResponse]]:
+        """Mark a reported value verified or rejected (national role only; a rejection needs a reason)."""
+
+    @_abc_1.abstractmethod
+    def ListIndicatorValues(
+        self,
+        request: _indicators_service_pb2.ListIndicatorValuesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_indicators_service_pb2.ListIndicatorValuesResponse, _abc.Awaitable[_indicators_service_pb2.ListIndicatorValuesResponse]]:
+        """Reported values of one entity, newest first: an entity credential reads its own, the
+        national role any. Paged.
+        """
 
     @_abc_1.abstractmethod
     def ListKpis(
@@ -62,6 +108,8 @@ class IndicatorsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _indicators_service_pb2.ListKpisRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_indicators_service_pb2.ListKpisResponse, _abc.Awaitable[_indicators_service_pb2.ListKpisResponse]]:
-        """KPIs of the caller's own entity only."""
+        """Computed KPIs of one entity (an entity credential: its own; the national role: any), with
+        numerator, denominator, unit, catalogue version and whether the period is still open. Paged.
+        """
 
 def add_IndicatorsServiceServicer_to_server(servicer: IndicatorsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

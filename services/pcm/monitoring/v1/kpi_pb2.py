@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from pcm.monitoring.v1 import common_pb2 as pcm_dot_monitoring_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpcm/monitoring/v1/kpi.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epcm/monitoring/v1/common.proto\"\xee\x02\n\x08KpiValue\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x10\n\x08kpi_code\x18\x02 \x01(\t\x12\'\n\x05grain\x18\x03 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x12\n\nservice_id\x18\x06 \x01(\t\x12\r\n\x05value\x18\x07 \x01(\x01\x12\x11\n\tnumerator\x18\x08 \x01(\x01\x12\x13\n\x0b\x64\x65nominator\x18\t \x01(\x01\x12\x0c\n\x04unit\x18\n \x01(\t\x12/\n\x0b\x63omputed_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0c \x01(\x04\x12\x1b\n\x13insufficient_sample\x18\r \x01(\x08\x12\x19\n\x11\x63\x61talogue_version\x18\x0e \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bpcm/monitoring/v1/kpi.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epcm/monitoring/v1/common.proto\"\x83\x03\n\x08KpiValue\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x10\n\x08kpi_code\x18\x02 \x01(\t\x12\'\n\x05grain\x18\x03 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\x12\n\nservice_id\x18\x06 \x01(\t\x12\r\n\x05value\x18\x07 \x01(\x01\x12\x11\n\tnumerator\x18\x08 \x01(\x01\x12\x13\n\x0b\x64\x65nominator\x18\t \x01(\x01\x12\x0c\n\x04unit\x18\n \x01(\t\x12/\n\x0b\x63omputed_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x0c \x01(\x04\x12\x1b\n\x13insufficient_sample\x18\r \x01(\x08\x12\x19\n\x11\x63\x61talogue_version\x18\x0e \x01(\t\x12\x13\n\x0bperiod_open\x18\x0f \x01(\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pcm.monitoring.v1.kpi_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_KPIVALUE']._serialized_start=116
-  _globals['_KPIVALUE']._serialized_end=482
+  _globals['_KPIVALUE']._serialized_end=503
 # @@protoc_insertion_point(module_scope)

@@ -40,6 +40,7 @@ class KpiValue(_message.Message):
     VERSION_FIELD_NUMBER: _builtins.int
     INSUFFICIENT_SAMPLE_FIELD_NUMBER: _builtins.int
     CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
+    PERIOD_OPEN_FIELD_NUMBER: _builtins.int
     entity_id: _builtins.str
     kpi_code: _builtins.str
     """KPI code from catalogues/kpis.yaml."""
@@ -62,6 +63,8 @@ class KpiValue(_message.Message):
     """Versions of the catalogue files the value was computed under, e.g.
     "channels=2015.1 drivers=2021.1 kpis=2026.2 standards=2015.1".
     """
+    period_open: _builtins.bool
+    """Set when read back (ListKpis): the period had not ended yet, so the value may still move."""
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -83,10 +86,11 @@ class KpiValue(_message.Message):
         version: _builtins.int = ...,
         insufficient_sample: _builtins.bool = ...,
         catalogue_version: _builtins.str = ...,
+        period_open: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["computed_at", b"computed_at", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "channel", b"channel", "computed_at", b"computed_at", "denominator", b"denominator", "entity_id", b"entity_id", "grain", b"grain", "insufficient_sample", b"insufficient_sample", "kpi_code", b"kpi_code", "numerator", b"numerator", "period_start", b"period_start", "service_id", b"service_id", "unit", b"unit", "value", b"value", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "channel", b"channel", "computed_at", b"computed_at", "denominator", b"denominator", "entity_id", b"entity_id", "grain", b"grain", "insufficient_sample", b"insufficient_sample", "kpi_code", b"kpi_code", "numerator", b"numerator", "period_open", b"period_open", "period_start", b"period_start", "service_id", b"service_id", "unit", b"unit", "value", b"value", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
