@@ -49,7 +49,13 @@ class Indicators:
             request, metadata=self._meta(token), timeout=30
         ).result
 
-    def review(self, event_id: str, verdict: int, reason: str = "", token: str = "national") -> Any:
+    def review(
+        self,
+        event_id: str,
+        verdict: indicator_pb2.IndicatorStatus.ValueType,
+        reason: str = "",
+        token: str = "national",
+    ) -> Any:
         request = indicators_service_pb2.ReviewIndicatorValueRequest(
             entity_id=ENTITY, event_id=event_id, verdict=verdict, reason=reason
         )
