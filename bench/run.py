@@ -20,6 +20,7 @@ RESULTS = BENCH / "results"
 BENCHMARKS = [
     "intake_bench.py",
     "complaints_bench.py",
+    "indicators_bench.py",
     "processor_bench.py",
     "national_bench.py",
 ]
@@ -151,6 +152,20 @@ FIGURES: tuple[Figure, ...] = (
     (
         "complaints_bench",
         "complaint outbox -> Kafka p95",
+        "ms",
+        rf"outbox -> Kafka:.*p95\s+{NUMBER} ms",
+        False,
+    ),
+    (
+        "indicators_bench",
+        "indicator values reported",
+        "values/s",
+        rf"values\s*:\s*{NUMBER} values/s",
+        True,
+    ),
+    (
+        "indicators_bench",
+        "indicator outbox -> Kafka p95",
         "ms",
         rf"outbox -> Kafka:.*p95\s+{NUMBER} ms",
         False,

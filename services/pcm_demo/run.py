@@ -1,11 +1,12 @@
 """`make demo`: the platform's main job, end to end, on the local stack.
 
 1. fresh demo database and topics, migrations; 2. a token per catalogue entity; 3. the intake,
-complaints (service and worker) and processor as their own processes; 4. a synthetic national
-dataset pushed through the public gRPC APIs, per entity with its own token (attentions,
-procedures, two months of complaints); 5. wait until the complaints worker has published every
-complaint event and flagged the overdue ones, and every event is a fact with its KPIs; 6. a KPI
-table, overdue complaints per entity, a CSV and a chart; 7. stop the services.
+complaints and indicators services (each with its worker) and the processor as their own
+processes; 4. a synthetic national dataset pushed through the public gRPC APIs, per entity with
+its own token (attentions, procedures, two months of complaints, last month's indicator
+values); 5. wait until the complaints worker has published every complaint event and flagged
+the overdue ones, and every event is a fact with its KPIs; 6. a KPI table, overdue complaints
+per entity, indicator values reported, a CSV and a chart; 7. stop the services.
 """
 
 from __future__ import annotations
@@ -43,8 +44,9 @@ from pcm_common.settings import Settings
 from pcm_common.startup import migrate_postgres
 from pcm_complaints.client import ComplaintsClient
 from pcm_complaints.metrics import OUTBOX, OVERDUE_JOB_SUCCESS
+from pcm_indicators.client import IndicatorsClient
 from pcm_intake.client import IntakeClient
-from pcm_processor.domain.registry import fact_domain
+from pcm_processor.domain.registry import DOMAINS, fact_domain
 from pcm_processor.settings import ProcessorSettings
 from pcm_testkit.generator import Dataset, Generator
 from prometheus_client import Gauge
@@ -57,11 +59,13 @@ from pcm_demo.report import LIMA, day_start, draw_chart, print_table, read_day, 
 REPO = Path(__file__).resolve().parents[2]
 INTAKE_TARGET = "127.0.0.1:50051"
 COMPLAINTS_TARGET = "127.0.0.1:50052"
+INDICATORS_TARGET = "127.0.0.1:50053"
 COMPLAINTS_WORKER_METRICS = "http://127.0.0.1:9104/metrics"
 # The push service of each gRPC service name (domains.PushRpc.service), and where it listens.
 CLIENTS: dict[str, tuple[type[PushClient], str]] = {
     "IntakeService": (IntakeClient, INTAKE_TARGET),
     "ComplaintsService": (ComplaintsClient, COMPLAINTS_TARGET),
+    "IndicatorsService": (IndicatorsClient, INDICATORS_TARGET),
 }
 BATCH = 500
 # The processor reports its lag this often: the demo sees it caught up within about a second.
@@ -123,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         pushed_at = time.time()
         step(5, "waiting for the complaints worker, then the processor (facts and KPIs)")
         accepted["complaint"] += wait_for_complaints_worker(settings, pushed_at, services, args.out)
-        wait_for_processor(processor, sum(accepted.values()), pushed_at, services, args.out)
+        processed = sum(accepted.get(name, 0) for name in processor.domain_names)
+        wait_for_processor(processor, processed, pushed_at, services, args.out)
         check_facts(settings, accepted, args.out)
         step(6, "report")
         report(settings, catalogues, args.out)
         overdue_report(settings)
+        indicators_report(settings)
     finally:
         if not args.keep_running:
             step(7, "stopping the services")
@@ -199,6 +205,8 @@ def start_services(processor: ProcessorSettings, out: Path) -> list[subprocess.P
         ("intake", "pcm_intake.cli serve"),
         ("complaints", "pcm_complaints.cli serve"),
         ("complaints-worker", "pcm_complaints.cli work"),
+        ("indicators", "pcm_indicators.cli serve"),
+        ("indicators-worker", "pcm_indicators.cli work"),
         ("processor", "pcm_processor.cli worker"),
     ):
         log = (out / f"{name}.log").open("wb")
@@ -211,7 +219,7 @@ def start_services(processor: ProcessorSettings, out: Path) -> list[subprocess.P
             )
         )
         print(f"      {name}: pid {started[-1].pid}, log {out / f'{name}.log'}")
-    for target in (INTAKE_TARGET, COMPLAINTS_TARGET):
+    for target in (INTAKE_TARGET, COMPLAINTS_TARGET, INDICATORS_TARGET):
         serving = functools.partial(is_serving, target)
         wait_until(serving, 60, f"{target} did not become healthy", started, out)
     return started
@@ -342,6 +350,8 @@ def check_facts(settings: Settings, accepted: dict[str, int], out: Path) -> None
     """Every accepted event is one fact (a caught-up processor has written them all)."""
     client = connect(settings)
     for domain, count in accepted.items():
+        if domain not in DOMAINS:
+            continue  # not stored as facts (indicator values live in their service's book)
         table = fact_domain(domain).table
         ((stored,),) = client.execute(f"SELECT uniqExact(event_id) FROM {table}")
         if stored != count:
@@ -385,3 +395,15 @@ def overdue_report(settings: Settings, shown: int = 10) -> None:
     print(f"      {'entity':<16}{'open':>8}{'overdue':>10}{'complaints':>12}")
     for entity, open_, overdue, complaints in rows[:shown]:
         print(f"      {entity:<16}{open_:>8}{overdue:>10}{complaints:>12}")
+
+
+def indicators_report(settings: Settings) -> None:
+    """What entities reported: current values per status, and corrections kept as history."""
+    with connect_postgres(settings) as conn:
+        rows = conn.execute(
+            "SELECT status, count(*), count(DISTINCT entity_id) FROM indicator_reports "
+            "GROUP BY status ORDER BY status"
+        ).fetchall()
+    shown = ", ".join(f"{count:,} {status.lower()}" for status, count, _ in rows)
+    entities = max((row[2] for row in rows), default=0)
+    print(f"\n      Indicator values reported by {entities} entities: {shown}")

@@ -28,7 +28,13 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from google.protobuf.message import Message
-from pcm.monitoring.v1 import attention_pb2, complaint_pb2, envelope_pb2, procedure_pb2
+from pcm.monitoring.v1 import (
+    attention_pb2,
+    complaint_pb2,
+    envelope_pb2,
+    indicator_pb2,
+    procedure_pb2,
+)
 from pcm_common import domains
 from pcm_common.catalogues import Catalogues, Entity, Service, ServiceKind
 from pcm_common.kafka.envelope import occurrence_time
@@ -63,6 +69,9 @@ COMPLAINT_DRIVERS = ("TIEMPO", "TRATO_PROFESIONAL", "INFORMACION", "RESULTADO", 
 
 ATTENTION, PROCEDURE_STAGE = domains.ATTENTION.name, domains.PROCEDURE_STAGE.name
 COMPLAINT = domains.COMPLAINT.name
+INDICATOR_VALUE = domains.INDICATOR_VALUE.name
+CORRECTED_SHARE = 0.1
+"""Share of indicator reports sent again corrected (the first one stays in the history)."""
 Kind = attention_pb2.AttentionEventKind
 Stage = procedure_pb2.ProcedureStage
 
@@ -184,7 +193,49 @@ class Generator:
             for day in business_days:
                 self._business_day(data, profile, day, scale, cutoff)
             self._complaints(data, profile, now, scale, cutoff)
+            data.of(INDICATOR_VALUE)[profile.entity_id] = self._indicators(profile, now)
         return data
+
+    def _indicators(self, profile: Profile, now: dt.datetime) -> list[Message]:
+        """Last month's value of every catalogue indicator, better at a better entity; some
+        reported twice (a correction)."""
+        rng = self._rng
+        today = now.astimezone(LIMA).date()
+        month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+        start = int(dt.datetime.combine(month, dt.time(), LIMA).timestamp())
+        reported = int(now.timestamp()) - 86_400
+        good = max(0.05, min(0.98, 1.3 - profile.quality * 0.6))  # quality < 1: faster entity
+        values: list[Message] = []
+        for indicator in self._catalogues.indicators:
+            unit = indicator.unit.value
+            if unit == "boolean":
+                value = float(rng.random() < good)
+            elif unit == "percent":
+                value = round(min(100.0, max(0.0, rng.gauss(good * 100, 12))), 1)
+            else:
+                value = float(rng.randint(0, 4))
+            url = f"https://www.gob.pe/{profile.entity_id.lower()}/{indicator.code.lower()}.pdf"
+            report = events.indicator_value(
+                profile.entity_id,
+                event_id=self._next_id("I"),
+                indicator_code=indicator.code,
+                value=value,
+                unit=unit,
+                period_start=start,
+                reported_at=reported,
+                evidence=[],
+            )
+            report.evidence.add(url=url, sha256=f"{rng.getrandbits(256):064x}")
+            values.append(report)
+            if rng.random() < CORRECTED_SHARE:
+                corrected = indicator_pb2.IndicatorValue()
+                corrected.CopyFrom(report)
+                corrected.event_id = self._next_id("I")
+                corrected.reported_at.seconds = reported + 3_600
+                if unit == "percent":
+                    corrected.value = min(100.0, report.value + 5)
+                values.append(corrected)
+        return values
 
     def _complaints(
         self, data: Dataset, profile: Profile, now: dt.datetime, scale: float, cutoff: int

@@ -9,6 +9,7 @@ from pcm_common.catalogues import load_catalogues
 from pcm_common.push import ItemContext, PushDeclaration, item_errors
 from pcm_common.validation import TimeWindow
 from pcm_complaints.validation import ComplaintCatalogue, ComplaintRules
+from pcm_indicators.validation import IndicatorRules
 from pcm_intake.service import declarations
 from pcm_intake.validation import IntakeCatalogue
 from pcm_testkit.generator import Generator
@@ -24,7 +25,8 @@ def test_every_generated_event_is_valid_and_the_lifecycle_is_complete() -> None:
     complaints = PushDeclaration(
         domains.COMPLAINT, ComplaintRules(ComplaintCatalogue.of(catalogues))
     )
-    pushed = (*declarations(IntakeCatalogue.of(catalogues)), complaints)
+    indicators = PushDeclaration(domains.INDICATOR_VALUE, IndicatorRules(catalogues))
+    pushed = (*declarations(IntakeCatalogue.of(catalogues)), complaints, indicators)
     assert {d.domain.name for d in pushed} == set(dataset.events)
     for declaration in pushed:
         for entity_id, events in dataset.of(declaration.domain.name).items():
