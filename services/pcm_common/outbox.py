@@ -318,3 +318,42 @@ def run_worker(settings: Settings, build: Callable[[], OutboxWorker], metrics_po
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: running.stopping.set())
     running.run()
+
+
+class BookSink:
+    """The push kit's last step for a service whose store is a PostgreSQL book (its state and
+    its outbox): one transaction per call, ``record(entity_id, outcome)``. An unreachable
+    database, or a transaction it cannot serialize, refuses the whole call (UNAVAILABLE,
+    ``ERROR_REASON_STORE_UNAVAILABLE``): nothing was stored."""
+
+    def __init__(
+        self,
+        record: Callable[[str, Any], None],
+        connections: Connections,
+        errors: Counter,
+        what: str,
+    ) -> None:
+        self._record = record
+        self._connections = connections
+        self._errors = errors
+        self._what = what
+
+    def store(self, domain: str, entity_id: str, outcome: Any) -> None:
+        # Imported here: the kit imports nothing of the stores its sinks use.
+        from pcm_common.push.kit import StoreUnavailable
+
+        if not outcome.accepted:
+            return
+        try:
+            self._record(entity_id, outcome)
+        except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as error:
+            self._errors.inc()
+            log.warning(
+                f"batch refused: {self._what} unavailable", entity=entity_id, error=str(error)
+            )
+            raise StoreUnavailable(
+                "ERROR_REASON_STORE_UNAVAILABLE", f"{self._what} (PostgreSQL) unavailable"
+            ) from error
+
+    def close(self) -> None:
+        self._connections.close()

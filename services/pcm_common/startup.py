@@ -3,7 +3,9 @@ stores to come up, so that a pod started before Kafka, ClickHouse or PostgreSQL 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import argparse
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
 from tenacity import Retrying, stop_after_delay, wait_exponential
 
@@ -50,3 +52,32 @@ def migrate_postgres(settings: Settings, groups: Sequence[MigrationGroup] | None
     groups = POSTGRES_GROUPS if groups is None else groups
     with connect(settings, autocommit=True) as connection:
         migrate(connection, groups)
+
+
+S = TypeVar("S", bound=Settings)
+
+
+def service_main(
+    prog: str,
+    description: str | None,
+    settings_type: type[S],
+    commands: Mapping[str, Callable[[S], None]],
+    argv: list[str] | None = None,
+) -> int:
+    """A service's command line: ``<prog> <command>``, settings from the environment, logging
+    configured; a broken catalogue ends with its error and exit status 2."""
+    # Imported here: the catalogue package is heavy and only services need it.
+    from pcm_common.catalogues import CatalogueError
+    from pcm_common.logging import configure_logging
+
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("command", choices=sorted(commands))
+    args = parser.parse_args(argv)
+    settings = settings_type()
+    configure_logging(settings.log_level, settings.log_json)
+    try:
+        commands[args.command](settings)
+    except CatalogueError as error:
+        print(f"error: {error}")
+        return 2
+    return 0

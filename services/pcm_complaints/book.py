@@ -25,14 +25,13 @@ from pcm.monitoring.v1 import complaint_pb2, complaints_service_pb2
 from pcm_common.catalogues import Catalogues
 from pcm_common.kafka.envelope import wrap
 from pcm_common.logging import get_logger
-from pcm_common.push import Outcome, Refusal, StoreUnavailable
+from pcm_common.push import Outcome, Refusal
 from pcm_common.validation import ILLEGAL_TRANSITION, FieldError
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
 
 from pcm_complaints import lifecycle
 from pcm_complaints.lifecycle import Complaint, Term
-from pcm_complaints.metrics import STORE_ERRORS
 
 log = get_logger(__name__)
 
@@ -363,31 +362,6 @@ def _receipt(index: int, record: Complaint) -> complaints_service_pb2.ComplaintR
         due_on=record.term.due_on.isoformat(),
         term_business_days=record.term.business_days,
     )
-
-
-class ComplaintBookSink:
-    """The push kit's last step for complaints: the book's transaction (see the module)."""
-
-    def __init__(self, book: ComplaintBook, connections: Connections) -> None:
-        self.book = book
-        self._connections = connections
-
-    def store(self, domain: str, entity_id: str, outcome: Outcome) -> None:
-        if not outcome.accepted:
-            return
-        try:
-            self.book.record(entity_id, outcome)
-        except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as error:
-            STORE_ERRORS.inc()
-            log.warning(
-                "batch refused: complaint book unavailable", entity=entity_id, error=str(error)
-            )
-            raise StoreUnavailable(
-                "ERROR_REASON_STORE_UNAVAILABLE", "complaint book (PostgreSQL) unavailable"
-            ) from error
-
-    def close(self) -> None:
-        self._connections.close()
 
 
 def receipts(outcome: Outcome) -> Iterable[complaints_service_pb2.ComplaintReceipt]:

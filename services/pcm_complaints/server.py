@@ -9,37 +9,27 @@ import grpc
 from pcm.monitoring.v1 import complaints_service_pb2, complaints_service_pb2_grpc
 from pcm_common import domains
 from pcm_common.catalogues import load_catalogues
-from pcm_common.grpc_server import Lifecycle, ServerOptions, TlsFiles, serve
+from pcm_common.grpc_server import Lifecycle, serve
 from pcm_common.kafka.producer import EventProducer
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
-from pcm_common.outbox import Outbox, OutboxWorker, outbox_worker
+from pcm_common.outbox import BookSink, Outbox, OutboxWorker, outbox_worker
 from pcm_common.outbox import run_worker as run_shared_worker
 from pcm_common.postgres.client import pool
 from pcm_common.postgres.migrate import POSTGRES_GROUPS
-from pcm_common.push import PushKit, PushLimits
-from pcm_common.push.wiring import token_store
+from pcm_common.push import PushKit
+from pcm_common.push.wiring import push_lifecycle, push_limits, token_store
 from pcm_common.startup import migrate_postgres, retrying
 
-from pcm_complaints.book import OUTBOX_CHANNEL, ComplaintBook, ComplaintBookSink, Connections
-from pcm_complaints.metrics import METRICS, OUTBOX
+from pcm_complaints.book import OUTBOX_CHANNEL, ComplaintBook, Connections
+from pcm_complaints.metrics import METRICS, OUTBOX, STORE_ERRORS
 from pcm_complaints.service import ComplaintsServicer
 from pcm_complaints.settings import ComplaintsSettings
 from pcm_complaints.validation import ComplaintCatalogue
 from pcm_complaints.worker import OverdueJob, local_today
 
 log = get_logger(__name__)
-SERVICE_NAME = complaints_service_pb2.DESCRIPTOR.services_by_name["ComplaintsService"].full_name
-
-
-def limits(settings: ComplaintsSettings) -> PushLimits:
-    return PushLimits(
-        max_batch=settings.complaints_max_batch,
-        rate_limit_events_per_s=settings.complaints_rate_limit_events_per_s,
-        retry_after_s=settings.complaints_retry_after_s,
-        future_skew_s=settings.complaints_future_skew_s,
-        max_age_days=settings.complaints_max_age_days,
-    )
+SERVICE = complaints_service_pb2.DESCRIPTOR.services_by_name["ComplaintsService"]
 
 
 def connections(settings: ComplaintsSettings, size: int, name: str) -> Connections:
@@ -54,30 +44,20 @@ def lifecycle(settings: ComplaintsSettings) -> tuple[Lifecycle, PushKit]:
     book_connections = connections(settings, settings.complaints_workers + 1, "pcm-complaints")
     book = ComplaintBook(book_connections, catalogues, settings.complaints_time_zone)
     kit = PushKit(
-        limits(settings),
+        push_limits(settings, "complaints"),
         token_store(settings),
-        ComplaintBookSink(book, book_connections),
+        BookSink(book.record, book_connections, STORE_ERRORS, "complaint book"),
         METRICS,
     )
     servicer = ComplaintsServicer(kit, ComplaintCatalogue.of(catalogues), book)
-    life = Lifecycle(
-        name="pcm-complaints",
-        options=ServerOptions(
-            address=settings.complaints_address,
-            max_message_bytes=settings.complaints_max_message_bytes,
-            workers=settings.complaints_workers,
-            tls=TlsFiles.optional(settings.complaints_tls_cert, settings.complaints_tls_key),
+    life = push_lifecycle(
+        settings,
+        "complaints",
+        SERVICE,
+        lambda server: complaints_service_pb2_grpc.add_ComplaintsServiceServicer_to_server(
+            servicer, server
         ),
-        registrars=[
-            lambda server: complaints_service_pb2_grpc.add_ComplaintsServiceServicer_to_server(
-                servicer, server
-            )
-        ],
-        service_names=[SERVICE_NAME],
-        undecodable=METRICS.undecodable,
-        metrics_port=settings.complaints_metrics_port,
-        metrics_host=settings.metrics_host,
-        on_stop=kit.close,
+        kit,
     )
     return life, kit
 

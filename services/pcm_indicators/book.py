@@ -25,10 +25,9 @@ from pcm.monitoring.v1 import common_pb2, indicator_pb2
 from pcm_common.kafka.envelope import wrap
 from pcm_common.logging import get_logger
 from pcm_common.outbox import Connections
-from pcm_common.push import Outcome, StoreUnavailable
+from pcm_common.push import Outcome
 from psycopg.rows import TupleRow
 
-from pcm_indicators.metrics import STORE_ERRORS
 from pcm_indicators.validation import GRAINS
 
 log = get_logger(__name__)
@@ -274,28 +273,3 @@ def _decode_token(token: str) -> tuple[dt.datetime, str] | None:
         return dt.datetime.fromisoformat(recorded), str(event_id)
     except (ValueError, TypeError) as error:
         raise ValueError("page_token: not a token this service gave") from error
-
-
-class IndicatorBookSink:
-    """The push kit's last step for indicators: the book's transaction."""
-
-    def __init__(self, book: IndicatorBook, connections: Connections) -> None:
-        self.book = book
-        self._connections = connections
-
-    def store(self, domain: str, entity_id: str, outcome: Outcome) -> None:
-        if not outcome.accepted:
-            return
-        try:
-            self.book.report(entity_id, outcome)
-        except psycopg.OperationalError as error:
-            STORE_ERRORS.inc()
-            log.warning(
-                "batch refused: indicator book unavailable", entity=entity_id, error=str(error)
-            )
-            raise StoreUnavailable(
-                "ERROR_REASON_STORE_UNAVAILABLE", "indicator book (PostgreSQL) unavailable"
-            ) from error
-
-    def close(self) -> None:
-        self._connections.close()

@@ -8,35 +8,25 @@ from pcm.monitoring.v1 import indicators_service_pb2, indicators_service_pb2_grp
 from pcm_common import domains
 from pcm_common.catalogues import load_catalogues
 from pcm_common.clickhouse.client import connect as clickhouse
-from pcm_common.grpc_server import Lifecycle, ServerOptions, TlsFiles, serve
+from pcm_common.grpc_server import Lifecycle, serve
 from pcm_common.kafka.producer import EventProducer
 from pcm_common.kafka.topics import topic_for_domain
-from pcm_common.outbox import Outbox, OutboxWorker, outbox_worker
+from pcm_common.outbox import BookSink, Outbox, OutboxWorker, outbox_worker
 from pcm_common.outbox import run_worker as run_shared_worker
 from pcm_common.postgres.client import pool
 from pcm_common.postgres.migrate import POSTGRES_GROUPS
-from pcm_common.push import PushKit, PushLimits
-from pcm_common.push.wiring import token_store
+from pcm_common.push import PushKit
+from pcm_common.push.wiring import push_lifecycle, push_limits, token_store
 from pcm_common.startup import migrate_postgres, retrying
 
-from pcm_indicators.book import OUTBOX_CHANNEL, IndicatorBook, IndicatorBookSink
+from pcm_indicators.book import OUTBOX_CHANNEL, IndicatorBook
 from pcm_indicators.kpis import KpiReader
-from pcm_indicators.metrics import METRICS, OUTBOX
+from pcm_indicators.metrics import METRICS, OUTBOX, STORE_ERRORS
 from pcm_indicators.service import IndicatorsServicer
 from pcm_indicators.settings import IndicatorsSettings
 from pcm_indicators.validation import IndicatorRules
 
-SERVICE_NAME = indicators_service_pb2.DESCRIPTOR.services_by_name["IndicatorsService"].full_name
-
-
-def limits(settings: IndicatorsSettings) -> PushLimits:
-    return PushLimits(
-        max_batch=settings.indicators_max_batch,
-        rate_limit_events_per_s=settings.indicators_rate_limit_events_per_s,
-        retry_after_s=settings.indicators_retry_after_s,
-        future_skew_s=settings.indicators_future_skew_s,
-        max_age_days=settings.indicators_max_age_days,
-    )
+SERVICE = indicators_service_pb2.DESCRIPTOR.services_by_name["IndicatorsService"]
 
 
 def lifecycle(settings: IndicatorsSettings) -> tuple[Lifecycle, PushKit]:
@@ -47,7 +37,10 @@ def lifecycle(settings: IndicatorsSettings) -> tuple[Lifecycle, PushKit]:
     connections.open(wait=False)
     book = IndicatorBook(connections, settings.indicators_time_zone)
     kit = PushKit(
-        limits(settings), token_store(settings), IndicatorBookSink(book, connections), METRICS
+        push_limits(settings, "indicators"),
+        token_store(settings),
+        BookSink(book.report, connections, STORE_ERRORS, "indicator book"),
+        METRICS,
     )
     rules = IndicatorRules(catalogues, settings.indicators_time_zone)
     kpis = KpiReader(
@@ -57,24 +50,14 @@ def lifecycle(settings: IndicatorsSettings) -> tuple[Lifecycle, PushKit]:
         settings.indicators_time_zone,
     )
     servicer = IndicatorsServicer(kit, rules, book, kpis, settings.indicators_page_size)
-    life = Lifecycle(
-        name="pcm-indicators",
-        options=ServerOptions(
-            address=settings.indicators_address,
-            max_message_bytes=settings.indicators_max_message_bytes,
-            workers=settings.indicators_workers,
-            tls=TlsFiles.optional(settings.indicators_tls_cert, settings.indicators_tls_key),
+    life = push_lifecycle(
+        settings,
+        "indicators",
+        SERVICE,
+        lambda server: indicators_service_pb2_grpc.add_IndicatorsServiceServicer_to_server(
+            servicer, server
         ),
-        registrars=[
-            lambda server: indicators_service_pb2_grpc.add_IndicatorsServiceServicer_to_server(
-                servicer, server
-            )
-        ],
-        service_names=[SERVICE_NAME],
-        undecodable=METRICS.undecodable,
-        metrics_port=settings.indicators_metrics_port,
-        metrics_host=settings.metrics_host,
-        on_stop=kit.close,
+        kit,
     )
     return life, kit
 

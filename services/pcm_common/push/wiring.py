@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+
+from google.protobuf.descriptor import ServiceDescriptor
 
 from pcm_common.auth import TokenStore
+from pcm_common.grpc_server import Lifecycle, Registrar, ServerOptions, TlsFiles
 from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
 from pcm_common.push.kit import BrokerSink, PushKit, PushLimits
 from pcm_common.push.ledger import EventLedger, LayeredLedger, MemoryLedger
@@ -56,3 +60,45 @@ def build_kit(
 
 def token_store(settings: Settings) -> TokenStore:
     return TokenStore(settings.token_file, settings.token_reload_interval_s)
+
+
+def push_limits(settings: Settings, prefix: str) -> PushLimits:
+    """A push service's limits from its settings ``<prefix>_max_batch``, ... (every push service
+    names them alike)."""
+    return PushLimits(
+        max_batch=int(getattr(settings, f"{prefix}_max_batch")),
+        rate_limit_events_per_s=int(getattr(settings, f"{prefix}_rate_limit_events_per_s")),
+        retry_after_s=float(getattr(settings, f"{prefix}_retry_after_s")),
+        future_skew_s=float(getattr(settings, f"{prefix}_future_skew_s")),
+        max_age_days=int(getattr(settings, f"{prefix}_max_age_days")),
+    )
+
+
+def push_lifecycle(
+    settings: Settings,
+    prefix: str,
+    service: ServiceDescriptor,
+    register: Registrar,
+    kit: PushKit,
+) -> Lifecycle:
+    """How a push service's process serves: address, size limit, threads, TLS and metrics port
+    from its settings ``<prefix>_address``, ...; the kit is closed after draining."""
+
+    def setting(name: str) -> Any:
+        return getattr(settings, f"{prefix}_{name}")
+
+    return Lifecycle(
+        name=f"pcm-{prefix}",
+        options=ServerOptions(
+            address=str(setting("address")),
+            max_message_bytes=int(setting("max_message_bytes")),
+            workers=int(setting("workers")),
+            tls=TlsFiles.optional(setting("tls_cert"), setting("tls_key")),
+        ),
+        registrars=[register],
+        service_names=[service.full_name],
+        undecodable=kit.metrics.undecodable,
+        metrics_port=int(setting("metrics_port")),
+        metrics_host=settings.metrics_host,
+        on_stop=kit.close,
+    )
