@@ -13,6 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from clickhouse_driver import Client
+from clickhouse_driver.errors import Error as ClickHouseError
 from pcm.monitoring.v1 import common_pb2, indicators_service_pb2, kpi_pb2
 from pcm_common.catalogues import Catalogues
 
@@ -22,6 +23,10 @@ GRAINS = {
     common_pb2.GRAIN_MONTH: "MONTH",
 }
 _KEY = ("period_start", "kpi_code", "channel", "service_id")
+
+
+class KpiStoreUnavailable(Exception):
+    """ClickHouse did not answer: the call is UNAVAILABLE (retry)."""
 
 
 @dataclass(frozen=True)
@@ -61,13 +66,17 @@ class KpiReader:
         if after is not None:
             where.append(f"({', '.join(_KEY)}) > (%(a0)s, %(a1)s, %(a2)s, %(a3)s)")
             params |= {f"a{i}": value for i, value in enumerate(after)}
-        rows = self._client().execute(
-            "SELECT entity_id, kpi_code, toString(grain), period_start, channel, service_id, "
-            "value, numerator, denominator, computed_at, version, insufficient_sample, "
-            f"catalogue_version FROM {self._db}.kpi_values FINAL WHERE {' AND '.join(where)} "
-            f"ORDER BY {', '.join(_KEY)} LIMIT %(limit)s",
-            {**params, "limit": size + 1},
-        )
+        try:
+            rows = self._client().execute(
+                "SELECT entity_id, kpi_code, toString(grain), period_start, channel, service_id, "
+                "value, numerator, denominator, computed_at, version, insufficient_sample, "
+                f"catalogue_version FROM {self._db}.kpi_values FINAL WHERE {' AND '.join(where)} "
+                f"ORDER BY {', '.join(_KEY)} LIMIT %(limit)s",
+                {**params, "limit": size + 1},
+            )
+        except (ClickHouseError, OSError) as error:
+            self._local.client = None  # reconnect on the next call
+            raise KpiStoreUnavailable(str(error)) from error
         more = len(rows) > size
         rows = rows[:size]
         token = _encode(rows[-1]) if more else ""

@@ -11,7 +11,7 @@ from pcm_common.grpc_server import abort_with, authenticate
 from pcm_common.push import PushDeclaration, PushKit
 
 from pcm_indicators.book import IndicatorBook, ReviewError
-from pcm_indicators.kpis import KpiReader
+from pcm_indicators.kpis import KpiReader, KpiStoreUnavailable
 from pcm_indicators.metrics import REVIEWS
 from pcm_indicators.validation import IndicatorRules
 
@@ -103,6 +103,14 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
             page = self._kpis.page(entity_id, request, size)
         except ValueError as error:
             _invalid(context, str(error))
+        except KpiStoreUnavailable:
+            abort_with(
+                context,
+                grpc.StatusCode.UNAVAILABLE,
+                "ERROR_REASON_STORE_UNAVAILABLE",
+                "KPI store (ClickHouse) unavailable; retry",
+                retry_after_s=self._kit.limits.retry_after_s,
+            )
         return indicators_service_pb2.ListKpisResponse(
             values=page.values, next_page_token=page.next_token
         )
