@@ -54,7 +54,7 @@ from pcm_testkit.waiting import wait_until
 GRPC_PORT = 50072
 SERVICE_METRICS_PORT = 9103
 WORKER_METRICS_PORT = 9104
-SECOND_WORKER_METRICS_PORT = 9105
+SECOND_WORKER_METRICS_PORT = 9115  # not a service default (9105 is the indicators service)
 ENTITY = "SUNARP"
 OTHER = "ESSALUD"
 LIMA = ZoneInfo("America/Lima")

@@ -26,6 +26,12 @@ SCHEMA_FILE = Path(
 PLATFORM_SERVICES = ("intake", "processor")
 # The complaints service needs PostgreSQL only; its worker relays the outbox to Kafka.
 COMPLAINTS_SERVICES = {"complaints": ("postgres",), "complaints-worker": ("kafka", "postgres")}
+# The indicators service also reads ClickHouse (kpi_values, for ListKpis); its worker is the same
+# outbox relay as the complaints worker.
+INDICATORS_SERVICES = {
+    "indicators": ("clickhouse", "postgres"),
+    "indicators-worker": ("kafka", "postgres"),
+}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|PEPPER|TOKEN|_KEY$", re.IGNORECASE)
 
 
@@ -102,7 +108,7 @@ def test_postgres_password_and_data(compose: dict[str, Any]) -> None:
     postgres = compose["services"]["postgres"]
     password = "${PCM_POSTGRES_PASSWORD:?set PCM_POSTGRES_PASSWORD in .env}"
     assert postgres["environment"]["POSTGRES_PASSWORD"] == password
-    for name in (*PLATFORM_SERVICES, *COMPLAINTS_SERVICES):
+    for name in (*PLATFORM_SERVICES, *COMPLAINTS_SERVICES, *INDICATORS_SERVICES):
         assert compose["services"][name]["environment"]["PCM_POSTGRES_PASSWORD"] == password
     assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
 
@@ -142,11 +148,35 @@ def test_complaints_services_wait_for_what_they_use(compose: dict[str, Any]) -> 
     assert compose["services"]["complaints-worker"]["command"] == ["pcm-complaints", "work"]
 
 
-def test_complaints_metrics_stay_on_the_compose_network(compose: dict[str, Any]) -> None:
+def test_indicators_services_wait_for_what_they_use(compose: dict[str, Any]) -> None:
+    for name, infra in INDICATORS_SERVICES.items():
+        service = compose["services"][name]
+        assert service["image"] == compose["services"]["intake"]["image"]
+        assert {dep: spec["condition"] for dep, spec in service["depends_on"].items()} == {
+            dep: "service_healthy" for dep in infra
+        }, name
+        assert service["environment"]["PCM_POSTGRES_HOST"] == "postgres"
+        assert service["environment"]["PCM_METRICS_HOST"] == "0.0.0.0"
+    serve = compose["services"]["indicators"]
+    assert serve["command"] == ["pcm-indicators", "serve"]
+    assert serve["environment"]["PCM_INDICATORS_ADDRESS"] == "0.0.0.0:50053"
+    assert serve["ports"] == ["127.0.0.1:50053:50053"]
+    assert {secret["target"] for secret in serve["secrets"]} == {"tokens.json"}
+    # ListKpis reads ClickHouse with the same settings and password as the processor.
+    for key in ("PCM_CLICKHOUSE_HOST", "PCM_CLICKHOUSE_USER", "PCM_CLICKHOUSE_PASSWORD"):
+        assert serve["environment"][key] == compose["services"]["processor"]["environment"][key]
+    worker = compose["services"]["indicators-worker"]
+    assert worker["command"] == ["pcm-indicators", "work"]
+    assert "secrets" not in worker and "ports" not in worker
+
+
+def test_push_services_metrics_stay_on_the_compose_network(compose: dict[str, Any]) -> None:
     # Their series carry per-entity labels: Prometheus scrapes them inside the network.
     for name, key in (
         ("complaints", "PCM_COMPLAINTS_METRICS_PORT"),
         ("complaints-worker", "PCM_COMPLAINTS_WORKER_METRICS_PORT"),
+        ("indicators", "PCM_INDICATORS_METRICS_PORT"),
+        ("indicators-worker", "PCM_INDICATORS_WORKER_METRICS_PORT"),
     ):
         service = compose["services"][name]
         port = str(service["environment"][key])
@@ -164,7 +194,12 @@ def test_prometheus_scrapes_the_compose_services(compose: dict[str, Any]) -> Non
         for target in static["targets"]
         if not target.startswith("localhost:")
     ]
-    assert {"complaints:9103", "complaints-worker:9104"} <= set(targets)
+    assert {
+        "complaints:9103",
+        "complaints-worker:9104",
+        "indicators:9105",
+        "indicators-worker:9106",
+    } <= set(targets)
     for target in targets:
         host, port = target.rsplit(":", 1)
         assert host in compose["services"], f"{target}: no such Compose service"

@@ -21,6 +21,7 @@ import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 from pcm_complaints.settings import ComplaintsSettings
+from pcm_indicators.settings import IndicatorsSettings
 from pcm_intake.settings import IntakeSettings
 from pcm_processor.settings import ProcessorSettings
 
@@ -72,6 +73,12 @@ PRODUCTION_VALUES: dict[str, Any] = {
         "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["190.0.0.0/8"]},
     },
     "complaintsWorker": {"replicaCount": 3},
+    "indicators": {
+        "replicaCount": 3,
+        "tls": {"enabled": True, "existingSecret": "pcm-indicators-tls"},
+        "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["190.0.0.0/8"]},
+    },
+    "indicatorsWorker": {"replicaCount": 3},
     "networkPolicy": {
         "enabled": True,
         "metricsFrom": [
@@ -89,6 +96,14 @@ PRODUCTION_VALUES: dict[str, Any] = {
     },
 }
 VALUE_SETS: dict[str, dict[str, Any]] = {"default": {}, "production": PRODUCTION_VALUES}
+COMPONENTS = (
+    "intake",
+    "processor",
+    "complaints",
+    "complaints-worker",
+    "indicators",
+    "indicators-worker",
+)
 
 
 # --- running helm ------------------------------------------------------------------------------
@@ -296,21 +311,24 @@ def test_tls_without_its_secret_is_refused(helm_env: dict[str, str]) -> None:
 def test_default_objects(default: list[Manifest]) -> None:
     assert kinds(default) == [
         "ConfigMap",
-        *["Deployment"] * 4,  # intake, processor, complaints, complaints-worker
+        # intake, processor, complaints, complaints-worker, indicators, indicators-worker
+        *["Deployment"] * 6,
         "Job",
-        *["PodDisruptionBudget"] * 4,
-        *["Service"] * 2,  # intake, complaints (the workers have no inbound port)
+        *["PodDisruptionBudget"] * 6,
+        *["Service"] * 3,  # intake, complaints, indicators (the workers have no inbound port)
         "ServiceAccount",
     ]
 
 
 def test_production_objects(production: list[Manifest]) -> None:
-    assert kinds(production).count("NetworkPolicy") == 4
+    assert kinds(production).count("NetworkPolicy") == 6
     assert kinds(production).count("ConfigMap") == 2  # settings + catalogues
     assert one(production, "Deployment", "intake")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "processor")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "complaints")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "complaints-worker")["spec"]["replicas"] == 3
+    assert one(production, "Deployment", "indicators")["spec"]["replicas"] == 3
+    assert one(production, "Deployment", "indicators-worker")["spec"]["replicas"] == 3
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
@@ -353,6 +371,7 @@ def test_env_names_are_platform_settings(
         *IntakeSettings.model_fields,
         *ProcessorSettings.model_fields,
         *ComplaintsSettings.model_fields,
+        *IndicatorsSettings.model_fields,
     }
     known = {f"PCM_{field.upper()}" for field in fields}
     for manifests in rendered.values():
@@ -476,7 +495,7 @@ def test_pods_are_hardened(rendered: dict[str, list[Manifest]], name: str) -> No
             assert any(m["mountPath"] == "/tmp" for m in container["volumeMounts"]), where
 
 
-@pytest.mark.parametrize("component", ["intake", "processor", "complaints", "complaints-worker"])
+@pytest.mark.parametrize("component", COMPONENTS)
 def test_prometheus_scrapes_the_metrics_port(default: list[Manifest], component: str) -> None:
     template_ = one(default, "Deployment", component)["spec"]["template"]
     annotations = template_["metadata"]["annotations"]
@@ -527,7 +546,7 @@ def test_catalogue_override_is_mounted_where_the_settings_point(
 ) -> None:
     directory = config_map(production)["data"]["PCM_CATALOGUE_DIR"]
     catalogues = one(production, "ConfigMap", "catalogues")
-    for component in ("intake", "processor", "complaints", "complaints-worker"):
+    for component in COMPONENTS:
         pod = one(production, "Deployment", component)["spec"]["template"]["spec"]
         volume = next(v for v in pod["volumes"] if v["name"] == "catalogues")
         assert volume["configMap"]["name"] == catalogues["metadata"]["name"]
@@ -670,6 +689,109 @@ def test_complaints_tls_without_its_secret_is_refused(helm_env: dict[str, str]) 
     assert "complaints.tls.existingSecret is required" in result.stderr
 
 
+# --- indicators ------------------------------------------------------------------------------
+
+
+def test_indicators_serve_like_the_complaints_service(default: list[Manifest]) -> None:
+    container = complaints_container(default, "indicators")
+    assert container["command"] == ["pcm-indicators", "serve"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": 50053, "metrics": 9105}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": 50053}, probe
+    env = env_of(container)
+    assert env["PCM_INDICATORS_ADDRESS"]["value"] == "0.0.0.0:50053"
+    assert env["PCM_INDICATORS_METRICS_PORT"]["value"] == "9105"
+    assert env["PCM_POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "pcm-postgres",
+        "key": "password",
+    }
+    # ListKpis reads kpi_values from ClickHouse, with the processor's password.
+    assert env["PCM_CLICKHOUSE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "pcm-clickhouse",
+        "key": "password",
+    }
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tokens")
+    assert env["PCM_TOKEN_FILE"]["value"] == mount["mountPath"] + "/tokens.json"
+    assert one(default, "PodDisruptionBudget", "indicators")["spec"]["maxUnavailable"] == 1
+
+
+def test_indicators_worker_relays_with_a_standby(default: list[Manifest]) -> None:
+    deployment = one(default, "Deployment", "indicators-worker")
+    assert deployment["spec"]["replicas"] == 2  # one leads, one waits on the advisory lock
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["pcm-indicators", "work"]
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("metrics", 9106)]
+    env = env_of(container)
+    assert env["PCM_INDICATORS_WORKER_METRICS_PORT"]["value"] == "9106"
+    assert "secretKeyRef" in env["PCM_POSTGRES_PASSWORD"]["valueFrom"]
+    assert not {"PCM_CLICKHOUSE_PASSWORD", "PCM_TOKEN_FILE"} & env.keys()
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    pdb = one(default, "PodDisruptionBudget", "indicators-worker")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert not [
+        m
+        for m in default
+        if m["kind"] == "Service"
+        and m["metadata"]["labels"]["app.kubernetes.io/component"] == "indicators-worker"
+    ]
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_indicators_service_carries_grpc_only(
+    rendered: dict[str, list[Manifest]], name: str
+) -> None:
+    service = one(rendered[name], "Service", "indicators")
+    deployment = one(rendered[name], "Deployment", "indicators")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("grpc", 50053, "grpc")
+    ]
+
+
+def test_indicators_tls_from_a_secret(production: list[Manifest]) -> None:
+    pod = one(production, "Deployment", "indicators")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls["secret"]["secretName"] == "pcm-indicators-tls"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    env = env_of(container)
+    assert env["PCM_INDICATORS_TLS_CERT"]["value"] == mount["mountPath"] + "/tls.crt"
+    assert env["PCM_INDICATORS_TLS_KEY"]["value"] == mount["mountPath"] + "/tls.key"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"] == {"port": "grpc"}
+    assert one(production, "Service", "indicators")["spec"]["type"] == "LoadBalancer"
+
+
+def test_indicators_metrics_only_from_the_cluster(helm_env: dict[str, str]) -> None:
+    manifests = render(helm_env, ["--set", "networkPolicy.enabled=true"])
+    in_cluster: list[dict[str, Any]] = [{"namespaceSelector": {}}]
+    assert ingress_by_port(one(manifests, "NetworkPolicy", "indicators")) == {
+        "grpc": None,
+        "metrics": in_cluster,
+    }
+    assert ingress_by_port(one(manifests, "NetworkPolicy", "indicators-worker")) == {
+        "metrics": in_cluster
+    }
+
+
+def test_indicators_metrics_from_the_given_peers(production: list[Manifest]) -> None:
+    peers = PRODUCTION_VALUES["networkPolicy"]["metricsFrom"]
+    for component in ("indicators", "indicators-worker"):
+        policy = one(production, "NetworkPolicy", component)
+        assert ingress_by_port(policy)["metrics"] == peers, component
+        assert "Egress" in policy["spec"]["policyTypes"]
+
+
+def test_indicators_tls_without_its_secret_is_refused(helm_env: dict[str, str]) -> None:
+    result = template(helm_env, ["--set", "indicators.tls.enabled=true"])
+    assert result.returncode != 0
+    assert "indicators.tls.existingSecret is required" in result.stderr
+
+
 # --- NOTES.txt ---------------------------------------------------------------------------------
 
 
@@ -699,6 +821,8 @@ def test_notes_explain_the_secrets_and_warn(helm_env: dict[str, str], tmp_path: 
     assert "plaintext gRPC" in notes
     assert "the complaints service serves plaintext gRPC" in notes
     assert "pcm-pcm-monitoring-complaints.pcm.svc:50052" in notes
+    assert "the indicators service serves plaintext gRPC" in notes
+    assert "pcm-pcm-monitoring-indicators.pcm.svc:50053" in notes
 
 
 def test_notes_warn_about_a_complaints_worker_without_standby(
@@ -706,3 +830,13 @@ def test_notes_warn_about_a_complaints_worker_without_standby(
 ) -> None:
     notes = render_notes(helm_env, tmp_path, ["--set", "complaintsWorker.replicaCount=1"])
     assert "no standby takes over the outbox relay" in notes
+
+
+def test_notes_warn_about_an_indicators_worker_without_standby(
+    helm_env: dict[str, str], tmp_path: Path
+) -> None:
+    notes = render_notes(helm_env, tmp_path, ["--set", "indicatorsWorker.replicaCount=1"])
+    assert "indicatorsWorker.replicaCount is 1" in notes
+    assert "complaintsWorker.replicaCount" not in notes
+    notes = render_notes(helm_env, tmp_path / "none", ["--set", "indicatorsWorker.replicaCount=0"])
+    assert "WARNING: indicatorsWorker.replicaCount is 0: no indicator value reaches Kafka" in notes
