@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     step(2, f"issuing a token for each of the {len(catalogues.entities)} catalogue entities")
     tokens = issue_tokens(settings, catalogues)
 
-    step(3, "starting pcm-intake, pcm-complaints (service and worker) and pcm-processor")
+    step(3, "starting pcm-intake, pcm-complaints, pcm-indicators (with workers), pcm-processor")
     services = start_services(processor, args.out)
     try:
         seed = args.seed if args.seed is not None else int(time.time())
