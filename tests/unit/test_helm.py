@@ -443,24 +443,27 @@ def test_token_store_is_a_mounted_secret_folder(production: list[Manifest]) -> N
     assert env_of(container)["PCM_TOKEN_FILE"]["value"] == mount["mountPath"] + "/tokens.json"
 
 
-def test_intake_service_reaches_the_intake_pods(production: list[Manifest]) -> None:
-    service = one(production, "Service", "intake")
-    deployment = one(production, "Deployment", "intake")
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_intake_service_carries_grpc_only(rendered: dict[str, list[Manifest]], name: str) -> None:
+    # /metrics has per-entity series: never on a Service that may face outside the cluster.
+    service = one(rendered[name], "Service", "intake")
+    deployment = one(rendered[name], "Deployment", "intake")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert service["spec"]["selector"].items() <= labels.items()
     container_ports = {
         p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]
     }
-    assert (
-        {p["targetPort"] for p in service["spec"]["ports"]}
-        == container_ports
-        == {
-            "grpc",
-            "metrics",
-        }
-    )
+    assert container_ports == {"grpc", "metrics"}  # the pod still serves /metrics
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("grpc", 50051, "grpc")
+    ]
+
+
+def test_intake_service_is_a_restricted_load_balancer(production: list[Manifest]) -> None:
+    service = one(production, "Service", "intake")
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["loadBalancerSourceRanges"] == ["190.0.0.0/8"]
+    assert service["spec"]["externalTrafficPolicy"] == "Local"
 
 
 # --- processor, migrations, catalogues ---------------------------------------------------------
@@ -790,6 +793,80 @@ def test_indicators_tls_without_its_secret_is_refused(helm_env: dict[str, str]) 
     result = template(helm_env, ["--set", "indicators.tls.enabled=true"])
     assert result.returncode != 0
     assert "indicators.tls.existingSecret is required" in result.stderr
+
+
+# --- metrics stay inside the cluster -----------------------------------------------------------
+
+
+def metrics_ports(manifests: list[Manifest]) -> set[int]:
+    """Every metrics port the pods of the chart serve, by number."""
+    return {
+        port["containerPort"]
+        for _, pod in pod_specs(manifests)
+        for container in containers(pod)
+        for port in container.get("ports", [])
+        if port["name"] == "metrics"
+    }
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_no_service_exposes_a_metrics_port(rendered: dict[str, list[Manifest]], name: str) -> None:
+    manifests = rendered[name]
+    metrics = metrics_ports(manifests)
+    assert len(metrics) == len(COMPONENTS)  # one metrics port per component, all served
+    services = [m for m in manifests if m["kind"] == "Service"]
+    assert services
+    for service in services:
+        where = service["metadata"]["name"]
+        for port in service["spec"]["ports"]:
+            assert port["name"] != "metrics", where
+            assert port["targetPort"] != "metrics", where
+            assert port["port"] not in metrics, where
+            assert port["targetPort"] not in metrics, where
+
+
+def test_load_balancers_expose_grpc_ports_only(production: list[Manifest]) -> None:
+    # Only what entities push to faces outside the cluster, from the allowed ranges.
+    balancers = {
+        m["metadata"]["labels"]["app.kubernetes.io/component"]: m
+        for m in production
+        if m["kind"] == "Service" and m["spec"]["type"] == "LoadBalancer"
+    }
+    assert set(balancers) == {"intake", "complaints", "indicators"}
+    for component, service in balancers.items():
+        assert service["spec"]["loadBalancerSourceRanges"] == ["190.0.0.0/8"], component
+        ports = service["spec"]["ports"]
+        assert [(p["name"], p["targetPort"], p["appProtocol"]) for p in ports] == [
+            ("grpc", "grpc", "grpc")
+        ], component
+
+
+def test_metrics_only_from_the_cluster_by_default(helm_env: dict[str, str]) -> None:
+    # Without metricsFrom: every pod of every namespace, nothing from outside the cluster (a rule
+    # without `from` would admit every source).
+    manifests = render(helm_env, ["--set", "networkPolicy.enabled=true"])
+    in_cluster: list[dict[str, Any]] = [{"namespaceSelector": {}}]
+    policies = {
+        m["metadata"]["labels"]["app.kubernetes.io/component"]: m
+        for m in manifests
+        if m["kind"] == "NetworkPolicy"
+    }
+    assert set(policies) == set(COMPONENTS)
+    for component, policy in policies.items():
+        assert ingress_by_port(policy)["metrics"] == in_cluster, component
+    assert ingress_by_port(policies["intake"]) == {
+        "grpc": None,  # entities push from anywhere
+        "metrics": in_cluster,
+    }
+    assert ingress_by_port(policies["processor"]) == {"metrics": in_cluster}
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+def test_metrics_from_the_given_peers(production: list[Manifest], component: str) -> None:
+    peers = PRODUCTION_VALUES["networkPolicy"]["metricsFrom"]
+    policy = one(production, "NetworkPolicy", component)
+    assert ingress_by_port(policy)["metrics"] == peers
+    assert "Egress" in policy["spec"]["policyTypes"]
 
 
 # --- NOTES.txt ---------------------------------------------------------------------------------
