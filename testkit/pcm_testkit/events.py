@@ -196,6 +196,9 @@ def survey_collection(entity_id: str = "RENIEC", **overrides: Any) -> survey_pb2
         "interactions": 1_200,
         "offered": 300,
         "responses": 96,
+        "questionnaire_version": "NT002-2021-v1",
+        "mode": "IN_PERSON",
+        "language": "SPANISH",
     }
     return build(survey_pb2.SurveyCollection, defaults, overrides)
 

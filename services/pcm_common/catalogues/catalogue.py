@@ -18,6 +18,7 @@ from .models import (
     Driver,
     Entity,
     Indicator,
+    JourneyStage,
     Kpi,
     KpiParameter,
     LikertScale,
@@ -86,6 +87,8 @@ class Catalogues:
     tupa_terms: tuple[TupaTerm, ...]
     """Versions of procedures' legal terms (tupa_terms.csv), ordered by ``valid_from``."""
     calendar: BusinessCalendar
+    journey_stages: tuple[JourneyStage, ...] = ()
+    """Stages of the citizen's journey a survey may be about (drivers.yaml ``stages``)."""
     _channels: Mapping[str, Channel] = field(init=False, repr=False)
     _drivers: Mapping[str, Driver] = field(init=False, repr=False)
     _kpis: Mapping[str, Kpi] = field(init=False, repr=False)

@@ -24,6 +24,7 @@ from .models import (
     Entity,
     Fn,
     Indicator,
+    JourneyStage,
     Kpi,
     KpiParameter,
     LikertScale,
@@ -56,6 +57,7 @@ class Parsed:
     levels: list[Located[ChannelLevel]]
     likert: LikertScale
     drivers: list[Located[Driver]]
+    journey_stages: list[Located[JourneyStage]]
     kpis: list[Located[Kpi]]
     kpi_parameters: tuple[KpiParameter, ...]
     procedure_rules: ProcedureRules
@@ -77,6 +79,7 @@ def check_all(parsed: Parsed) -> list[Kpi]:
     """Run every rule; return the KPIs with the per-driver ones derived (checked for clashes)."""
     channels = _check_channels(parsed)
     drivers = unique(parsed.drivers, "code", lambda d: d.code)
+    unique(parsed.journey_stages, "code", lambda s: s.code)
     kpis = _check_kpis(parsed, [d.value for d in drivers.values()])
     _check_standards(parsed, kpis, {level.value.rank for level in parsed.levels})
     regions = unique(parsed.regions, "code", lambda r: r.code)

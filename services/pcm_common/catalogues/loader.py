@@ -100,6 +100,7 @@ def _parse(root: Path) -> Parsed:
         levels=located(channels_path, channels.levels, channels_raw.get("levels")),
         likert=drivers.scale,
         drivers=located(drivers_path, drivers.drivers, drivers_raw.get("drivers")),
+        journey_stages=located(drivers_path, drivers.stages, drivers_raw.get("stages")),
         kpis=located(kpis_path, kpis.kpis, kpis_raw.get("kpis")),
         kpi_parameters=kpis.parameters,
         procedure_rules=kpis.procedure_rules,
@@ -196,4 +197,5 @@ def _build(root: Path, parsed: Parsed, kpis: Sequence[Kpi]) -> Catalogues:
         calendar=calendar,
         tax_calendar=tax_calendar,
         offices=tuple(item.value for item in parsed.offices),
+        journey_stages=tuple(item.value for item in parsed.journey_stages),
     )

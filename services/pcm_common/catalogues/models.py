@@ -164,9 +164,18 @@ class Driver(Record):
     question: Text | None = None
 
 
+class JourneyStage(Record):
+    """A stage of the citizen's journey a survey collection is about (SurveyCollection.stage)."""
+
+    code: Code
+    name: Text
+    description: Text
+
+
 class DriversFile(CatalogueFile):
     scale: LikertScale
     drivers: tuple[Driver, ...] = Field(min_length=1)
+    stages: tuple[JourneyStage, ...] = Field(min_length=1)
 
 
 # --- kpis.yaml ------------------------------------------------------------------------------

@@ -25,17 +25,23 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epcm/monitoring/v1/survey.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9e\x02\n\x10SurveyCollection\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x15\n\rcollection_id\x18\x03 \x01(\t\x12\x12\n\nservice_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\r\n\x05stage\x18\x06 \x01(\t\x12\x30\n\x0cperiod_start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cinteractions\x18\t \x01(\x04\x12\x0f\n\x07offered\x18\n \x01(\x04\x12\x11\n\tresponses\x18\x0b \x01(\x04\",\n\x0b\x44riverScore\x12\x0e\n\x06\x64river\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\r\"\xe7\x01\n\x0eSurveyResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x15\n\rcollection_id\x18\x03 \x01(\t\x12\x13\n\x0bresponse_id\x18\x04 \x01(\t\x12\x12\n\nservice_id\x18\x05 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12/\n\x0b\x61nswered_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x06scores\x18\x08 \x03(\x0b\x32\x1e.pcm.monitoring.v1.DriverScoreb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1epcm/monitoring/v1/survey.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9f\x03\n\x10SurveyCollection\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x15\n\rcollection_id\x18\x03 \x01(\t\x12\x12\n\nservice_id\x18\x04 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x05 \x01(\t\x12\r\n\x05stage\x18\x06 \x01(\t\x12\x30\n\x0cperiod_start\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nperiod_end\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cinteractions\x18\t \x01(\x04\x12\x0f\n\x07offered\x18\n \x01(\x04\x12\x11\n\tresponses\x18\x0b \x01(\x04\x12\x1d\n\x15questionnaire_version\x18\x0c \x01(\t\x12+\n\x04mode\x18\r \x01(\x0e\x32\x1d.pcm.monitoring.v1.SurveyMode\x12\x33\n\x08language\x18\x0e \x01(\x0e\x32!.pcm.monitoring.v1.SurveyLanguage\"]\n\x0b\x44riverScore\x12\x0e\n\x06\x64river\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\r\x12/\n\x06status\x18\x03 \x01(\x0e\x32\x1f.pcm.monitoring.v1.AnswerStatus\"\xa9\x02\n\x0eSurveyResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x15\n\rcollection_id\x18\x03 \x01(\t\x12\x13\n\x0bresponse_id\x18\x04 \x01(\t\x12\x12\n\nservice_id\x18\x05 \x01(\t\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12/\n\x0b\x61nswered_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\x06scores\x18\x08 \x03(\x0b\x32\x1e.pcm.monitoring.v1.DriverScore\x12/\n\x07overall\x18\t \x01(\x0b\x32\x1e.pcm.monitoring.v1.DriverScore\x12\x0f\n\x07\x63omment\x18\n \x01(\t*\x85\x01\n\nSurveyMode\x12\x1b\n\x17SURVEY_MODE_UNSPECIFIED\x10\x00\x12\x19\n\x15SURVEY_MODE_IN_PERSON\x10\x01\x12\x15\n\x11SURVEY_MODE_PHONE\x10\x02\x12\x13\n\x0fSURVEY_MODE_WEB\x10\x03\x12\x13\n\x0fSURVEY_MODE_SMS\x10\x04*\xa2\x01\n\x0eSurveyLanguage\x12\x1f\n\x1bSURVEY_LANGUAGE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SURVEY_LANGUAGE_SPANISH\x10\x01\x12\x1b\n\x17SURVEY_LANGUAGE_QUECHUA\x10\x02\x12\x1a\n\x16SURVEY_LANGUAGE_AYMARA\x10\x03\x12\x19\n\x15SURVEY_LANGUAGE_OTHER\x10\x04*\xa1\x01\n\x0c\x41nswerStatus\x12\x1d\n\x19\x41NSWER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41NSWER_STATUS_SCORED\x10\x01\x12\x1b\n\x17\x41NSWER_STATUS_NOT_ASKED\x10\x02\x12\x19\n\x15\x41NSWER_STATUS_SKIPPED\x10\x03\x12 \n\x1c\x41NSWER_STATUS_DOES_NOT_APPLY\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pcm.monitoring.v1.survey_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_SURVEYMODE']._serialized_start=900
+  _globals['_SURVEYMODE']._serialized_end=1033
+  _globals['_SURVEYLANGUAGE']._serialized_start=1036
+  _globals['_SURVEYLANGUAGE']._serialized_end=1198
+  _globals['_ANSWERSTATUS']._serialized_start=1201
+  _globals['_ANSWERSTATUS']._serialized_end=1362
   _globals['_SURVEYCOLLECTION']._serialized_start=87
-  _globals['_SURVEYCOLLECTION']._serialized_end=373
-  _globals['_DRIVERSCORE']._serialized_start=375
-  _globals['_DRIVERSCORE']._serialized_end=419
-  _globals['_SURVEYRESPONSE']._serialized_start=422
-  _globals['_SURVEYRESPONSE']._serialized_end=653
+  _globals['_SURVEYCOLLECTION']._serialized_end=502
+  _globals['_DRIVERSCORE']._serialized_start=504
+  _globals['_DRIVERSCORE']._serialized_end=597
+  _globals['_SURVEYRESPONSE']._serialized_start=600
+  _globals['_SURVEYRESPONSE']._serialized_end=897
 # @@protoc_insertion_point(module_scope)

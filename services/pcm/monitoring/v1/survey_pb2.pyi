@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,6 +19,82 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SurveyMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SurveyModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SurveyMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SURVEY_MODE_UNSPECIFIED: _SurveyMode.ValueType  # 0
+    SURVEY_MODE_IN_PERSON: _SurveyMode.ValueType  # 1
+    SURVEY_MODE_PHONE: _SurveyMode.ValueType  # 2
+    SURVEY_MODE_WEB: _SurveyMode.ValueType  # 3
+    SURVEY_MODE_SMS: _SurveyMode.ValueType  # 4
+
+class SurveyMode(_SurveyMode, metaclass=_SurveyModeEnumTypeWrapper):
+    """How the survey was administered."""
+
+SURVEY_MODE_UNSPECIFIED: SurveyMode.ValueType  # 0
+SURVEY_MODE_IN_PERSON: SurveyMode.ValueType  # 1
+SURVEY_MODE_PHONE: SurveyMode.ValueType  # 2
+SURVEY_MODE_WEB: SurveyMode.ValueType  # 3
+SURVEY_MODE_SMS: SurveyMode.ValueType  # 4
+Global___SurveyMode: _TypeAlias = SurveyMode  # noqa: Y015
+
+class _SurveyLanguage:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SurveyLanguageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SurveyLanguage.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SURVEY_LANGUAGE_UNSPECIFIED: _SurveyLanguage.ValueType  # 0
+    SURVEY_LANGUAGE_SPANISH: _SurveyLanguage.ValueType  # 1
+    SURVEY_LANGUAGE_QUECHUA: _SurveyLanguage.ValueType  # 2
+    SURVEY_LANGUAGE_AYMARA: _SurveyLanguage.ValueType  # 3
+    SURVEY_LANGUAGE_OTHER: _SurveyLanguage.ValueType  # 4
+
+class SurveyLanguage(_SurveyLanguage, metaclass=_SurveyLanguageEnumTypeWrapper):
+    """Language the survey was answered in."""
+
+SURVEY_LANGUAGE_UNSPECIFIED: SurveyLanguage.ValueType  # 0
+SURVEY_LANGUAGE_SPANISH: SurveyLanguage.ValueType  # 1
+SURVEY_LANGUAGE_QUECHUA: SurveyLanguage.ValueType  # 2
+SURVEY_LANGUAGE_AYMARA: SurveyLanguage.ValueType  # 3
+SURVEY_LANGUAGE_OTHER: SurveyLanguage.ValueType  # 4
+Global___SurveyLanguage: _TypeAlias = SurveyLanguage  # noqa: Y015
+
+class _AnswerStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AnswerStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AnswerStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ANSWER_STATUS_UNSPECIFIED: _AnswerStatus.ValueType  # 0
+    """Older clients: a score 1..5 is an answer, 0 a skipped question."""
+    ANSWER_STATUS_SCORED: _AnswerStatus.ValueType  # 1
+    ANSWER_STATUS_NOT_ASKED: _AnswerStatus.ValueType  # 2
+    """The questionnaire did not ask it (not counted anywhere)."""
+    ANSWER_STATUS_SKIPPED: _AnswerStatus.ValueType  # 3
+    """Asked, and the person gave no answer."""
+    ANSWER_STATUS_DOES_NOT_APPLY: _AnswerStatus.ValueType  # 4
+    """Asked, and the person said it does not apply to their case."""
+
+class AnswerStatus(_AnswerStatus, metaclass=_AnswerStatusEnumTypeWrapper):
+    """What happened to one question: answered on the scale, or one of the three ways of not
+    answering, kept apart from each other and from low scores.
+    """
+
+ANSWER_STATUS_UNSPECIFIED: AnswerStatus.ValueType  # 0
+"""Older clients: a score 1..5 is an answer, 0 a skipped question."""
+ANSWER_STATUS_SCORED: AnswerStatus.ValueType  # 1
+ANSWER_STATUS_NOT_ASKED: AnswerStatus.ValueType  # 2
+"""The questionnaire did not ask it (not counted anywhere)."""
+ANSWER_STATUS_SKIPPED: AnswerStatus.ValueType  # 3
+"""Asked, and the person gave no answer."""
+ANSWER_STATUS_DOES_NOT_APPLY: AnswerStatus.ValueType  # 4
+"""Asked, and the person said it does not apply to their case."""
+Global___AnswerStatus: _TypeAlias = AnswerStatus  # noqa: Y015
 
 @_typing.final
 class SurveyCollection(_message.Message):
@@ -38,6 +115,9 @@ class SurveyCollection(_message.Message):
     INTERACTIONS_FIELD_NUMBER: _builtins.int
     OFFERED_FIELD_NUMBER: _builtins.int
     RESPONSES_FIELD_NUMBER: _builtins.int
+    QUESTIONNAIRE_VERSION_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     entity_id: _builtins.str
     collection_id: _builtins.str
@@ -48,6 +128,10 @@ class SurveyCollection(_message.Message):
     interactions: _builtins.int
     offered: _builtins.int
     responses: _builtins.int
+    questionnaire_version: _builtins.str
+    """Version of the questionnaire the entity used (its own code, e.g. "NT002-2021-v2")."""
+    mode: Global___SurveyMode.ValueType
+    language: Global___SurveyLanguage.ValueType
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -66,10 +150,13 @@ class SurveyCollection(_message.Message):
         interactions: _builtins.int = ...,
         offered: _builtins.int = ...,
         responses: _builtins.int = ...,
+        questionnaire_version: _builtins.str = ...,
+        mode: Global___SurveyMode.ValueType = ...,
+        language: Global___SurveyLanguage.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "collection_id", b"collection_id", "entity_id", b"entity_id", "event_id", b"event_id", "interactions", b"interactions", "offered", b"offered", "period_end", b"period_end", "period_start", b"period_start", "responses", b"responses", "service_id", b"service_id", "stage", b"stage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "collection_id", b"collection_id", "entity_id", b"entity_id", "event_id", b"event_id", "interactions", b"interactions", "language", b"language", "mode", b"mode", "offered", b"offered", "period_end", b"period_end", "period_start", b"period_start", "questionnaire_version", b"questionnaire_version", "responses", b"responses", "service_id", b"service_id", "stage", b"stage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -83,19 +170,22 @@ class DriverScore(_message.Message):
 
     DRIVER_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
     driver: _builtins.str
     """Driver code from catalogues/drivers.yaml (TRATO_PROFESIONAL, INFORMACION, TIEMPO, ...)."""
     score: _builtins.int
-    """1..5; 0 means "no answer" for this driver."""
+    """1..5 with ANSWER_STATUS_SCORED; 0 otherwise."""
+    status: Global___AnswerStatus.ValueType
     def __init__(
         self,
         *,
         driver: _builtins.str = ...,
         score: _builtins.int = ...,
+        status: Global___AnswerStatus.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["driver", b"driver", "score", b"score"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["driver", b"driver", "score", b"score", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -115,16 +205,26 @@ class SurveyResponse(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     ANSWERED_AT_FIELD_NUMBER: _builtins.int
     SCORES_FIELD_NUMBER: _builtins.int
+    OVERALL_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     entity_id: _builtins.str
     collection_id: _builtins.str
     response_id: _builtins.str
     service_id: _builtins.str
     channel: _builtins.str
+    comment: _builtins.str
+    """Free text. It may hold personal data: kept for the entity's own reading only, never in logs,
+    metrics, KPIs or national exports.
+    """
     @_builtins.property
     def answered_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def scores(self) -> _containers.RepeatedCompositeFieldContainer[Global___DriverScore]: ...
+    @_builtins.property
+    def overall(self) -> Global___DriverScore:
+        """Overall satisfaction, on the same scale (its `driver` is left empty)."""
+
     def __init__(
         self,
         *,
@@ -136,10 +236,12 @@ class SurveyResponse(_message.Message):
         channel: _builtins.str = ...,
         answered_at: _timestamp_pb2.Timestamp | None = ...,
         scores: _abc.Iterable[Global___DriverScore] | None = ...,
+        overall: Global___DriverScore | None = ...,
+        comment: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at", "overall", b"overall"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at", "channel", b"channel", "collection_id", b"collection_id", "entity_id", b"entity_id", "event_id", b"event_id", "response_id", b"response_id", "scores", b"scores", "service_id", b"service_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_at", b"answered_at", "channel", b"channel", "collection_id", b"collection_id", "comment", b"comment", "entity_id", b"entity_id", "event_id", b"event_id", "overall", b"overall", "response_id", b"response_id", "scores", b"scores", "service_id", b"service_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
