@@ -151,8 +151,10 @@ def measure(
     make_batches: Callable[[str, int, int], list[Batch]],
     seconds: float,
     batch: int,
+    setup: Callable[[str, dict[str, str]], None] | None = None,
 ) -> int:
-    """Run the benchmark in topics and databases of its own; print its figures."""
+    """Run the benchmark in topics and databases of its own; print its figures. ``setup``
+    (target, token per entity) runs once the service serves, before anything is timed."""
     with isolated("bench") as settings:
         token_file = Path(tempfile.mkdtemp()) / "tokens.json"
         store = TokenStore(token_file)
@@ -180,6 +182,8 @@ def measure(
         worker = start(service.module, "work", env)
         try:
             wait_serving(server, service.port)
+            if setup is not None:
+                setup(f"127.0.0.1:{service.port}", dict(zip(entities, tokens, strict=True)))
             push_for(service, 5, warm, tokens)
             reader = TopicReader(settings.kafka_bootstrap, topic)
             reader.start()

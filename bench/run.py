@@ -21,6 +21,7 @@ BENCHMARKS = [
     "intake_bench.py",
     "complaints_bench.py",
     "indicators_bench.py",
+    "surveys_bench.py",
     "processor_bench.py",
     "national_bench.py",
 ]
@@ -162,6 +163,20 @@ FIGURES: tuple[Figure, ...] = (
         "values/s",
         rf"values\s*:\s*{NUMBER} values/s",
         True,
+    ),
+    (
+        "surveys_bench",
+        "survey responses",
+        "responses/s",
+        rf"responses\s*:\s*{NUMBER} responses/s",
+        True,
+    ),
+    (
+        "surveys_bench",
+        "survey outbox -> Kafka p95",
+        "ms",
+        rf"outbox -> Kafka:.*p95\s+{NUMBER} ms",
+        False,
     ),
     (
         "indicators_bench",

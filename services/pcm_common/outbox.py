@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -268,6 +268,29 @@ class OutboxWorker:
             pass
 
 
+class OutboxWorkers:
+    """Several outboxes of one service (one per published domain) relayed by one process: a
+    leader loop each, stopped together."""
+
+    def __init__(self, workers: Sequence[OutboxWorker]) -> None:
+        self.workers = list(workers)
+        self.stopping = threading.Event()
+        for worker in self.workers:
+            worker.stopping = self.stopping
+
+    def run(self) -> None:
+        others = [threading.Thread(target=w.run, daemon=True) for w in self.workers[1:]]
+        for thread in others:
+            thread.start()
+        self.workers[0].run()
+        for thread in others:
+            thread.join(30)
+
+    def work_once(self) -> None:
+        for worker in self.workers:
+            worker.work_once()
+
+
 def outbox_worker(
     settings: Settings,
     name: str,
@@ -298,7 +321,9 @@ def outbox_worker(
     )
 
 
-def run_worker(settings: Settings, build: Callable[[], OutboxWorker], metrics_port: int) -> None:
+def run_worker(
+    settings: Settings, build: Callable[[], OutboxWorker | OutboxWorkers], metrics_port: int
+) -> None:
     """Prepare topics and tables, serve /metrics, then work until SIGTERM."""
     # Imported here: pcm_common.startup imports the migration groups of every service.
     import signal
@@ -322,18 +347,19 @@ def run_worker(settings: Settings, build: Callable[[], OutboxWorker], metrics_po
 
 class BookSink:
     """The push kit's last step for a service whose store is a PostgreSQL book (its state and
-    its outbox): one transaction per call, ``record(entity_id, outcome)``. An unreachable
+    its outbox): one transaction per call, by the recorder of the call's domain
+    (``recorders[domain](entity_id, outcome)``). An unreachable
     database, or a transaction it cannot serialize, refuses the whole call (UNAVAILABLE,
     ``ERROR_REASON_STORE_UNAVAILABLE``): nothing was stored."""
 
     def __init__(
         self,
-        record: Callable[[str, Any], None],
+        recorders: Mapping[str, Callable[[str, Any], None]],
         connections: Connections,
         errors: Counter,
         what: str,
     ) -> None:
-        self._record = record
+        self._recorders = recorders
         self._connections = connections
         self._errors = errors
         self._what = what
@@ -345,7 +371,7 @@ class BookSink:
         if not outcome.accepted:
             return
         try:
-            self._record(entity_id, outcome)
+            self._recorders[domain](entity_id, outcome)
         except (psycopg.OperationalError, psycopg.errors.SerializationFailure) as error:
             self._errors.inc()
             log.warning(

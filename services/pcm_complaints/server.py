@@ -46,7 +46,9 @@ def lifecycle(settings: ComplaintsSettings) -> tuple[Lifecycle, PushKit]:
     kit = PushKit(
         push_limits(settings, "complaints"),
         token_store(settings),
-        BookSink(book.record, book_connections, STORE_ERRORS, "complaint book"),
+        BookSink(
+            {domains.COMPLAINT.name: book.record}, book_connections, STORE_ERRORS, "complaint book"
+        ),
         METRICS,
     )
     servicer = ComplaintsServicer(kit, ComplaintCatalogue.of(catalogues), book)

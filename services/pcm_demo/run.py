@@ -48,6 +48,7 @@ from pcm_indicators.client import IndicatorsClient
 from pcm_intake.client import IntakeClient
 from pcm_processor.domain.registry import DOMAINS, fact_domain
 from pcm_processor.settings import ProcessorSettings
+from pcm_surveys.client import SurveysClient
 from pcm_testkit.generator import Dataset, Generator
 from prometheus_client import Gauge
 from prometheus_client.parser import text_string_to_metric_families
@@ -60,12 +61,14 @@ REPO = Path(__file__).resolve().parents[2]
 INTAKE_TARGET = "127.0.0.1:50051"
 COMPLAINTS_TARGET = "127.0.0.1:50052"
 INDICATORS_TARGET = "127.0.0.1:50053"
+SURVEYS_TARGET = "127.0.0.1:50054"
 COMPLAINTS_WORKER_METRICS = "http://127.0.0.1:9104/metrics"
 # The push service of each gRPC service name (domains.PushRpc.service), and where it listens.
 CLIENTS: dict[str, tuple[type[PushClient], str]] = {
     "IntakeService": (IntakeClient, INTAKE_TARGET),
     "ComplaintsService": (ComplaintsClient, COMPLAINTS_TARGET),
     "IndicatorsService": (IndicatorsClient, INDICATORS_TARGET),
+    "SurveysService": (SurveysClient, SURVEYS_TARGET),
 }
 BATCH = 500
 # The processor reports its lag this often: the demo sees it caught up within about a second.
@@ -117,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     step(2, f"issuing a token for each of the {len(catalogues.entities)} catalogue entities")
     tokens = issue_tokens(settings, catalogues)
 
-    step(3, "starting pcm-intake, pcm-complaints, pcm-indicators (with workers), pcm-processor")
+    step(3, "starting intake, complaints, indicators, surveys (with workers), processor")
     services = start_services(processor, args.out)
     try:
         seed = args.seed if args.seed is not None else int(time.time())
@@ -134,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         report(settings, catalogues, args.out)
         overdue_report(settings)
         indicators_report(settings)
+        surveys_report(settings)
     finally:
         if not args.keep_running:
             step(7, "stopping the services")
@@ -207,6 +211,8 @@ def start_services(processor: ProcessorSettings, out: Path) -> list[subprocess.P
         ("complaints-worker", "pcm_complaints.cli work"),
         ("indicators", "pcm_indicators.cli serve"),
         ("indicators-worker", "pcm_indicators.cli work"),
+        ("surveys", "pcm_surveys.cli serve"),
+        ("surveys-worker", "pcm_surveys.cli work"),
         ("processor", "pcm_processor.cli worker"),
     ):
         log = (out / f"{name}.log").open("wb")
@@ -219,7 +225,7 @@ def start_services(processor: ProcessorSettings, out: Path) -> list[subprocess.P
             )
         )
         print(f"      {name}: pid {started[-1].pid}, log {out / f'{name}.log'}")
-    for target in (INTAKE_TARGET, COMPLAINTS_TARGET, INDICATORS_TARGET):
+    for target in (INTAKE_TARGET, COMPLAINTS_TARGET, INDICATORS_TARGET, SURVEYS_TARGET):
         serving = functools.partial(is_serving, target)
         wait_until(serving, 60, f"{target} did not become healthy", started, out)
     return started
@@ -407,3 +413,18 @@ def indicators_report(settings: Settings) -> None:
     shown = ", ".join(f"{count:,} {status.lower()}" for status, count, _ in rows)
     entities = max((row[2] for row in rows), default=0)
     print(f"\n      Indicator values reported by {entities} entities: {shown}")
+
+
+def surveys_report(settings: Settings) -> None:
+    """What the survey books hold: collections, responses, responses beyond those offered."""
+    with connect_postgres(settings) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM survey_collections), count(*), "
+            "count(*) FILTER (WHERE beyond_offered), count(DISTINCT entity_id) "
+            "FROM survey_responses"
+        ).fetchone()
+    collections, responses, beyond, entities = row if row else (0, 0, 0, 0)
+    print(
+        f"      Survey collections: {collections:,}; responses: {responses:,} at {entities} "
+        f"entities ({beyond:,} beyond the people offered, flagged)"
+    )

@@ -39,7 +39,9 @@ def lifecycle(settings: IndicatorsSettings) -> tuple[Lifecycle, PushKit]:
     kit = PushKit(
         push_limits(settings, "indicators"),
         token_store(settings),
-        BookSink(book.report, connections, STORE_ERRORS, "indicator book"),
+        BookSink(
+            {domains.INDICATOR_VALUE.name: book.report}, connections, STORE_ERRORS, "indicator book"
+        ),
         METRICS,
     )
     rules = IndicatorRules(catalogues, settings.indicators_time_zone)

@@ -34,6 +34,7 @@ from pcm.monitoring.v1 import (
     envelope_pb2,
     indicator_pb2,
     procedure_pb2,
+    survey_pb2,
 )
 from pcm_common import domains
 from pcm_common.catalogues import Catalogues, Entity, Service, ServiceKind
@@ -70,6 +71,10 @@ COMPLAINT_DRIVERS = ("TIEMPO", "TRATO_PROFESIONAL", "INFORMACION", "RESULTADO", 
 ATTENTION, PROCEDURE_STAGE = domains.ATTENTION.name, domains.PROCEDURE_STAGE.name
 COMPLAINT = domains.COMPLAINT.name
 INDICATOR_VALUE = domains.INDICATOR_VALUE.name
+SURVEY_COLLECTION = domains.SURVEY_COLLECTION.name
+SURVEY_RESPONSE = domains.SURVEY_RESPONSE.name
+SURVEY_OFFERED_SHARE = 0.25
+SURVEY_RESPONSE_RATE = 0.35
 CORRECTED_SHARE = 0.1
 """Share of indicator reports sent again corrected (the first one stays in the history)."""
 Kind = attention_pb2.AttentionEventKind
@@ -194,7 +199,58 @@ class Generator:
                 self._business_day(data, profile, day, scale, cutoff)
             self._complaints(data, profile, now, scale, cutoff)
             data.of(INDICATOR_VALUE)[profile.entity_id] = self._indicators(profile, now)
+            collection, responses = self._survey(profile, business_days, scale, cutoff)
+            data.of(SURVEY_COLLECTION)[profile.entity_id] = [collection]
+            data.of(SURVEY_RESPONSE)[profile.entity_id] = responses
         return data
+
+    def _survey(
+        self, profile: Profile, days: list[dt.date], scale: float, cutoff: int
+    ) -> tuple[Message, list[Message]]:
+        """One collection over the dataset's days at the counters, and its responses: scores
+        fall as the entity's waits grow (its quality factor), time most of all."""
+        rng = self._rng
+        interactions = max(10, int(profile.daily_tickets * scale * len(days)))
+        offered = max(4, int(interactions * SURVEY_OFFERED_SHARE))
+        start = int(dt.datetime.combine(days[0], OPENING, LIMA).timestamp())
+        end = min(int(dt.datetime.combine(days[-1], CLOSING, LIMA).timestamp()), cutoff - 60)
+        service = profile.attention_services[0].service_id if profile.attention_services else ""
+        collection = events.survey_collection(
+            profile.entity_id,
+            event_id=self._next_id("S"),
+            collection_id=self._next_id(f"ENC-{profile.entity_id}"),
+            service_id=service,
+            period_start=start,
+            period_end=end,
+            interactions=interactions,
+            offered=offered,
+            responses=int(offered * SURVEY_RESPONSE_RATE),
+        )
+        responses: list[Message] = []
+        for _ in range(collection.responses):
+            scores = []
+            for driver in self._catalogues.drivers:
+                weight = 1.6 if driver.code == "TIEMPO" else 1.0
+                mean = 4.6 - (profile.quality - 0.55) * 1.5 * weight
+                scores.append(
+                    survey_pb2.DriverScore(
+                        driver=driver.code,
+                        score=min(5, max(1, round(rng.gauss(mean, 0.8)))),
+                        status=survey_pb2.ANSWER_STATUS_SCORED,
+                    )
+                )
+            responses.append(
+                events.survey_response(
+                    profile.entity_id,
+                    event_id=self._next_id("R"),
+                    collection_id=collection.collection_id,
+                    response_id=self._next_id("RESP"),
+                    service_id=service,
+                    answered_at=rng.randint(start, end),
+                    scores=scores,
+                )
+            )
+        return collection, responses
 
     def _indicators(self, profile: Profile, now: dt.datetime) -> list[Message]:
         """Last month's value of every catalogue indicator, better at a better entity; some

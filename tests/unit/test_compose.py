@@ -32,6 +32,9 @@ INDICATORS_SERVICES = {
     "indicators": ("clickhouse", "postgres"),
     "indicators-worker": ("kafka", "postgres"),
 }
+# The surveys service needs PostgreSQL only (no ClickHouse, no Kafka); its worker runs the two
+# outbox relays (collections, responses) to Kafka.
+SURVEYS_SERVICES = {"surveys": ("postgres",), "surveys-worker": ("kafka", "postgres")}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|PEPPER|TOKEN|_KEY$", re.IGNORECASE)
 
 
@@ -108,7 +111,12 @@ def test_postgres_password_and_data(compose: dict[str, Any]) -> None:
     postgres = compose["services"]["postgres"]
     password = "${PCM_POSTGRES_PASSWORD:?set PCM_POSTGRES_PASSWORD in .env}"
     assert postgres["environment"]["POSTGRES_PASSWORD"] == password
-    for name in (*PLATFORM_SERVICES, *COMPLAINTS_SERVICES, *INDICATORS_SERVICES):
+    for name in (
+        *PLATFORM_SERVICES,
+        *COMPLAINTS_SERVICES,
+        *INDICATORS_SERVICES,
+        *SURVEYS_SERVICES,
+    ):
         assert compose["services"][name]["environment"]["PCM_POSTGRES_PASSWORD"] == password
     assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
 
@@ -170,6 +178,25 @@ def test_indicators_services_wait_for_what_they_use(compose: dict[str, Any]) -> 
     assert "secrets" not in worker and "ports" not in worker
 
 
+def test_surveys_services_wait_for_what_they_use(compose: dict[str, Any]) -> None:
+    for name, infra in SURVEYS_SERVICES.items():
+        service = compose["services"][name]
+        assert service["image"] == compose["services"]["intake"]["image"]
+        assert {dep: spec["condition"] for dep, spec in service["depends_on"].items()} == {
+            dep: "service_healthy" for dep in infra
+        }, name
+        assert service["environment"]["PCM_POSTGRES_HOST"] == "postgres"
+        assert service["environment"]["PCM_METRICS_HOST"] == "0.0.0.0"
+    serve = compose["services"]["surveys"]
+    assert serve["command"] == ["pcm-surveys", "serve"]
+    assert serve["environment"]["PCM_SURVEYS_ADDRESS"] == "0.0.0.0:50054"
+    assert serve["ports"] == ["127.0.0.1:50054:50054"]
+    assert {secret["target"] for secret in serve["secrets"]} == {"tokens.json"}
+    worker = compose["services"]["surveys-worker"]
+    assert worker["command"] == ["pcm-surveys", "work"]
+    assert "secrets" not in worker and "ports" not in worker
+
+
 def test_push_services_metrics_stay_on_the_compose_network(compose: dict[str, Any]) -> None:
     # Their series carry per-entity labels: Prometheus scrapes them inside the network.
     for name, key in (
@@ -177,6 +204,8 @@ def test_push_services_metrics_stay_on_the_compose_network(compose: dict[str, An
         ("complaints-worker", "PCM_COMPLAINTS_WORKER_METRICS_PORT"),
         ("indicators", "PCM_INDICATORS_METRICS_PORT"),
         ("indicators-worker", "PCM_INDICATORS_WORKER_METRICS_PORT"),
+        ("surveys", "PCM_SURVEYS_METRICS_PORT"),
+        ("surveys-worker", "PCM_SURVEYS_WORKER_METRICS_PORT"),
     ):
         service = compose["services"][name]
         port = str(service["environment"][key])
@@ -199,6 +228,8 @@ def test_prometheus_scrapes_the_compose_services(compose: dict[str, Any]) -> Non
         "complaints-worker:9104",
         "indicators:9105",
         "indicators-worker:9106",
+        "surveys:9107",
+        "surveys-worker:9108",
     } <= set(targets)
     for target in targets:
         host, port = target.rsplit(":", 1)

@@ -12,6 +12,7 @@ from pcm_complaints.validation import ComplaintCatalogue, ComplaintRules
 from pcm_indicators.validation import IndicatorRules
 from pcm_intake.service import declarations
 from pcm_intake.validation import IntakeCatalogue
+from pcm_surveys.validation import CollectionRules, ResponseRules, SurveyCatalogue
 from pcm_testkit.generator import Generator
 
 NOW = datetime(2026, 11, 20, 18, 0, tzinfo=UTC)
@@ -26,7 +27,12 @@ def test_every_generated_event_is_valid_and_the_lifecycle_is_complete() -> None:
         domains.COMPLAINT, ComplaintRules(ComplaintCatalogue.of(catalogues))
     )
     indicators = PushDeclaration(domains.INDICATOR_VALUE, IndicatorRules(catalogues))
-    pushed = (*declarations(IntakeCatalogue.of(catalogues)), complaints, indicators)
+    survey_catalogue = SurveyCatalogue.of(catalogues)
+    surveys = (
+        PushDeclaration(domains.SURVEY_COLLECTION, CollectionRules(survey_catalogue)),
+        PushDeclaration(domains.SURVEY_RESPONSE, ResponseRules(survey_catalogue)),
+    )
+    pushed = (*declarations(IntakeCatalogue.of(catalogues)), complaints, indicators, *surveys)
     assert {d.domain.name for d in pushed} == set(dataset.events)
     for declaration in pushed:
         for entity_id, events in dataset.of(declaration.domain.name).items():

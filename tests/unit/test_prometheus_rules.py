@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-PROM_DIR = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
+REPO = Path(__file__).resolve().parents[2]
+PROM_DIR = REPO / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool")
 
-pytestmark = pytest.mark.skipif(
+needs_promtool = pytest.mark.skipif(
     PROMTOOL is None,
     reason="promtool not installed (Debian package `prometheus`; run `make install-system`)",
 )
@@ -27,12 +30,14 @@ def promtool(*args: str) -> str:
     return output
 
 
+@needs_promtool
 @pytest.mark.parametrize("config", ["prometheus.yml", "prometheus.compose.yml"])
 def test_config_is_valid(config: str) -> None:
     output = promtool("check", "config", config)
     assert "SUCCESS" in output
 
 
+@needs_promtool
 def test_rules_are_valid() -> None:
     rule_files = sorted(str(p.relative_to(PROM_DIR)) for p in (PROM_DIR / "rules").glob("*.yml"))
     assert rule_files, "no rule files in deploy/prometheus/rules"
@@ -40,6 +45,7 @@ def test_rules_are_valid() -> None:
     assert "FAILED" not in output
 
 
+@needs_promtool
 def test_alert_unit_tests_pass() -> None:
     tests = sorted(str(p.relative_to(PROM_DIR)) for p in (PROM_DIR / "tests").glob("*_test.yml"))
     assert tests, "no promtool tests in deploy/prometheus/tests"
@@ -54,3 +60,32 @@ def test_every_alert_has_a_runbook_section() -> None:
         for line in rules_file.read_text().splitlines():
             if "runbook: deploy/prometheus/RUNBOOK.md#" in line:
                 assert line.rsplit("#", 1)[1].strip() in anchors, line
+
+
+def test_outbox_alerts_cover_every_outbox() -> None:
+    # OutboxStuck and OutboxNoWorkerLeader select the workers' series by a metric-name regex
+    # (and one absent() term per leader gauge): every OutboxMetrics set a service declares must
+    # be in them, or its stuck outbox or missing leader goes unnoticed.
+    declared = {
+        match
+        for metrics in (REPO / "services").glob("*/metrics.py")
+        for match in re.findall(r'OutboxMetrics\.declare\("([a-z_]+)"\)', metrics.read_text())
+    }
+    assert {"pcm_surveys_collections", "pcm_surveys_responses"} <= declared
+    rules = yaml.safe_load((PROM_DIR / "rules" / "platform.yml").read_text())
+    exprs = {
+        rule["alert"]: rule["expr"]
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    for alert, suffix in (
+        ("OutboxStuck", "_outbox_oldest_seconds"),
+        ("OutboxNoWorkerLeader", "_leader"),
+    ):
+        selector = re.search(r'__name__=~"pcm_\(([a-z_|]+)\)' + suffix + '"', exprs[alert])
+        assert selector, alert
+        covered = {f"pcm_{name}" for name in selector.group(1).split("|")}
+        assert covered == declared, alert
+    for prefix in declared:
+        assert f"absent({prefix}_leader)" in exprs["OutboxNoWorkerLeader"], prefix

@@ -32,6 +32,8 @@ POSTGRES_GROUPS: tuple[MigrationGroup, ...] = (
     MigrationGroup("complaints", "pcm_complaints.migrations"),
     # The indicator book: reported values with their history, outbox (pcm_indicators).
     MigrationGroup("indicators", "pcm_indicators.migrations"),
+    # The survey book: collections, responses (free text for the entity only), outboxes.
+    MigrationGroup("surveys", "pcm_surveys.migrations"),
 )
 DEFAULT_SCHEMA_TABLE = "public.schema_migrations"
 
