@@ -20,7 +20,7 @@ SERVICE = Service(
     response=surveys_service_pb2.PushSurveyResponsesResponse,
     domain="survey_response",
     unit="responses",
-    # National need: ~2,700 entities × a few hundred responses a day is well under 100/s.
+    # National need: ~2,700 entities times a few hundred responses a day is well under 100/s.
     target=1_000,
     port=50075,
 )

@@ -24,6 +24,7 @@ from pcm_complaints.settings import ComplaintsSettings
 from pcm_indicators.settings import IndicatorsSettings
 from pcm_intake.settings import IntakeSettings
 from pcm_processor.settings import ProcessorSettings
+from pcm_surveys.settings import SurveysSettings
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "pcm-monitoring"
@@ -79,6 +80,12 @@ PRODUCTION_VALUES: dict[str, Any] = {
         "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["190.0.0.0/8"]},
     },
     "indicatorsWorker": {"replicaCount": 3},
+    "surveys": {
+        "replicaCount": 3,
+        "tls": {"enabled": True, "existingSecret": "pcm-surveys-tls"},
+        "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["190.0.0.0/8"]},
+    },
+    "surveysWorker": {"replicaCount": 3},
     "networkPolicy": {
         "enabled": True,
         "metricsFrom": [
@@ -103,6 +110,8 @@ COMPONENTS = (
     "complaints-worker",
     "indicators",
     "indicators-worker",
+    "surveys",
+    "surveys-worker",
 )
 
 
@@ -311,17 +320,19 @@ def test_tls_without_its_secret_is_refused(helm_env: dict[str, str]) -> None:
 def test_default_objects(default: list[Manifest]) -> None:
     assert kinds(default) == [
         "ConfigMap",
-        # intake, processor, complaints, complaints-worker, indicators, indicators-worker
-        *["Deployment"] * 6,
+        # intake, processor, complaints, complaints-worker, indicators, indicators-worker,
+        # surveys, surveys-worker
+        *["Deployment"] * 8,
         "Job",
-        *["PodDisruptionBudget"] * 6,
-        *["Service"] * 3,  # intake, complaints, indicators (the workers have no inbound port)
+        *["PodDisruptionBudget"] * 8,
+        # intake, complaints, indicators, surveys (the workers have no inbound port)
+        *["Service"] * 4,
         "ServiceAccount",
     ]
 
 
 def test_production_objects(production: list[Manifest]) -> None:
-    assert kinds(production).count("NetworkPolicy") == 6
+    assert kinds(production).count("NetworkPolicy") == 8
     assert kinds(production).count("ConfigMap") == 2  # settings + catalogues
     assert one(production, "Deployment", "intake")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "processor")["spec"]["replicas"] == 3
@@ -329,6 +340,8 @@ def test_production_objects(production: list[Manifest]) -> None:
     assert one(production, "Deployment", "complaints-worker")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "indicators")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "indicators-worker")["spec"]["replicas"] == 3
+    assert one(production, "Deployment", "surveys")["spec"]["replicas"] == 3
+    assert one(production, "Deployment", "surveys-worker")["spec"]["replicas"] == 3
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
@@ -372,6 +385,7 @@ def test_env_names_are_platform_settings(
         *ProcessorSettings.model_fields,
         *ComplaintsSettings.model_fields,
         *IndicatorsSettings.model_fields,
+        *SurveysSettings.model_fields,
     }
     known = {f"PCM_{field.upper()}" for field in fields}
     for manifests in rendered.values():
@@ -795,6 +809,96 @@ def test_indicators_tls_without_its_secret_is_refused(helm_env: dict[str, str]) 
     assert "indicators.tls.existingSecret is required" in result.stderr
 
 
+# --- surveys ---------------------------------------------------------------------------------
+
+
+def test_surveys_serve_like_the_indicators_service(default: list[Manifest]) -> None:
+    container = complaints_container(default, "surveys")
+    assert container["command"] == ["pcm-surveys", "serve"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": 50054, "metrics": 9107}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": 50054}, probe
+    env = env_of(container)
+    assert env["PCM_SURVEYS_ADDRESS"]["value"] == "0.0.0.0:50054"
+    assert env["PCM_SURVEYS_METRICS_PORT"]["value"] == "9107"
+    assert env["PCM_POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "pcm-postgres",
+        "key": "password",
+    }
+    # The survey book is all it stores to: no ClickHouse password.
+    assert "PCM_CLICKHOUSE_PASSWORD" not in env
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tokens")
+    assert env["PCM_TOKEN_FILE"]["value"] == mount["mountPath"] + "/tokens.json"
+    assert one(default, "PodDisruptionBudget", "surveys")["spec"]["maxUnavailable"] == 1
+
+
+def test_surveys_worker_relays_with_a_standby(default: list[Manifest]) -> None:
+    deployment = one(default, "Deployment", "surveys-worker")
+    assert deployment["spec"]["replicas"] == 2  # per relay one leads, one waits on its lock
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["pcm-surveys", "work"]
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("metrics", 9108)]
+    env = env_of(container)
+    assert env["PCM_SURVEYS_WORKER_METRICS_PORT"]["value"] == "9108"
+    assert "secretKeyRef" in env["PCM_POSTGRES_PASSWORD"]["valueFrom"]
+    assert not {"PCM_CLICKHOUSE_PASSWORD", "PCM_TOKEN_FILE"} & env.keys()
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    pdb = one(default, "PodDisruptionBudget", "surveys-worker")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert not [
+        m
+        for m in default
+        if m["kind"] == "Service"
+        and m["metadata"]["labels"]["app.kubernetes.io/component"] == "surveys-worker"
+    ]
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_surveys_service_carries_grpc_only(rendered: dict[str, list[Manifest]], name: str) -> None:
+    service = one(rendered[name], "Service", "surveys")
+    deployment = one(rendered[name], "Deployment", "surveys")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("grpc", 50054, "grpc")
+    ]
+
+
+def test_surveys_tls_from_a_secret(production: list[Manifest]) -> None:
+    pod = one(production, "Deployment", "surveys")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls["secret"]["secretName"] == "pcm-surveys-tls"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    env = env_of(container)
+    assert env["PCM_SURVEYS_TLS_CERT"]["value"] == mount["mountPath"] + "/tls.crt"
+    assert env["PCM_SURVEYS_TLS_KEY"]["value"] == mount["mountPath"] + "/tls.key"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"] == {"port": "grpc"}
+    assert one(production, "Service", "surveys")["spec"]["type"] == "LoadBalancer"
+
+
+def test_surveys_metrics_only_from_the_cluster(helm_env: dict[str, str]) -> None:
+    manifests = render(helm_env, ["--set", "networkPolicy.enabled=true"])
+    in_cluster: list[dict[str, Any]] = [{"namespaceSelector": {}}]
+    assert ingress_by_port(one(manifests, "NetworkPolicy", "surveys")) == {
+        "grpc": None,
+        "metrics": in_cluster,
+    }
+    assert ingress_by_port(one(manifests, "NetworkPolicy", "surveys-worker")) == {
+        "metrics": in_cluster
+    }
+
+
+def test_surveys_tls_without_its_secret_is_refused(helm_env: dict[str, str]) -> None:
+    result = template(helm_env, ["--set", "surveys.tls.enabled=true"])
+    assert result.returncode != 0
+    assert "surveys.tls.existingSecret is required" in result.stderr
+
+
 # --- metrics stay inside the cluster -----------------------------------------------------------
 
 
@@ -832,7 +936,7 @@ def test_load_balancers_expose_grpc_ports_only(production: list[Manifest]) -> No
         for m in production
         if m["kind"] == "Service" and m["spec"]["type"] == "LoadBalancer"
     }
-    assert set(balancers) == {"intake", "complaints", "indicators"}
+    assert set(balancers) == {"intake", "complaints", "indicators", "surveys"}
     for component, service in balancers.items():
         assert service["spec"]["loadBalancerSourceRanges"] == ["190.0.0.0/8"], component
         ports = service["spec"]["ports"]
@@ -900,6 +1004,8 @@ def test_notes_explain_the_secrets_and_warn(helm_env: dict[str, str], tmp_path: 
     assert "pcm-pcm-monitoring-complaints.pcm.svc:50052" in notes
     assert "the indicators service serves plaintext gRPC" in notes
     assert "pcm-pcm-monitoring-indicators.pcm.svc:50053" in notes
+    assert "the surveys service serves plaintext gRPC" in notes
+    assert "pcm-pcm-monitoring-surveys.pcm.svc:50054" in notes
 
 
 def test_notes_warn_about_a_complaints_worker_without_standby(
@@ -917,3 +1023,16 @@ def test_notes_warn_about_an_indicators_worker_without_standby(
     assert "complaintsWorker.replicaCount" not in notes
     notes = render_notes(helm_env, tmp_path / "none", ["--set", "indicatorsWorker.replicaCount=0"])
     assert "WARNING: indicatorsWorker.replicaCount is 0: no indicator value reaches Kafka" in notes
+
+
+def test_notes_warn_about_a_surveys_worker_without_standby(
+    helm_env: dict[str, str], tmp_path: Path
+) -> None:
+    notes = render_notes(helm_env, tmp_path, ["--set", "surveysWorker.replicaCount=1"])
+    assert "surveysWorker.replicaCount is 1" in notes
+    assert "indicatorsWorker.replicaCount" not in notes
+    notes = render_notes(helm_env, tmp_path / "none", ["--set", "surveysWorker.replicaCount=0"])
+    assert (
+        "WARNING: surveysWorker.replicaCount is 0: no survey collection or response reaches Kafka"
+        in notes
+    )
