@@ -224,6 +224,24 @@ COMPLAINT_FACTS = FactTable(
     ),
 )
 
+SURVEY_COLLECTION_FACTS = FactTable(
+    "survey_collection_events",
+    (
+        Column("entity_id", "String"),
+        Column("event_id", "String"),
+        Column("collection_id", "String"),
+        Column("service_id", "String"),
+        Column("channel", "String"),
+        Column("stage", "String"),
+        Column("period_start", "DateTime"),
+        Column("period_end", "DateTime"),
+        Column("interactions", "UInt64"),
+        Column("offered", "UInt64"),
+        Column("responses", "UInt64"),
+        *BUCKET_AND_SOURCE_COLUMNS,
+    ),
+)
+
 ATTENTION = EventDomain(
     name="attention",
     message=attention_pb2.AttentionEvent,
@@ -266,6 +284,7 @@ SURVEY_COLLECTION = EventDomain(
     retention_days=30,
     description="Survey collection runs (interactions, offered, responses).",
     push=PushRpc("SurveysService", "PushSurveyCollections"),
+    facts=SURVEY_COLLECTION_FACTS,
 )
 SURVEY_RESPONSE = EventDomain(
     name="survey_response",

@@ -21,7 +21,7 @@ def consumer_group(topic_prefix: str, group: str = DEFAULT_GROUP) -> str:
 
 class ProcessorSettings(Settings):
     processor_domains: str = Field(
-        "attention,procedure_stage,complaint",
+        "attention,procedure_stage,complaint,survey_collection",
         description="Fact domains to consume (comma-separated names of the domain registry).",
     )
     processor_group_id: str = Field(

@@ -168,6 +168,7 @@ class Generator:
             PROCEDURE_STAGE: self._procedure_filed_at,
             # As the complaints service publishes them: with due dates and OVERDUE events.
             COMPLAINT: lambda profile, filed: self._complaint(profile, filed, published=True),
+            SURVEY_COLLECTION: self._collection_ending,
         }
 
     def _profile(self, entity: Entity) -> Profile:
@@ -203,6 +204,25 @@ class Generator:
             data.of(SURVEY_COLLECTION)[profile.entity_id] = [collection]
             data.of(SURVEY_RESPONSE)[profile.entity_id] = responses
         return data
+
+    def _collection_ending(self, profile: Profile, end: int) -> list[Message]:
+        """A week's collection ending at ``end`` (as the surveys service publishes it)."""
+        interactions = self._rng.randint(50, 2_000)
+        offered = int(interactions * self._rng.uniform(0.1, 0.4))
+        return [
+            events.survey_collection(
+                profile.entity_id,
+                event_id=self._next_id("S"),
+                collection_id=self._next_id(f"ENC-{profile.entity_id}"),
+                service_id=profile.attention_services[0].service_id,
+                channel=self._channel(profile.entity),
+                period_start=end - 7 * 86_400,
+                period_end=end,
+                interactions=interactions,
+                offered=offered,
+                responses=int(offered * self._rng.uniform(0.1, 0.6)),
+            )
+        ]
 
     def _survey(
         self, profile: Profile, days: list[dt.date], scale: float, cutoff: int

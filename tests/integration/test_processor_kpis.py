@@ -31,6 +31,7 @@ from pcm_testkit.events import (
     enveloped,
     local_time,
     procedure_stage_event,
+    survey_collection,
 )
 from pcm_testkit.generator import LIMA, Generator
 from pcm_testkit.isolation import isolated
@@ -532,3 +533,30 @@ def test_complaints_open_and_overdue_at_period_close(
             "WHERE grain LIKE 'complaint:%'"
         )
         assert recorded > 0
+
+
+def test_survey_collection_kpis(run: Run, catalogues: Catalogues) -> None:
+    """Two collections ending on 10 Mar: 75 responses of 300 offered out of 1,500 attentions."""
+    end = t(17, 0)
+    collections = [
+        enveloped(
+            survey_collection(
+                "RENIEC",
+                collection_id=code,
+                period_start=end - 7 * 86_400,
+                period_end=end,
+                interactions=interactions,
+                offered=offered,
+                responses=responses,
+            )
+        )
+        for code, interactions, offered, responses in (("E1", 1_000, 200, 50), ("E2", 500, 100, 25))
+    ]
+    run.send("survey_collection", collections)
+    run.send("survey_collection", collections[:1])  # a replay changes nothing
+    run.caught_up()
+    assert run.kpi("SURVEY_RESPONSES", "DAY", DAY10) == 75
+    assert run.kpi("SURVEY_RESPONSE_RATE_PCT", "DAY", DAY10) == 25
+    assert run.kpi("RESPONSES_PER_1000_ATTENTIONS", "DAY", DAY10) == 50
+    assert run.kpi("SURVEY_RESPONSES", "MONTH", MARCH) == 75
+    assert not run.reference_problems(catalogues)

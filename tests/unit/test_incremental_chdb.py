@@ -22,7 +22,13 @@ from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position, Row
 from pcm_processor.domain.kpis import KpiPlan, KpiRow, build_plan
 from pcm_processor.domain.reference import reference_kpis
-from pcm_processor.domain.registry import ATTENTION, COMPLAINT, PROCEDURE_STAGE, FactDomain
+from pcm_processor.domain.registry import (
+    ATTENTION,
+    COMPLAINT,
+    PROCEDURE_STAGE,
+    SURVEY_COLLECTION,
+    FactDomain,
+)
 from pcm_processor.domain.states import StateStore
 from pcm_processor.incremental import IncrementalKpis
 from pcm_testkit.events import local_time
@@ -109,7 +115,9 @@ def last_values(processes: Sequence[Process]) -> dict[Any, KpiRow]:
     return {key: row for key, (_, row) in merged.items()}
 
 
-@pytest.mark.parametrize("domain", [ATTENTION, PROCEDURE_STAGE, COMPLAINT], ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "domain", [ATTENTION, PROCEDURE_STAGE, COMPLAINT, SURVEY_COLLECTION], ids=lambda d: d.name
+)
 def test_batches_with_a_crash_replay_and_evictions_give_the_reference(
     engine: ChdbExecutor, catalogues: Catalogues, domain: FactDomain
 ) -> None:

@@ -22,7 +22,13 @@ from typing import Any
 from google.protobuf.message import Message
 from pcm.monitoring.v1 import envelope_pb2
 from pcm_common.catalogues import BusinessCalendar, Catalogues, Service
-from pcm_common.domains import ATTENTION_FACTS, COMPLAINT_FACTS, PROCEDURE_STAGE_FACTS, Row
+from pcm_common.domains import (
+    ATTENTION_FACTS,
+    COMPLAINT_FACTS,
+    PROCEDURE_STAGE_FACTS,
+    SURVEY_COLLECTION_FACTS,
+    Row,
+)
 from pcm_common.kafka.envelope import PoisonMessage
 from pcm_common.lifecycle import (
     ATTENTION_TIME_ORDER,
@@ -300,4 +306,29 @@ def complaint_row(
         answer_business_days=min(max(to_answer, 0), _UINT16_MAX),
         on_time=int(answered and occurred_on <= due_on),
         **_bucket_and_source(envelope, position, buckets),
+    )
+
+
+def survey_collection_row(
+    envelope: envelope_pb2.EventEnvelope, position: Position, ctx: MappingContext
+) -> Row:
+    """A collection, dated by the end of its period (the surveys service checked its counts)."""
+    event = envelope.survey_collection
+    entity = _entity(envelope, event.entity_id)
+    ctx.view.region(entity)  # unknown entities are refused for every domain alike
+    start = seconds(event, "period_start", required=True)
+    end = seconds(event, "period_end", required=True)
+    return SURVEY_COLLECTION_FACTS.row(
+        entity_id=entity,
+        event_id=_required_id(event.event_id, "event_id"),
+        collection_id=_required_id(event.collection_id, "collection_id"),
+        service_id=event.service_id,
+        channel=event.channel,
+        stage=event.stage,
+        period_start=start,
+        period_end=end,
+        interactions=event.interactions,
+        offered=event.offered,
+        responses=event.responses,
+        **_bucket_and_source(envelope, position, ctx.clock.buckets(end)),
     )

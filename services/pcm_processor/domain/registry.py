@@ -24,6 +24,7 @@ from pcm_processor.domain.facts import (
     attention_row,
     complaint_row,
     procedure_row,
+    survey_collection_row,
 )
 from pcm_processor.domain.fields import (
     AtMost,
@@ -287,6 +288,23 @@ COMPLAINT = FactDomain(
     due_dated=True,
 )
 
+SURVEY_COLLECTION = FactDomain(
+    domain=domains.SURVEY_COLLECTION,
+    mapper=survey_collection_row,
+    dedup_by=("collection_id",),
+    fields=MappingProxyType(
+        {
+            "collection_id": Col("collection_id"),
+            "channel": Col("channel"),
+            "service_id": Col("service_id"),
+            "stage": Col("stage"),
+            "interactions": Col("interactions"),
+            "offered": Col("offered"),
+            "responses": Col("responses"),
+        }
+    ),
+)
+
 ACTIVITY_FACTS = FactTable(
     domains.ACTIVITY,
     (
@@ -366,7 +384,7 @@ ACTIVITY = FactDomain(
 )
 
 DOMAINS: Mapping[str, FactDomain] = MappingProxyType(
-    {domain.name: domain for domain in (ATTENTION, PROCEDURE_STAGE, COMPLAINT)}
+    {domain.name: domain for domain in (ATTENTION, PROCEDURE_STAGE, COMPLAINT, SURVEY_COLLECTION)}
 )
 """The event domains the processor consumes (by topic)."""
 
