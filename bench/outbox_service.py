@@ -142,7 +142,8 @@ def wait_serving(process: subprocess.Popen[bytes], port: int) -> None:
         except grpc.RpcError:
             time.sleep(0.2)
     process.kill()
-    raise SystemExit(f"service did not start: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+    assert process.stderr is not None  # started with stderr=PIPE
+    raise SystemExit(f"service did not start: {process.stderr.read().decode()[-2000:]}")
 
 
 def measure(

@@ -58,7 +58,8 @@ PUSHABLE = frozenset(NEXT)
 def stage_name(number: int) -> str:
     """``COMPLAINT_STAGE_ANSWERED`` (proto number) -> ``ANSWERED``; '' for unknown numbers."""
     try:
-        return str(complaint_pb2.ComplaintStage.Name(number)).removeprefix(PREFIX)  # type: ignore[arg-type]
+        stage = complaint_pb2.ComplaintStage.ValueType(number)
+        return str(complaint_pb2.ComplaintStage.Name(stage)).removeprefix(PREFIX)
     except ValueError:
         return ""
 

@@ -559,7 +559,8 @@ class Generator:
                 event_id = f"pcm-overdue/{base.complaint_id}"
             event = _complaint_event(profile, base, event_id, step)
             if step.stage == "NOT_A_RECLAMO":
-                event.redirected_as = rng.randint(1, 4)  # type: ignore[assignment]
+                redirects = list(complaint_pb2.ComplaintRedirect.values())[1:]  # not UNSPECIFIED
+                event.redirected_as = rng.choice(redirects)
             elif step.stage == "TRANSFERRED":
                 others = [e.entity_id for e in self._catalogues.entities if e.entity_id != entity]
                 event.transferred_to = rng.choice(others)
