@@ -9,19 +9,17 @@ import grpc
 from pcm.monitoring.v1 import complaints_service_pb2, complaints_service_pb2_grpc
 from pcm_common import domains
 from pcm_common.catalogues import load_catalogues
-from pcm_common.grpc_server import Lifecycle, serve
+from pcm_common.grpc_server import Lifecycle
 from pcm_common.kafka.producer import EventProducer
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
-from pcm_common.outbox import BookSink, Outbox, OutboxWorker, outbox_worker
+from pcm_common.outbox import Outbox, OutboxWorker, outbox_worker
 from pcm_common.outbox import run_worker as run_shared_worker
-from pcm_common.postgres.client import pool
-from pcm_common.postgres.migrate import POSTGRES_GROUPS
+from pcm_common.postgres.client import open_pool
 from pcm_common.push import PushKit
-from pcm_common.push.wiring import push_lifecycle, push_limits, token_store
-from pcm_common.startup import migrate_postgres, retrying
+from pcm_common.push.wiring import book_kit, built, push_lifecycle, serve_book_service
 
-from pcm_complaints.book import OUTBOX_CHANNEL, ComplaintBook, Connections
+from pcm_complaints.book import OUTBOX_CHANNEL, ComplaintBook
 from pcm_complaints.metrics import METRICS, OUTBOX, STORE_ERRORS
 from pcm_complaints.service import ComplaintsServicer
 from pcm_complaints.settings import ComplaintsSettings
@@ -32,24 +30,19 @@ log = get_logger(__name__)
 SERVICE = complaints_service_pb2.DESCRIPTOR.services_by_name["ComplaintsService"]
 
 
-def connections(settings: ComplaintsSettings, size: int, name: str) -> Connections:
-    book_pool = pool(settings, max_size=size, application_name=name)
-    book_pool.open(wait=False)
-    return book_pool
-
-
 def lifecycle(settings: ComplaintsSettings) -> tuple[Lifecycle, PushKit]:
     """Everything the service serves, built from settings."""
     catalogues = load_catalogues(settings.catalogue_dir)
-    book_connections = connections(settings, settings.complaints_workers + 1, "pcm-complaints")
+    book_connections = open_pool(settings, settings.complaints_workers + 1, "pcm-complaints")
     book = ComplaintBook(book_connections, catalogues, settings.complaints_time_zone)
-    kit = PushKit(
-        push_limits(settings, "complaints"),
-        token_store(settings),
-        BookSink(
-            {domains.COMPLAINT.name: book.record}, book_connections, STORE_ERRORS, "complaint book"
-        ),
+    kit = book_kit(
+        settings,
+        "complaints",
+        {domains.COMPLAINT.name: book.record},
+        book_connections,
         METRICS,
+        STORE_ERRORS,
+        "complaint book",
     )
     servicer = ComplaintsServicer(kit, ComplaintCatalogue.of(catalogues), book)
     life = push_lifecycle(
@@ -65,16 +58,11 @@ def lifecycle(settings: ComplaintsSettings) -> tuple[Lifecycle, PushKit]:
 
 
 def create_server(settings: ComplaintsSettings) -> tuple[grpc.Server, int, PushKit]:
-    """A server ready to start (tests run it in-process), its port and its kit (to close)."""
-    life, kit = lifecycle(settings)
-    server, _, port = life.build()
-    return server, port, kit
+    return built(*lifecycle(settings))
 
 
 def run(settings: ComplaintsSettings) -> None:
-    """Prepare the book's tables, then serve until SIGTERM."""
-    retrying(lambda: migrate_postgres(settings, POSTGRES_GROUPS))
-    serve(lifecycle(settings)[0])
+    serve_book_service(settings, lifecycle(settings)[0])
 
 
 def worker(
@@ -84,7 +72,7 @@ def worker(
 ) -> OutboxWorker:
     """The relay and overdue job, built from settings (``today``: an injected clock)."""
     catalogues = load_catalogues(settings.catalogue_dir)
-    worker_connections = connections(settings, 2, "pcm-complaints-worker")
+    worker_connections = open_pool(settings, 2, "pcm-complaints-worker")
     book = ComplaintBook(worker_connections, catalogues, settings.complaints_time_zone)
     overdue = OverdueJob(
         book, local_today(settings.complaints_time_zone, today or settings.complaints_today)

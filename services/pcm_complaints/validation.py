@@ -47,10 +47,7 @@ class ComplaintCatalogue:
             channels=frozenset(c.code for c in catalogues.channels),
             drivers=frozenset(d.code for d in catalogues.drivers),
             entities=frozenset(e.entity_id for e in catalogues.entities),
-            services={
-                e.entity_id: frozenset(s.service_id for s in catalogues.services_for(e.entity_id))
-                for e in catalogues.entities
-            },
+            services=catalogues.offered_service_ids(),
         )
 
 

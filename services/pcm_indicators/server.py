@@ -8,16 +8,14 @@ from pcm.monitoring.v1 import indicators_service_pb2, indicators_service_pb2_grp
 from pcm_common import domains
 from pcm_common.catalogues import load_catalogues
 from pcm_common.clickhouse.client import connect as clickhouse
-from pcm_common.grpc_server import Lifecycle, serve
+from pcm_common.grpc_server import Lifecycle
 from pcm_common.kafka.producer import EventProducer
 from pcm_common.kafka.topics import topic_for_domain
-from pcm_common.outbox import BookSink, Outbox, OutboxWorker, outbox_worker
+from pcm_common.outbox import Outbox, OutboxWorker, outbox_worker
 from pcm_common.outbox import run_worker as run_shared_worker
-from pcm_common.postgres.client import pool
-from pcm_common.postgres.migrate import POSTGRES_GROUPS
+from pcm_common.postgres.client import open_pool
 from pcm_common.push import PushKit
-from pcm_common.push.wiring import push_lifecycle, push_limits, token_store
-from pcm_common.startup import migrate_postgres, retrying
+from pcm_common.push.wiring import book_kit, built, push_lifecycle, serve_book_service
 
 from pcm_indicators.book import OUTBOX_CHANNEL, IndicatorBook
 from pcm_indicators.kpis import KpiReader
@@ -31,18 +29,16 @@ SERVICE = indicators_service_pb2.DESCRIPTOR.services_by_name["IndicatorsService"
 
 def lifecycle(settings: IndicatorsSettings) -> tuple[Lifecycle, PushKit]:
     catalogues = load_catalogues(settings.catalogue_dir)
-    connections = pool(
-        settings, max_size=settings.indicators_workers + 1, application_name="pcm-indicators"
-    )
-    connections.open(wait=False)
+    connections = open_pool(settings, settings.indicators_workers + 1, "pcm-indicators")
     book = IndicatorBook(connections, settings.indicators_time_zone)
-    kit = PushKit(
-        push_limits(settings, "indicators"),
-        token_store(settings),
-        BookSink(
-            {domains.INDICATOR_VALUE.name: book.report}, connections, STORE_ERRORS, "indicator book"
-        ),
+    kit = book_kit(
+        settings,
+        "indicators",
+        {domains.INDICATOR_VALUE.name: book.report},
+        connections,
         METRICS,
+        STORE_ERRORS,
+        "indicator book",
     )
     rules = IndicatorRules(catalogues, settings.indicators_time_zone)
     kpis = KpiReader(
@@ -65,19 +61,15 @@ def lifecycle(settings: IndicatorsSettings) -> tuple[Lifecycle, PushKit]:
 
 
 def create_server(settings: IndicatorsSettings) -> tuple[grpc.Server, int, PushKit]:
-    life, kit = lifecycle(settings)
-    server, _, port = life.build()
-    return server, port, kit
+    return built(*lifecycle(settings))
 
 
 def run(settings: IndicatorsSettings) -> None:
-    retrying(lambda: migrate_postgres(settings, POSTGRES_GROUPS))
-    serve(lifecycle(settings)[0])
+    serve_book_service(settings, lifecycle(settings)[0])
 
 
 def worker(settings: IndicatorsSettings, producer: EventProducer | None = None) -> OutboxWorker:
-    connections = pool(settings, max_size=2, application_name="pcm-indicators-worker")
-    connections.open(wait=False)
+    connections = open_pool(settings, 2, "pcm-indicators-worker")
     return outbox_worker(
         settings,
         "pcm-indicators-worker",

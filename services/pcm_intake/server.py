@@ -10,7 +10,7 @@ from pcm_common.kafka.producer import EventProducer
 from pcm_common.logging import get_logger
 from pcm_common.postgres.migrate import POSTGRES_GROUPS
 from pcm_common.push import PushKit
-from pcm_common.push.wiring import build_kit, push_lifecycle, push_limits
+from pcm_common.push.wiring import build_kit, built, push_lifecycle, push_limits
 from pcm_common.startup import ensure_topics, migrate_postgres, retrying
 
 from pcm_intake.metrics import METRICS
@@ -51,10 +51,7 @@ def lifecycle(
 def create_server(
     settings: IntakeSettings, producer: EventProducer | None = None
 ) -> tuple[grpc.Server, int, PushKit]:
-    """A server ready to start (tests run it in-process), its port and its kit (to close)."""
-    life, kit = lifecycle(settings, producer)
-    server, _, port = life.build()
-    return server, port, kit
+    return built(*lifecycle(settings, producer))
 
 
 def run(settings: IntakeSettings) -> None:

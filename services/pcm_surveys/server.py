@@ -6,16 +6,14 @@ import grpc
 from pcm.monitoring.v1 import surveys_service_pb2, surveys_service_pb2_grpc
 from pcm_common import domains
 from pcm_common.catalogues import load_catalogues
-from pcm_common.grpc_server import Lifecycle, serve
+from pcm_common.grpc_server import Lifecycle
 from pcm_common.kafka.producer import EventProducer
 from pcm_common.kafka.topics import topic_for_domain
-from pcm_common.outbox import BookSink, Outbox, OutboxWorkers, outbox_worker
+from pcm_common.outbox import Outbox, OutboxWorkers, outbox_worker
 from pcm_common.outbox import run_worker as run_shared_worker
-from pcm_common.postgres.client import pool
-from pcm_common.postgres.migrate import POSTGRES_GROUPS
+from pcm_common.postgres.client import open_pool
 from pcm_common.push import PushKit
-from pcm_common.push.wiring import push_lifecycle, push_limits, token_store
-from pcm_common.startup import migrate_postgres, retrying
+from pcm_common.push.wiring import book_kit, built, push_lifecycle, serve_book_service
 
 from pcm_surveys.book import COLLECTION_CHANNEL, RESPONSE_CHANNEL, SurveyBook
 from pcm_surveys.metrics import COLLECTIONS_OUTBOX, METRICS, RESPONSES_OUTBOX, STORE_ERRORS
@@ -28,20 +26,14 @@ SERVICE = surveys_service_pb2.DESCRIPTOR.services_by_name["SurveysService"]
 
 def lifecycle(settings: SurveysSettings) -> tuple[Lifecycle, PushKit]:
     catalogues = load_catalogues(settings.catalogue_dir)
-    connections = pool(
-        settings, max_size=settings.surveys_workers + 1, application_name="pcm-surveys"
-    )
-    connections.open(wait=False)
+    connections = open_pool(settings, settings.surveys_workers + 1, "pcm-surveys")
     book = SurveyBook(connections)
     recorders = {
         domains.SURVEY_COLLECTION.name: book.collections,
         domains.SURVEY_RESPONSE.name: book.responses,
     }
-    kit = PushKit(
-        push_limits(settings, "surveys"),
-        token_store(settings),
-        BookSink(recorders, connections, STORE_ERRORS, "survey book"),
-        METRICS,
+    kit = book_kit(
+        settings, "surveys", recorders, connections, METRICS, STORE_ERRORS, "survey book"
     )
     servicer = SurveysServicer(kit, SurveyCatalogue.of(catalogues))
     life = push_lifecycle(
@@ -57,14 +49,11 @@ def lifecycle(settings: SurveysSettings) -> tuple[Lifecycle, PushKit]:
 
 
 def create_server(settings: SurveysSettings) -> tuple[grpc.Server, int, PushKit]:
-    life, kit = lifecycle(settings)
-    server, _, port = life.build()
-    return server, port, kit
+    return built(*lifecycle(settings))
 
 
 def run(settings: SurveysSettings) -> None:
-    retrying(lambda: migrate_postgres(settings, POSTGRES_GROUPS))
-    serve(lifecycle(settings)[0])
+    serve_book_service(settings, lifecycle(settings)[0])
 
 
 def worker(settings: SurveysSettings, producer: EventProducer | None = None) -> OutboxWorkers:
@@ -74,8 +63,7 @@ def worker(settings: SurveysSettings, producer: EventProducer | None = None) -> 
         (domains.SURVEY_COLLECTION, COLLECTION_CHANNEL, COLLECTIONS_OUTBOX),
         (domains.SURVEY_RESPONSE, RESPONSE_CHANNEL, RESPONSES_OUTBOX),
     ):
-        connections = pool(settings, max_size=2, application_name=f"pcm-surveys-{domain.name}")
-        connections.open(wait=False)
+        connections = open_pool(settings, 2, f"pcm-surveys-{domain.name}")
         relays.append(
             outbox_worker(
                 settings,

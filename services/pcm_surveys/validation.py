@@ -56,10 +56,7 @@ class SurveyCatalogue:
             stages=frozenset(s.code for s in catalogues.journey_stages),
             drivers=frozenset(d.code for d in catalogues.drivers),
             scale=(catalogues.likert.min, catalogues.likert.max),
-            services={
-                e.entity_id: frozenset(s.service_id for s in catalogues.services_for(e.entity_id))
-                for e in catalogues.entities
-            },
+            services=catalogues.offered_service_ids(),
         )
 
 

@@ -133,6 +133,14 @@ class Catalogues:
         self.entity(entity_id)  # an unknown entity is a caller bug, not an empty list
         return tuple(s for s in self.services if s.entity_id in {entity_id, ALL})
 
+    def offered_service_ids(self) -> dict[str, frozenset[str]]:
+        """Per entity, the ids of the services it offers (``services_for``): what a pushed
+        event's ``service_id`` is checked against."""
+        return {
+            e.entity_id: frozenset(s.service_id for s in self.services_for(e.entity_id))
+            for e in self.entities
+        }
+
     def service_channels(self, service_id: str, entity_id: str) -> tuple[str, ...]:
         """Channels on which ``entity_id`` offers the service.
 

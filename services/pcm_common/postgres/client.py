@@ -96,3 +96,13 @@ def drop_database(settings: Settings) -> None:
     name = sql.Identifier(settings.postgres_database)
     with connect(settings, dbname="postgres", autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def open_pool(
+    settings: Settings, max_size: int, application_name: str
+) -> ConnectionPool[psycopg.Connection[TupleRow]]:
+    """A pool opening in the background: a service starts (and answers UNAVAILABLE) while its
+    database is still coming up."""
+    opened = pool(settings, max_size=max_size, application_name=application_name)
+    opened.open(wait=False)
+    return opened

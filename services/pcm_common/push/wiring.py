@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
+import grpc
 from google.protobuf.descriptor import ServiceDescriptor
+from prometheus_client import Counter
 
 from pcm_common.auth import TokenStore
-from pcm_common.grpc_server import Lifecycle, Registrar, ServerOptions, TlsFiles
+from pcm_common.grpc_server import Lifecycle, Registrar, ServerOptions, TlsFiles, serve
 from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
+from pcm_common.outbox import BookSink, Connections
 from pcm_common.push.kit import BrokerSink, PushKit, PushLimits
 from pcm_common.push.ledger import EventLedger, LayeredLedger, MemoryLedger
 from pcm_common.push.metrics import PushMetrics
@@ -102,3 +106,35 @@ def push_lifecycle(
         metrics_host=settings.metrics_host,
         on_stop=kit.close,
     )
+
+
+def book_kit(
+    settings: Settings,
+    prefix: str,
+    recorders: Mapping[str, Callable[[str, Any], None]],
+    connections: Connections,
+    metrics: PushMetrics,
+    store_errors: Counter,
+    what: str,
+) -> PushKit:
+    """A kit whose sink is the service's own PostgreSQL book (state and outbox in one
+    transaction per call): complaints, indicators, surveys."""
+    sink = BookSink(recorders, connections, store_errors, what)
+    return PushKit(push_limits(settings, prefix), token_store(settings), sink, metrics)
+
+
+def built(life: Lifecycle, kit: PushKit) -> tuple[grpc.Server, int, PushKit]:
+    """A server ready to start (tests run it in-process), its port and its kit (to close)."""
+    server, _, port = life.build()
+    return server, port, kit
+
+
+def serve_book_service(settings: Settings, life: Lifecycle) -> None:
+    """Prepare the book's tables (advisory-locked: replicas may start together), then serve
+    until SIGTERM."""
+    # Imported here: the startup module imports every service's migration group.
+    from pcm_common.postgres.migrate import POSTGRES_GROUPS
+    from pcm_common.startup import migrate_postgres, retrying
+
+    retrying(lambda: migrate_postgres(settings, POSTGRES_GROUPS))
+    serve(life)
