@@ -242,6 +242,27 @@ SURVEY_COLLECTION_FACTS = FactTable(
     ),
 )
 
+SURVEY_ANSWER_FACTS = FactTable(
+    "survey_response_events",
+    # One row per question of a response: each catalogue driver and the overall question
+    # (driver OVERALL), so every response has the same rows and a question it did not ask is a
+    # NOT_ASKED row, told apart from SKIPPED, DOES_NOT_APPLY and from low scores. The free-text
+    # comment is never published, hence never stored here.
+    (
+        Column("entity_id", "String"),
+        Column("event_id", "String"),
+        Column("response_id", "String"),
+        Column("collection_id", "String"),
+        Column("service_id", "String"),
+        Column("channel", "String"),
+        Column("driver", "String"),
+        Column("status", "String"),
+        Column("score", "UInt8"),
+        Column("answered_at", "DateTime"),
+        *BUCKET_AND_SOURCE_COLUMNS,
+    ),
+)
+
 ATTENTION = EventDomain(
     name="attention",
     message=attention_pb2.AttentionEvent,
@@ -295,6 +316,7 @@ SURVEY_RESPONSE = EventDomain(
     retention_days=30,
     description="Survey answers on the six drivers.",
     push=PushRpc("SurveysService", "PushSurveyResponses"),
+    facts=SURVEY_ANSWER_FACTS,
 )
 INDICATOR_VALUE = EventDomain(
     name="indicator_value",

@@ -7,7 +7,7 @@ intake). Both read these tables, so the two checks cannot drift apart.
 
 from __future__ import annotations
 
-from pcm.monitoring.v1 import attention_pb2
+from pcm.monitoring.v1 import attention_pb2, survey_pb2
 
 _Kind = attention_pb2.AttentionEventKind
 
@@ -22,3 +22,23 @@ FINISHED_KINDS = frozenset(
 # Timestamps in the order they must happen (each set one not before the previous set one).
 ATTENTION_TIME_ORDER = ("issued_at", "called_at", "finished_at")
 PROCEDURE_TIME_ORDER = ("filed_at", "occurred_at")
+
+
+_Status = survey_pb2.AnswerStatus
+UNANSWERED = frozenset(
+    {
+        _Status.ANSWER_STATUS_NOT_ASKED,
+        _Status.ANSWER_STATUS_SKIPPED,
+        _Status.ANSWER_STATUS_DOES_NOT_APPLY,
+    }
+)
+
+
+def answer_status(answer: survey_pb2.DriverScore) -> int:
+    """What one survey question's answer is (``AnswerStatus``), older clients included: with no
+    status a score 1..5 is an answer and 0 a skipped question."""
+    if answer.status in UNANSWERED:
+        return int(answer.status)
+    if answer.score > 0:
+        return _Status.ANSWER_STATUS_SCORED
+    return _Status.ANSWER_STATUS_SKIPPED

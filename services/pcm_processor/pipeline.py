@@ -223,12 +223,12 @@ class DomainPipeline:
 
     # --- steps 1-3: facts ------------------------------------------------------------------
 
-    def classify(self, message: Inbound) -> tuple[Row, int] | DeadLetter:
-        """The fact row and event time of a message, or why it goes to the dead-letter topic."""
+    def classify(self, message: Inbound) -> tuple[tuple[Row, ...], int] | DeadLetter:
+        """The fact rows and event time of a message, or why it goes to the dead-letter topic."""
         try:
             envelope = decode(message.value, self._payload)
             position = Position(message.partition, message.offset)
-            return self.plan.domain.map(envelope, position, self._ctx), envelope.time.seconds
+            return self.plan.domain.rows(envelope, position, self._ctx), envelope.time.seconds
         except PoisonMessage as poison:
             return self._dead(message, poison.reason, poison.detail)
         except Exception as error:  # a mapping bug must not stop the stream: park the message
@@ -257,13 +257,13 @@ class DomainPipeline:
             if isinstance(outcome, DeadLetter):
                 dead.append(outcome)
             else:
-                rows.append(outcome[0])
+                rows.extend(outcome[0])
                 newest = max(newest, outcome[1])
         if rows:
             domain = self.plan.domain
             await self._store.insert_facts(domain.table, domain.columns, rows)
             PROCESSOR_BATCH_SIZE.observe(len(rows))
-            PROCESSOR_EVENTS.labels(batch[0].topic).inc(len(rows))
+            PROCESSOR_EVENTS.labels(batch[0].topic).inc(len(batch) - len(dead))
             self._freshness.observe(newest)
         if dead:
             await self._outputs.dead_letter(dead)

@@ -9,6 +9,8 @@ from typing import Literal
 from pcm_common.settings import Settings
 from pydantic import Field
 
+from pcm_processor.domain.registry import DOMAINS
+
 DEFAULT_GROUP = "pcm-processor"
 
 
@@ -21,8 +23,9 @@ def consumer_group(topic_prefix: str, group: str = DEFAULT_GROUP) -> str:
 
 class ProcessorSettings(Settings):
     processor_domains: str = Field(
-        "attention,procedure_stage,complaint,survey_collection",
-        description="Fact domains to consume (comma-separated names of the domain registry).",
+        ",".join(DOMAINS),
+        description="Fact domains to consume (comma-separated names of the domain registry; "
+        "default: all of them).",
     )
     processor_group_id: str = Field(
         DEFAULT_GROUP, description="Kafka consumer group (prefixed with the topic prefix)."

@@ -169,6 +169,7 @@ class Generator:
             # As the complaints service publishes them: with due dates and OVERDUE events.
             COMPLAINT: lambda profile, filed: self._complaint(profile, filed, published=True),
             SURVEY_COLLECTION: self._collection_ending,
+            SURVEY_RESPONSE: self._response_at,
         }
 
     def _profile(self, entity: Entity) -> Profile:
@@ -246,31 +247,54 @@ class Generator:
             offered=offered,
             responses=int(offered * SURVEY_RESPONSE_RATE),
         )
-        responses: list[Message] = []
-        for _ in range(collection.responses):
-            scores = []
-            for driver in self._catalogues.drivers:
-                weight = 1.6 if driver.code == "TIEMPO" else 1.0
-                mean = 4.6 - (profile.quality - 0.55) * 1.5 * weight
-                scores.append(
-                    survey_pb2.DriverScore(
-                        driver=driver.code,
-                        score=min(5, max(1, round(rng.gauss(mean, 0.8)))),
-                        status=survey_pb2.ANSWER_STATUS_SCORED,
-                    )
-                )
-            responses.append(
-                events.survey_response(
-                    profile.entity_id,
-                    event_id=self._next_id("R"),
-                    collection_id=collection.collection_id,
-                    response_id=self._next_id("RESP"),
-                    service_id=service,
-                    answered_at=rng.randint(start, end),
-                    scores=scores,
-                )
-            )
+        responses = [
+            self._response(profile, collection.collection_id, rng.randint(start, end))
+            for _ in range(collection.responses)
+        ]
         return collection, responses
+
+    def _response(self, profile: Profile, collection_id: str, answered_at: int) -> Message:
+        """One person's answers: scores fall as the entity's waits grow (its quality factor),
+        time most of all; a few questions skipped, not applicable or not asked, and the overall
+        question near the drivers' mean."""
+        scores = []
+        for driver in self._catalogues.drivers:
+            weight = 1.6 if driver.code == "TIEMPO" else 1.0
+            mean = 4.6 - (profile.quality - 0.55) * 1.5 * weight
+            scores.append(self._answer(driver.code, mean))
+        overall_mean = 4.6 - (profile.quality - 0.55) * 1.5 * 1.1
+        service = profile.attention_services[0] if profile.attention_services else None
+        return events.survey_response(
+            profile.entity_id,
+            event_id=self._next_id("R"),
+            collection_id=collection_id,
+            response_id=self._next_id("RESP"),
+            service_id=service.service_id if service else "",
+            channel=self._channel(profile.entity),
+            answered_at=answered_at,
+            scores=[score for score in scores if score is not None],
+            overall=self._answer("", overall_mean),
+        )
+
+    def _answer(self, driver: str, mean: float) -> survey_pb2.DriverScore | None:
+        """A scale answer around ``mean``; sometimes one of the ways of not answering (None:
+        the questionnaire did not ask it)."""
+        draw = self._rng.random()
+        if draw < 0.03:
+            return None
+        if draw < 0.06:
+            return survey_pb2.DriverScore(driver=driver, status=survey_pb2.ANSWER_STATUS_SKIPPED)
+        if draw < 0.08:
+            status = survey_pb2.ANSWER_STATUS_DOES_NOT_APPLY
+            return survey_pb2.DriverScore(driver=driver, status=status)
+        score = min(5, max(1, round(self._rng.gauss(mean, 0.8))))
+        return survey_pb2.DriverScore(
+            driver=driver, score=score, status=survey_pb2.ANSWER_STATUS_SCORED
+        )
+
+    def _response_at(self, profile: Profile, answered_at: int) -> list[Message]:
+        """A response to a collection of the stream (its own id: the processor needs none)."""
+        return [self._response(profile, f"ENC-{profile.entity_id}-STREAM", answered_at)]
 
     def _indicators(self, profile: Profile, now: dt.datetime) -> list[Message]:
         """Last month's value of every catalogue indicator, better at a better entity; some

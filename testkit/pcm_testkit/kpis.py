@@ -70,7 +70,7 @@ def expected_kpis(
         rows = stored[domain.table] = []
         for envelope in items:
             try:
-                rows.append(domain.map(envelope, Position(0, 0), ctx))
+                rows.extend(domain.rows(envelope, Position(0, 0), ctx))
             except PoisonMessage:
                 continue
         result |= _reference(build_plan(domain, catalogues), rows)

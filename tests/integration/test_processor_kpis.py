@@ -18,7 +18,7 @@ import pytest
 from clickhouse_driver import Client
 from clickhouse_driver.errors import ServerException
 from kafka import KafkaConsumer, TopicPartition
-from pcm.monitoring.v1 import envelope_pb2
+from pcm.monitoring.v1 import envelope_pb2, survey_pb2
 from pcm_common.catalogues import Catalogues
 from pcm_common.clickhouse.client import connect
 from pcm_common.kafka.topics import topic_for_domain
@@ -32,6 +32,7 @@ from pcm_testkit.events import (
     local_time,
     procedure_stage_event,
     survey_collection,
+    survey_response,
 )
 from pcm_testkit.generator import LIMA, Generator
 from pcm_testkit.isolation import isolated
@@ -557,6 +558,95 @@ def test_survey_collection_kpis(run: Run, catalogues: Catalogues) -> None:
     run.caught_up()
     assert run.kpi("SURVEY_RESPONSES", "DAY", DAY10) == 75
     assert run.kpi("SURVEY_RESPONSE_RATE_PCT", "DAY", DAY10) == 25
-    assert run.kpi("RESPONSES_PER_1000_ATTENTIONS", "DAY", DAY10) == 50
+    assert run.kpi("RESPONSES_PER_1000_INTERACTIONS", "DAY", DAY10) == 50
     assert run.kpi("SURVEY_RESPONSES", "MONTH", MARCH) == 75
+    assert not run.reference_problems(catalogues)
+
+
+def answer(driver: str, score: int, status: str = "SCORED") -> survey_pb2.DriverScore:
+    number = survey_pb2.AnswerStatus.Value(f"ANSWER_STATUS_{status}")
+    return survey_pb2.DriverScore(driver=driver, score=score, status=number)
+
+
+def test_satisfaction_kpis_per_driver_and_overall(run: Run, catalogues: Catalogues) -> None:
+    """Four responses on 10 Mar, a replay, and two served tickets:
+
+    ==========  =====  ==============  ==============  =====
+    response    TIEMPO TRATO_PROFESIONAL               overall
+    ==========  =====  ==============  ==============  =====
+    R1          5      4                               4
+    R2          2      skipped                         5
+    R3          4      does not apply                  (not asked)
+    R4          1      3 (older client: no status)     2
+    ==========  =====  ==============  ==============  =====
+    """
+    given = {
+        "R1": ([answer("TIEMPO", 5), answer("TRATO_PROFESIONAL", 4)], answer("", 4)),
+        "R2": ([answer("TIEMPO", 2), answer("TRATO_PROFESIONAL", 0, "SKIPPED")], answer("", 5)),
+        "R3": ([answer("TIEMPO", 4), answer("TRATO_PROFESIONAL", 0, "DOES_NOT_APPLY")], None),
+        "R4": ([answer("TIEMPO", 1), answer("TRATO_PROFESIONAL", 3, "UNSPECIFIED")], answer("", 2)),
+    }
+    responses = [
+        enveloped(
+            survey_response(
+                "RENIEC",
+                response_id=code,
+                collection_id="E1",
+                service_id=SERVICE,
+                answered_at=t(12, minute),
+                scores=scores,
+                overall=overall,
+            )
+        )
+        for minute, (code, (scores, overall)) in enumerate(given.items())
+    ]
+    run.send("survey_response", responses)
+    run.send("survey_response", responses[:2])  # a replay changes nothing
+    a = attention_event
+    run.send(
+        "attention",
+        [
+            a("RENIEC", f"T{n}", "TICKET_SERVED", SERVICE, "PRESENCIAL", *at)
+            for n, at in ((1, (t(9, 0), t(9, 5), t(9, 9))), (2, (t(10, 0), t(10, 2), t(10, 9))))
+        ],
+    )
+    run.caught_up()
+    expected = {
+        # TIEMPO: 5, 2, 4, 1 -> the full distribution, mean 3, two of four satisfied.
+        "SATISFACTION_ANSWERS_1_TIEMPO": 1,
+        "SATISFACTION_ANSWERS_2_TIEMPO": 1,
+        "SATISFACTION_ANSWERS_3_TIEMPO": 0,
+        "SATISFACTION_ANSWERS_4_TIEMPO": 1,
+        "SATISFACTION_ANSWERS_5_TIEMPO": 1,
+        "SATISFACTION_MEAN_TIEMPO": 3,
+        "SATISFACTION_PCT_TIEMPO": 50,
+        # TRATO_PROFESIONAL: 4 and 3 valid; a skip and a "does not apply" are no low scores.
+        "SATISFACTION_MEAN_TRATO_PROFESIONAL": 3.5,
+        "SATISFACTION_PCT_TRATO_PROFESIONAL": 50,
+        "SATISFACTION_SKIPPED_TRATO_PROFESIONAL": 1,
+        "SATISFACTION_DOES_NOT_APPLY_TRATO_PROFESIONAL": 1,
+        "SATISFACTION_ANSWERS_3_TRATO_PROFESIONAL": 1,
+        # Overall: 4, 5, 2 (R3 was not asked).
+        "SATISFACTION_MEAN": 11 / 3,
+        "SATISFACTION_PCT": 200 / 3,
+        "SATISFACTION_ANSWERS_2": 1,
+        "SATISFACTION_SKIPPED": 0,
+        # Four responses over two served tickets observed by the platform.
+        "RESPONSES_PER_1000_ATTENTIONS": 2_000,
+    }
+    got = {code: run.kpi(code, "DAY", DAY10) for code in expected}
+    assert got == pytest.approx(expected)
+    assert run.kpi("SATISFACTION_PCT_TIEMPO", "MONTH", MARCH) == 50
+    # Four valid answers are fewer than the catalogue's minimum sample: stored, flagged.
+    ((flagged,),) = run.ch.execute(
+        f"SELECT insufficient_sample FROM {run.db}.kpi_values FINAL "
+        "WHERE entity_id = 'RENIEC' AND kpi_code = 'SATISFACTION_PCT_TIEMPO' "
+        "AND grain = 'DAY' AND channel = '' AND service_id = ''"
+    )
+    assert flagged == 1
+    # One row per question of each response, stored once despite the replay; no free text.
+    ((rows, responses_stored),) = run.ch.execute(
+        f"SELECT count(), uniqExact(response_id) FROM {run.db}.survey_response_events FINAL"
+    )
+    assert (rows, responses_stored) == (4 * (len(catalogues.drivers) + 1), 4)
     assert not run.reference_problems(catalogues)

@@ -6,13 +6,19 @@ from typing import Any
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from pcm.monitoring.v1 import attention_pb2, envelope_pb2
+from pcm.monitoring.v1 import attention_pb2, envelope_pb2, survey_pb2
 from pcm_common.catalogues import Catalogues
 from pcm_common.kafka.envelope import PoisonMessage, decode, wrap
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position
-from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE
-from pcm_testkit.events import attention_event, local_time, procedure_stage_event
+from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE, SURVEY_RESPONSE
+from pcm_testkit.events import (
+    attention_event,
+    enveloped,
+    local_time,
+    procedure_stage_event,
+    survey_response,
+)
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +188,59 @@ def test_unknown_schema_version_and_wrong_payload_are_poison() -> None:
     )
     with pytest.raises(PoisonMessage, match="wrong_payload"):
         decode(stage.SerializeToString(), "attention")
+
+
+def _response(**overrides: Any) -> envelope_pb2.EventEnvelope:
+    return enveloped(
+        survey_response("RENIEC", answered_at=local_time(2025, 3, 10, 12), **overrides)
+    )
+
+
+def test_a_survey_response_is_one_row_per_question_with_its_status(
+    ctx: MappingContext, catalogues: Catalogues
+) -> None:
+    status = survey_pb2.AnswerStatus
+    envelope = _response(
+        scores=[
+            survey_pb2.DriverScore(driver="TIEMPO", score=2, status=status.ANSWER_STATUS_SCORED),
+            survey_pb2.DriverScore(driver="INFORMACION", status=status.ANSWER_STATUS_SKIPPED),
+            survey_pb2.DriverScore(driver="RESULTADO", status=status.ANSWER_STATUS_DOES_NOT_APPLY),
+            survey_pb2.DriverScore(driver="CONFIANZA", score=4),  # an older client: no status
+            survey_pb2.DriverScore(driver="ACCESIBILIDAD", score=0),  # an older client's skip
+        ],
+        comment="Me llamo Juana Pérez, DNI 12345678",
+    )
+    rows = [
+        as_dict(SURVEY_RESPONSE.columns, row)
+        for row in SURVEY_RESPONSE.rows(envelope, Position(0, 7), ctx)
+    ]
+    answers = {row["driver"]: (row["status"], row["score"]) for row in rows}
+    assert answers == {
+        "TIEMPO": ("SCORED", 2),
+        "INFORMACION": ("SKIPPED", 0),
+        "RESULTADO": ("DOES_NOT_APPLY", 0),
+        "CONFIANZA": ("SCORED", 4),
+        "ACCESIBILIDAD": ("SKIPPED", 0),
+        "TRATO_PROFESIONAL": ("NOT_ASKED", 0),  # not in the questionnaire
+        "OVERALL": ("NOT_ASKED", 0),
+    }
+    assert len(rows) == len(catalogues.drivers) + 1
+    assert {row["response_id"] for row in rows} == {envelope.survey_response.response_id}
+    assert all("Juana" not in str(value) for row in rows for value in row.values())
+    with pytest.raises(TypeError, match="rows"):
+        SURVEY_RESPONSE.map(envelope, Position(0, 7), ctx)
+
+
+@pytest.mark.parametrize(
+    ("score", "reason"),
+    [
+        (survey_pb2.DriverScore(driver="PUNTUALIDAD", score=3), "unknown_driver"),
+        (survey_pb2.DriverScore(driver="TIEMPO", score=9), "score_out_of_range"),
+    ],
+)
+def test_an_unusable_survey_answer_is_poison(
+    ctx: MappingContext, score: survey_pb2.DriverScore, reason: str
+) -> None:
+    with pytest.raises(PoisonMessage) as caught:
+        SURVEY_RESPONSE.rows(_response(scores=[score]), Position(0, 0), ctx)
+    assert caught.value.reason == reason

@@ -96,13 +96,14 @@ def test_attention_plan_follows_the_catalogue(catalogues: Catalogues) -> None:
         "ABANDONMENT_PCT",
         "PREFERENTIAL_SHARE_PCT",
     ]
-    # Digital take-up, channel levels and complaints per attention span domains: the activity
-    # source's, which every domain's pipeline recomputes.
+    # Digital take-up, channel levels, complaints and responses per attention span domains:
+    # the activity source's, which every domain's pipeline recomputes.
     assert [p.kpi.code for p in build_plan(ACTIVITY, catalogues).kpis] == [
         "DIGITAL_TAKEUP_PCT",
         "ACTIVE_CHANNELS",
         "CHANNEL_LEVEL",
         "COMPLAINTS_PER_10K_ATTENTIONS",
+        "RESPONSES_PER_1000_ATTENTIONS",
     ]
     assert plan.skipped == ()
     assert plan.grains == ("HOUR", "DAY", "MONTH")

@@ -23,6 +23,7 @@ from pcm_processor.domain.registry import (
     COMPLAINT,
     PROCEDURE_STAGE,
     SURVEY_COLLECTION,
+    SURVEY_RESPONSE,
 )
 from pcm_testkit.events import local_time
 from pcm_testkit.generator import Generator
@@ -63,7 +64,9 @@ def sql_kpis(engine: ChdbExecutor, plan: KpiPlan, rows: Sequence[Row]) -> dict[A
 
 
 @pytest.mark.parametrize(
-    "domain", [ATTENTION, PROCEDURE_STAGE, COMPLAINT, SURVEY_COLLECTION], ids=lambda d: d.name
+    "domain",
+    [ATTENTION, PROCEDURE_STAGE, COMPLAINT, SURVEY_COLLECTION, SURVEY_RESPONSE],
+    ids=lambda d: d.name,
 )
 def test_sql_equals_reference_on_a_synthetic_stream(
     engine: ChdbExecutor, catalogues: Catalogues, domain: Any
@@ -73,7 +76,9 @@ def test_sql_equals_reference_on_a_synthetic_stream(
     subjects = 400 if domain is ATTENTION else 120  # tickets or procedures
     produced = generator.stream(domain.name, subjects, start, 12 * 3600)
     ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
-    rows = [domain.map(p.envelope, Position(0, i), ctx) for i, p in enumerate(produced)]
+    rows = [
+        row for i, p in enumerate(produced) for row in domain.rows(p.envelope, Position(0, i), ctx)
+    ]
     # Replayed duplicates are in the table too: they must not change anything.
     insert(engine, domain.table, domain.columns, rows + rows[: len(rows) // 3])
     plan = build_plan(domain, catalogues)
@@ -100,16 +105,18 @@ def test_sql_equals_reference_on_the_abandonment_boundaries(
 
 
 def test_sql_equals_reference_across_domains(engine: ChdbExecutor, catalogues: Catalogues) -> None:
-    """The activity source: the union of the attention, procedure and complaint facts, in one
-    query (after the other tests' periods: complaints run for months)."""
+    """The activity source: the union of the attention, procedure, complaint and survey facts,
+    in one query (after the other tests' periods: complaints run for months)."""
     generator = Generator(catalogues, seed=12, entities=3, run_id="activity")
     start = local_time(2025, 8, 27, 18)
     ctx = MappingContext(CatalogueView.of(catalogues), BucketClock("America/Lima"))
     stored: dict[str, list[Row]] = {}
-    for domain in (ATTENTION, PROCEDURE_STAGE, COMPLAINT):
+    for domain in (ATTENTION, PROCEDURE_STAGE, COMPLAINT, SURVEY_RESPONSE):
         produced = generator.stream(domain.name, 150, start, 6 * 3600)
         rows = [
-            domain.map(p.envelope, Position(0, 20_000 + i), ctx) for i, p in enumerate(produced)
+            row
+            for i, p in enumerate(produced)
+            for row in domain.rows(p.envelope, Position(0, 20_000 + i), ctx)
         ]
         insert(engine, domain.table, domain.columns, rows)
         stored[domain.table] = rows
@@ -121,6 +128,7 @@ def test_sql_equals_reference_across_domains(engine: ChdbExecutor, catalogues: C
         "ACTIVE_CHANNELS",
         "CHANNEL_LEVEL",
         "COMPLAINTS_PER_10K_ATTENTIONS",
+        "RESPONSES_PER_1000_ATTENTIONS",
     }
     assert {key[1] for key in expected} == codes
     assert sql_kpis(engine, plan, derived) == expected

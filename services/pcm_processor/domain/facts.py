@@ -20,12 +20,13 @@ from types import MappingProxyType
 from typing import Any
 
 from google.protobuf.message import Message
-from pcm.monitoring.v1 import envelope_pb2
+from pcm.monitoring.v1 import envelope_pb2, survey_pb2
 from pcm_common.catalogues import BusinessCalendar, Catalogues, Service
 from pcm_common.domains import (
     ATTENTION_FACTS,
     COMPLAINT_FACTS,
     PROCEDURE_STAGE_FACTS,
+    SURVEY_ANSWER_FACTS,
     SURVEY_COLLECTION_FACTS,
     Row,
 )
@@ -35,6 +36,7 @@ from pcm_common.lifecycle import (
     CALLED_KINDS,
     FINISHED_KINDS,
     PROCEDURE_TIME_ORDER,
+    answer_status,
 )
 from pcm_common.validation import check_chronology
 
@@ -66,6 +68,9 @@ class CatalogueView:
     calendar: BusinessCalendar
     wait_targets: Mapping[tuple[str, str], int | None]
     """(service, channel) -> target wait in seconds (catalogue rules resolved once)."""
+    drivers: tuple[str, ...] = ()
+    """Satisfaction driver codes (drivers.yaml): one answer row each per survey response."""
+    likert: tuple[int, int] = (1, 5)
 
     @classmethod
     def of(cls, catalogues: Catalogues) -> CatalogueView:
@@ -81,6 +86,8 @@ class CatalogueView:
                     for c in catalogues.channels
                 }
             ),
+            drivers=tuple(d.code for d in catalogues.drivers),
+            likert=(catalogues.likert.min, catalogues.likert.max),
         )
 
     def region(self, entity_id: str) -> str:
@@ -122,6 +129,11 @@ def catalogue_maps(catalogues: Catalogues) -> dict[str, dict[tuple[Any, ...], in
             (s.service_id,): (s.target_service_minutes or 0) * 60 for s in catalogues.services
         },
     }
+
+
+def catalogue_params(catalogues: Catalogues) -> dict[str, int]:
+    """Catalogue numbers KPI fields read as ``fields.Param`` besides kpis.yaml's parameters."""
+    return {"SATISFIED_MIN": catalogues.likert.satisfied_min}
 
 
 @dataclass(frozen=True)
@@ -332,3 +344,54 @@ def survey_collection_row(
         responses=event.responses,
         **_bucket_and_source(envelope, position, ctx.clock.buckets(end)),
     )
+
+
+OVERALL = "OVERALL"
+"""The ``driver`` of the overall-satisfaction question's answer row."""
+ANSWER_STATUSES: Mapping[int, str] = {
+    int(number): label.removeprefix("ANSWER_STATUS_")
+    for label, number in survey_pb2.AnswerStatus.items()
+}
+
+
+def survey_answer_rows(
+    envelope: envelope_pb2.EventEnvelope, position: Position, ctx: MappingContext
+) -> tuple[Row, ...]:
+    """One row per question of a response, every catalogue driver and the overall question, so
+    that a question not asked is a NOT_ASKED row (never a missing or a low score)."""
+    event = envelope.survey_response
+    entity = _entity(envelope, event.entity_id)
+    ctx.view.region(entity)  # unknown entities are refused for every domain alike
+    answered = seconds(event, "answered_at", required=True)
+    answers = {score.driver: score for score in event.scores}
+    unknown = set(answers) - set(ctx.view.drivers)
+    if unknown:
+        raise PoisonMessage("unknown_driver", f"drivers {sorted(unknown)} are not in the catalogue")
+    if event.HasField("overall"):
+        answers[OVERALL] = event.overall
+    common = {
+        "entity_id": entity,
+        "event_id": _required_id(event.event_id, "event_id"),
+        "response_id": _required_id(event.response_id, "response_id"),
+        "collection_id": event.collection_id,
+        "service_id": event.service_id,
+        "channel": event.channel,
+        "answered_at": answered,
+        **_bucket_and_source(envelope, position, ctx.clock.buckets(answered)),
+    }
+    return tuple(
+        SURVEY_ANSWER_FACTS.row(driver=driver, **_answer(answers.get(driver), ctx), **common)
+        for driver in (*ctx.view.drivers, OVERALL)
+    )
+
+
+def _answer(answer: survey_pb2.DriverScore | None, ctx: MappingContext) -> dict[str, Any]:
+    if answer is None:
+        return {"status": "NOT_ASKED", "score": 0}
+    status = answer_status(answer)
+    if status != survey_pb2.ANSWER_STATUS_SCORED:
+        return {"status": ANSWER_STATUSES[status], "score": 0}
+    low, high = ctx.view.likert
+    if not low <= answer.score <= high:
+        raise PoisonMessage("score_out_of_range", f"score {answer.score} outside {low}..{high}")
+    return {"status": "SCORED", "score": answer.score}

@@ -17,7 +17,7 @@ from typing import Any
 from pcm_common.catalogues import Catalogues, Kpi, Measure
 
 from pcm_processor.domain.buckets import GRAINS
-from pcm_processor.domain.facts import catalogue_maps
+from pcm_processor.domain.facts import catalogue_maps, catalogue_params
 from pcm_processor.domain.fields import Col, Lookup, SubjectHas, lookups_of, params_of
 from pcm_processor.domain.registry import FactDomain
 
@@ -439,6 +439,7 @@ def _params(domain: FactDomain, names: Iterable[str], catalogues: Catalogues) ->
     # Every field of the domain may be evaluated (the reference evaluates them all).
     needed = set().union(*(params_of(expr) for expr in domain.fields.values()))
     values: dict[str, Any] = {p.code: p.value for p in catalogues.kpi_parameters.values()}
+    values.update(catalogue_params(catalogues))
     values.update(catalogue_maps(catalogues))
     missing = needed - set(values)
     if missing:

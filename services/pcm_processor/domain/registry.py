@@ -24,6 +24,7 @@ from pcm_processor.domain.facts import (
     attention_row,
     complaint_row,
     procedure_row,
+    survey_answer_rows,
     survey_collection_row,
 )
 from pcm_processor.domain.fields import (
@@ -42,11 +43,14 @@ from pcm_processor.domain.fields import (
     columns_of,
 )
 
+SURVEY_RESPONDED = "RESPONDED"
+"""The activity ``what`` of a survey response (its question rows merge into one fact)."""
 ATTENTION_FACTS_LABELS = tuple(domains.ATTENTION_FACTS.labels("kind").values())
 PROCEDURE_STAGE_LABELS = tuple(domains.PROCEDURE_STAGE_FACTS.labels("stage").values())
 COMPLAINT_STAGE_LABELS = tuple(domains.COMPLAINT_FACTS.labels("stage").values())
 
 RowMapper = Callable[[envelope_pb2.EventEnvelope, Position, MappingContext], Row]
+"""One message's fact row; with ``FactDomain.fans_out``, a tuple of rows."""
 
 # Columns every fact table has: identity, buckets and the Kafka position.
 REQUIRED_COLUMNS = frozenset(
@@ -138,6 +142,8 @@ class FactDomain:
     due_dated: bool = False
     """Its mapper dates term outcomes by their due date (the complaints service computes the
     term): its ``basis: due_date`` KPIs are computed from its facts like event KPIs."""
+    fans_out: bool = False
+    """Its mapper returns several rows per message (a survey response: one per question)."""
 
     def __post_init__(self) -> None:
         if self.domain.facts is None:
@@ -168,10 +174,21 @@ class FactDomain:
     def map(
         self, envelope: envelope_pb2.EventEnvelope, position: Position, ctx: MappingContext
     ) -> Row:
-        """The fact row of one message (event domains only)."""
+        """The fact row of one message (event domains of one row per message)."""
         if self.mapper is None:
             raise TypeError(f"{self.name} is derived: its rows come from its parts' facts")
+        if self.fans_out:
+            raise TypeError(f"{self.name} has several rows per message: use rows()")
         return self.mapper(envelope, position, ctx)
+
+    def rows(
+        self, envelope: envelope_pb2.EventEnvelope, position: Position, ctx: MappingContext
+    ) -> tuple[Row, ...]:
+        """The fact rows of one message, whatever the domain."""
+        if self.fans_out:
+            assert self.mapper is not None  # a derived source never fans out
+            return tuple(self.mapper(envelope, position, ctx))
+        return (self.map(envelope, position, ctx),)
 
     @property
     def parts(self) -> tuple[UnionPart, ...]:
@@ -305,6 +322,31 @@ SURVEY_COLLECTION = FactDomain(
     ),
 )
 
+SURVEY_RESPONSE = FactDomain(
+    domain=domains.SURVEY_RESPONSE,
+    mapper=survey_answer_rows,
+    dedup_by=("response_id", "driver"),
+    fields=MappingProxyType(
+        {
+            "response_id": Col("response_id"),
+            "collection_id": Col("collection_id"),
+            "channel": Col("channel"),
+            "service_id": Col("service_id"),
+            # A catalogue driver code, or OVERALL for the overall-satisfaction question.
+            "driver": Col("driver"),
+            # SCORED, NOT_ASKED, SKIPPED or DOES_NOT_APPLY: never mistaken for a low score.
+            "status": Col("status"),
+            "score": Col("score"),
+            "valid": IsIn(Col("status"), ("SCORED",)),
+            # Top-2-box: a valid answer at or above the catalogue's satisfied_min.
+            "satisfied": Both(
+                IsIn(Col("status"), ("SCORED",)), AtMost(Param("SATISFIED_MIN"), Col("score"))
+            ),
+        }
+    ),
+    fans_out=True,
+)
+
 ACTIVITY_FACTS = FactTable(
     domains.ACTIVITY,
     (
@@ -319,7 +361,12 @@ ACTIVITY_FACTS = FactTable(
                 dict(
                     enumerate(
                         # A label may repeat (NOTIFIED): facts are told apart by ``source``.
-                        (*ATTENTION_FACTS_LABELS, *PROCEDURE_STAGE_LABELS, *COMPLAINT_STAGE_LABELS),
+                        (
+                            *ATTENTION_FACTS_LABELS,
+                            *PROCEDURE_STAGE_LABELS,
+                            *COMPLAINT_STAGE_LABELS,
+                            SURVEY_RESPONDED,
+                        ),
                         start=1,
                     )
                 )
@@ -332,7 +379,7 @@ ACTIVITY_FACTS = FactTable(
 )
 
 
-def _part(facts: FactTable, subject: str, what: str) -> UnionPart:
+def _part(facts: FactTable, subject: str, what: Label | Const) -> UnionPart:
     shared = {
         name: Copy(name)
         for name in (
@@ -351,7 +398,7 @@ def _part(facts: FactTable, subject: str, what: str) -> UnionPart:
                 "event_id": Prefixed(f"{facts.name}:", "event_id"),
                 "source": Const(facts.name),
                 "subject": Copy(subject),
-                "what": Label(what),
+                "what": what,
             }
         ),
     )
@@ -363,13 +410,15 @@ ACTIVITY = FactDomain(
         ACTIVITY_FACTS,
         "subject",
         (
-            _part(domains.ATTENTION_FACTS, "ticket_id", "kind"),
-            _part(domains.PROCEDURE_STAGE_FACTS, "procedure_id", "stage"),
-            _part(domains.COMPLAINT_FACTS, "complaint_id", "stage"),
+            _part(domains.ATTENTION_FACTS, "ticket_id", Label("kind")),
+            _part(domains.PROCEDURE_STAGE_FACTS, "procedure_id", Label("stage")),
+            _part(domains.COMPLAINT_FACTS, "complaint_id", Label("stage")),
+            # A response's question rows share subject and what: one activity fact each.
+            _part(domains.SURVEY_ANSWER_FACTS, "response_id", Const(SURVEY_RESPONDED)),
         ),
     ),
     mapper=None,
-    # One logical fact per ticket step or procedure stage, whichever domain it came from.
+    # One logical fact per ticket step, procedure or complaint stage, or survey response.
     dedup_by=("source", "subject", "what"),
     fields=MappingProxyType(
         {
@@ -384,7 +433,10 @@ ACTIVITY = FactDomain(
 )
 
 DOMAINS: Mapping[str, FactDomain] = MappingProxyType(
-    {domain.name: domain for domain in (ATTENTION, PROCEDURE_STAGE, COMPLAINT, SURVEY_COLLECTION)}
+    {
+        domain.name: domain
+        for domain in (ATTENTION, PROCEDURE_STAGE, COMPLAINT, SURVEY_COLLECTION, SURVEY_RESPONSE)
+    }
 )
 """The event domains the processor consumes (by topic)."""
 
