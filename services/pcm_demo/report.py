@@ -25,6 +25,7 @@ COLUMNS = [
 ]
 MINUTES = {"WAIT_MEAN_S", "WAIT_P90_S"}
 LEVEL_NAMES = {1: "básico", 2: "intermedio", 3: "avanzado"}
+OVERALL = "OVERALL"  # the processor's driver code of the overall question
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,122 @@ def draw_chart(days: list[EntityDay], day: date, path: Path) -> None:
         loc="lower right",
         fontsize=8,
     )
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+@dataclass(frozen=True)
+class EntitySatisfaction:
+    entity_id: str
+    wait_mean_s: float | None
+    means: dict[str, float | None]
+    """Mean score per driver code, and OVERALL (the overall question)."""
+    satisfied_pct: float | None
+    """Top-2-box of the overall question."""
+    answers: int
+    """Valid answers to the overall question: the sample behind the figures."""
+
+
+def _ratio(parts: tuple[float, float] | None, scale: float = 1.0) -> float | None:
+    if parts is None or not parts[1]:
+        return None
+    return scale * parts[0] / parts[1]
+
+
+def read_satisfaction(
+    client: Client, database: str, catalogues: Catalogues
+) -> list[EntitySatisfaction]:
+    """Per entity, over every month of the demo: the mean score per driver and overall, and the
+    overall top-2-box, from the MONTH KPIs' numerators and denominators (over several months, a
+    mean is the sum of their numerators over the sum of their denominators)."""
+    means = {"SATISFACTION_MEAN": OVERALL}
+    means |= {f"SATISFACTION_MEAN_{d.code}": d.code for d in catalogues.drivers}
+    rows = client.execute(
+        "SELECT entity_id, kpi_code, sum(num), sum(den) FROM ("
+        " SELECT entity_id, kpi_code, period_start, argMax(numerator, version) AS num,"
+        " argMax(denominator, version) AS den"
+        f" FROM {database}.kpi_values WHERE grain = 'MONTH' AND channel = ''"
+        " AND service_id = '' AND kpi_code IN %(codes)s"
+        " GROUP BY entity_id, kpi_code, period_start"
+        ") GROUP BY entity_id, kpi_code",
+        {"codes": (*means, "SATISFACTION_PCT", "WAIT_MEAN_S")},
+    )
+    found: dict[str, dict[str, tuple[float, float]]] = {}
+    for entity_id, code, numerator, denominator in rows:
+        found.setdefault(entity_id, {})[code] = (numerator, denominator)
+    return [
+        EntitySatisfaction(
+            entity_id,
+            _ratio(values.get("WAIT_MEAN_S")),
+            {driver: _ratio(values.get(code)) for code, driver in means.items()},
+            _ratio(values.get("SATISFACTION_PCT"), 100.0),
+            int(values.get("SATISFACTION_PCT", (0.0, 0.0))[1]),
+        )
+        for entity_id, values in sorted(found.items())
+        if "SATISFACTION_MEAN" in values
+    ]
+
+
+def _or(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
+def _figure(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def by_wait(entities: list[EntitySatisfaction]) -> list[EntitySatisfaction]:
+    """Shortest mean wait first; entities without attentions last."""
+    return sorted(entities, key=lambda e: _or(e.wait_mean_s, float("inf")))
+
+
+def print_satisfaction(entities: list[EntitySatisfaction], catalogues: Catalogues) -> None:
+    """Mean score (1-5) per driver and overall, entities by their mean wait: satisfaction with
+    time falls as waits grow."""
+    drivers = [d.code for d in catalogues.drivers]
+    headers = ["entity", "wait (min)", *[d.lower() for d in drivers], "overall", "% satisf.", "n"]
+    ordered = by_wait(entities)
+    table = [
+        [
+            e.entity_id,
+            _figure(None if e.wait_mean_s is None else e.wait_mean_s / 60, "{:.1f}"),
+            *[_figure(e.means[d], "{:.2f}") for d in [*drivers, OVERALL]],
+            _figure(e.satisfied_pct, "{:.0f}"),
+            f"{e.answers:,}",
+        ]
+        for e in ordered
+    ]
+    widths = [max(len(str(row[i])) for row in [headers, *table]) for i in range(len(headers))]
+    print("\n      Satisfaction per driver (mean 1-5; overall question; by mean wait)")
+    for row in [headers, ["-" * w for w in widths], *table]:
+        cells = (
+            v.rjust(w) if i else v.ljust(w)
+            for i, (v, w) in enumerate(zip(row, widths, strict=True))
+        )
+        print("      " + "  ".join(cells))
+
+
+def draw_satisfaction(
+    entities: list[EntitySatisfaction], catalogues: Catalogues, path: Path
+) -> None:
+    """Heat map: one row per entity (by mean wait), one column per driver, coloured by mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drivers = [*(d.code for d in catalogues.drivers), OVERALL]
+    ordered = by_wait(entities)
+    nan = float("nan")
+    grid: list[list[float]] = [[_or(e.means[d], nan) for d in drivers] for e in ordered]
+    figure, axes = plt.subplots(figsize=(9, max(4, 0.26 * len(ordered))))
+    image = axes.imshow(grid, cmap="RdYlGn", vmin=1, vmax=5, aspect="auto")
+    axes.set_xticks(range(len(drivers)), [d.replace("_", " ").lower() for d in drivers])
+    axes.set_yticks(range(len(ordered)), [e.entity_id for e in ordered], fontsize=7)
+    plt.setp(axes.get_xticklabels(), rotation=30, ha="right")
+    axes.set_title("Mean satisfaction (1-5) per driver; entities from shortest to longest wait")
+    figure.colorbar(image, ax=axes, label="mean score")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -55,7 +55,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 from pcm_demo import processor_lag
-from pcm_demo.report import LIMA, day_start, draw_chart, print_table, read_day, write_csv
+from pcm_demo.report import (
+    LIMA,
+    day_start,
+    draw_chart,
+    draw_satisfaction,
+    print_satisfaction,
+    print_table,
+    read_day,
+    read_satisfaction,
+    write_csv,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 INTAKE_TARGET = "127.0.0.1:50051"
@@ -138,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         overdue_report(settings)
         indicators_report(settings)
         surveys_report(settings)
+        satisfaction_report(settings, catalogues, args.out)
     finally:
         if not args.keep_running:
             step(7, "stopping the services")
@@ -428,3 +439,11 @@ def surveys_report(settings: Settings) -> None:
         f"      Survey collections: {collections:,}; responses: {responses:,} at {entities} "
         f"entities ({beyond:,} beyond the people offered, flagged)"
     )
+
+
+def satisfaction_report(settings: Settings, catalogues: Catalogues, out: Path) -> None:
+    """Satisfaction per driver per entity, from the survey KPIs, with a heat map."""
+    entities = read_satisfaction(connect(settings), settings.clickhouse_database, catalogues)
+    print_satisfaction(entities, catalogues)
+    draw_satisfaction(entities, catalogues, out / "satisfaction.png")
+    print(f"      chart: {out / 'satisfaction.png'}")

@@ -9,7 +9,6 @@ Two calls reporting the same indicator and period at once are serialized by an a
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import json
@@ -26,6 +25,7 @@ from pcm_common.kafka.envelope import wrap
 from pcm_common.logging import get_logger
 from pcm_common.outbox import Connections
 from pcm_common.push import Outcome
+from pcm_common.push.reading import decode_token, encode_token
 from psycopg.rows import TupleRow
 
 from pcm_indicators.validation import GRAINS
@@ -217,7 +217,7 @@ class IndicatorBook:
         page_size: int,
         page_token: str,
     ) -> Page:
-        after = _decode_token(page_token)
+        after = decode_token(page_token)
         conditions = ["entity_id = %s"]
         params: list[Any] = [entity_id]
         if indicator_code:
@@ -237,7 +237,7 @@ class IndicatorBook:
             ).fetchall()
         more = len(rows) > page_size
         rows = rows[:page_size]
-        token = _encode_token(rows[-1][-1], rows[-1][1]) if more else ""
+        token = encode_token(rows[-1][-1], rows[-1][1]) if more else ""
         return Page([_value(row[:-1]) for row in rows], token)
 
 
@@ -258,18 +258,3 @@ def _value(row: Sequence[Any]) -> indicator_pb2.IndicatorValue:
     out.period_start.FromDatetime(dt.datetime.combine(start, dt.time(), dt.UTC))
     out.reported_at.FromDatetime(reported)
     return out
-
-
-def _encode_token(recorded_at: dt.datetime, event_id: str) -> str:
-    raw = json.dumps([recorded_at.isoformat(), event_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_token(token: str) -> tuple[dt.datetime, str] | None:
-    if not token:
-        return None
-    try:
-        recorded, event_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return dt.datetime.fromisoformat(recorded), str(event_id)
-    except (ValueError, TypeError) as error:
-        raise ValueError("page_token: not a token this service gave") from error

@@ -6,9 +6,10 @@ from __future__ import annotations
 import grpc
 from pcm.monitoring.v1 import indicator_pb2, indicators_service_pb2, indicators_service_pb2_grpc
 from pcm_common import domains
-from pcm_common.auth import Access, Principal, authorize, denial_message
+from pcm_common.auth import Access, Principal
 from pcm_common.grpc_server import abort_with, authenticate
 from pcm_common.push import PushDeclaration, PushKit
+from pcm_common.push.reading import allowed, invalid_argument, page_size
 
 from pcm_indicators.book import IndicatorBook, ReviewError
 from pcm_indicators.kpis import KpiReader, KpiStoreUnavailable
@@ -52,11 +53,13 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
     ) -> indicators_service_pb2.ReviewIndicatorValueResponse:
         self._allowed(context, Access.REVIEW, request.entity_id)
         if request.verdict not in VERDICTS:
-            _invalid(context, "verdict: INDICATOR_STATUS_VERIFIED or INDICATOR_STATUS_REJECTED")
+            invalid_argument(
+                context, "verdict: INDICATOR_STATUS_VERIFIED or INDICATOR_STATUS_REJECTED"
+            )
         if request.verdict == indicator_pb2.INDICATOR_STATUS_REJECTED and not request.reason:
-            _invalid(context, "reason: required with a rejection")
+            invalid_argument(context, "reason: required with a rejection")
         if len(request.reason) > MAX_REASON:
-            _invalid(context, f"reason: at most {MAX_REASON} characters")
+            invalid_argument(context, f"reason: at most {MAX_REASON} characters")
         try:
             value = self._book.review(
                 request.entity_id, request.event_id, request.verdict, request.reason
@@ -77,7 +80,7 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
         context: grpc.ServicerContext,
     ) -> indicators_service_pb2.ListIndicatorValuesResponse:
         self._allowed(context, Access.READ, request.entity_id)
-        size = min(request.page_size or self._page_size, self._page_size)
+        size = page_size(request.page_size, self._page_size)
         try:
             page = self._book.list(
                 request.entity_id,
@@ -87,7 +90,7 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
                 request.page_token,
             )
         except ValueError as error:
-            _invalid(context, str(error))
+            invalid_argument(context, str(error))
         return indicators_service_pb2.ListIndicatorValuesResponse(
             values=page.values, next_page_token=page.next_token
         )
@@ -98,11 +101,11 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
         principal = self._caller(context)
         entity_id = request.entity_id or principal.entity_id
         self._allowed(context, Access.READ, entity_id)
-        size = min(request.page_size or self._page_size, self._page_size)
+        size = page_size(request.page_size, self._page_size)
         try:
             page = self._kpis.page(entity_id, request, size)
         except ValueError as error:
-            _invalid(context, str(error))
+            invalid_argument(context, str(error))
         except KpiStoreUnavailable:
             abort_with(
                 context,
@@ -119,15 +122,4 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
         return authenticate(context, self._kit.tokens, self._kit.metrics.auth_failures)
 
     def _allowed(self, context: grpc.ServicerContext, access: Access, entity_id: str) -> Principal:
-        metrics = self._kit.metrics
-        principal = authenticate(context, self._kit.tokens, metrics.auth_failures)
-        denial = authorize(principal, access, entity_id)
-        if denial is not None:
-            metrics.denied.labels(reason=denial.value).inc()
-            message = denial_message(principal, access, denial)
-            abort_with(context, grpc.StatusCode.PERMISSION_DENIED, denial.value, message)
-        return principal
-
-
-def _invalid(context: grpc.ServicerContext, message: str) -> None:
-    context.abort(grpc.StatusCode.INVALID_ARGUMENT, message)
+        return allowed(self._kit, context, access, entity_id)

@@ -5,20 +5,27 @@ a duplicate, a second declaration of the same collection is refused). A response
 against its collection under the collection's row lock (unknown collection, answered outside the
 collection's period: refused with the reason); one beyond the number of people offered is stored
 but flagged and counted. Published events carry no free text: the comment stays in the book.
+
+Reads (``list_collections``, ``list_responses``) are keyset-paged, newest first; the comment is
+read from the table only for the entity's own reading.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, cast
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast
 
 import psycopg
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
-from pcm.monitoring.v1 import survey_pb2
+from pcm.monitoring.v1 import survey_pb2, surveys_service_pb2
 from pcm_common.kafka.envelope import wrap
 from pcm_common.outbox import Connections
 from pcm_common.push import Outcome, Refusal
+from pcm_common.push.reading import decode_token, encode_token
 from pcm_common.validation import INCONSISTENT, UNKNOWN_CODE, FieldError
 from psycopg.rows import TupleRow
 
@@ -27,6 +34,25 @@ from pcm_surveys.metrics import BEYOND_OFFERED
 COLLECTION_CHANNEL = "survey_collection_outbox"
 RESPONSE_CHANNEL = "survey_response_outbox"
 Conn = psycopg.Connection[TupleRow]
+Row = tuple[Any, ...]
+T = TypeVar("T")
+_MODE = survey_pb2.SurveyMode
+_LANGUAGE = survey_pb2.SurveyLanguage
+_ANSWER = survey_pb2.AnswerStatus
+_COLLECTION_COLUMNS = (
+    "entity_id, collection_id, event_id, period_start, period_end, offered, service_id, "
+    "channel, stage, interactions, responses, questionnaire_version, mode, language"
+)
+_RESPONSE_COLUMNS = (
+    "entity_id, event_id, collection_id, response_id, answered_at, service_id, channel, "
+    "scores, overall, beyond_offered"
+)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_token: str
 
 
 def _moment(stamp: Timestamp) -> dt.datetime:
@@ -62,8 +88,8 @@ class SurveyBook:
                     outcome.duplicates.append(index)
                     continue
                 inserted = conn.execute(
-                    "INSERT INTO survey_collections (entity_id, collection_id, event_id, "
-                    "period_start, period_end, offered) VALUES (%s, %s, %s, %s, %s, %s) "
+                    f"INSERT INTO survey_collections ({_COLLECTION_COLUMNS}) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                     "ON CONFLICT DO NOTHING RETURNING event_id",
                     (
                         entity_id,
@@ -72,6 +98,14 @@ class SurveyBook:
                         _moment(event.period_start),
                         _moment(event.period_end),
                         event.offered,
+                        event.service_id,
+                        event.channel,
+                        event.stage,
+                        event.interactions,
+                        event.responses,
+                        event.questionnaire_version,
+                        _MODE.Name(event.mode).removeprefix("SURVEY_MODE_"),
+                        _LANGUAGE.Name(event.language).removeprefix("SURVEY_LANGUAGE_"),
                     ),
                 ).fetchone()
                 if inserted is None:
@@ -130,8 +164,8 @@ class SurveyBook:
             )
         beyond = received + 1 > offered
         inserted = conn.execute(
-            "INSERT INTO survey_responses (entity_id, event_id, collection_id, response_id, "
-            "answered_at, comment, beyond_offered) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            f"INSERT INTO survey_responses ({_RESPONSE_COLUMNS}, comment) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING RETURNING event_id",
             (
                 entity_id,
@@ -139,8 +173,12 @@ class SurveyBook:
                 event.collection_id,
                 event.response_id,
                 answered,
-                event.comment,
+                event.service_id,
+                event.channel,
+                json.dumps([_answer(score) for score in event.scores]),
+                json.dumps(_answer(event.overall)) if event.HasField("overall") else None,
                 beyond,
+                event.comment,
             ),
         ).fetchone()
         if inserted is None:
@@ -173,3 +211,129 @@ class SurveyBook:
                 (entity_id, collection_id),
             ).fetchone()
         return found
+
+    # --- reads ---------------------------------------------------------------------------
+
+    def list_collections(
+        self, entity_id: str, collection_id: str, page_size: int, page_token: str
+    ) -> Page[survey_pb2.SurveyCollection]:
+        """The entity's collections as declared, newest declaration first."""
+        return self._page(
+            f"SELECT {_COLLECTION_COLUMNS}, recorded_at FROM survey_collections",
+            "collection_id",
+            entity_id,
+            collection_id,
+            page_size,
+            page_token,
+            _collection,
+        )
+
+    def list_responses(
+        self,
+        entity_id: str,
+        collection_id: str,
+        with_comment: bool,
+        page_size: int,
+        page_token: str,
+    ) -> Page[surveys_service_pb2.StoredSurveyResponse]:
+        """The entity's stored responses, newest first; the free text only ``with_comment`` (the
+        entity's own reading): otherwise it is not even read from the table."""
+        comment = "comment" if with_comment else "''::text"
+        return self._page(
+            f"SELECT {_RESPONSE_COLUMNS}, {comment}, recorded_at FROM survey_responses",
+            "event_id",
+            entity_id,
+            collection_id,
+            page_size,
+            page_token,
+            _stored_response,
+        )
+
+    def _page(
+        self,
+        select: str,
+        key: str,
+        entity_id: str,
+        collection_id: str,
+        page_size: int,
+        page_token: str,
+        build: Callable[[Row], T],
+    ) -> Page[T]:
+        """One page in the order ``recorded_at DESC, <key> DESC`` (``key`` unique per entity);
+        each row ends with ``recorded_at``, the key is its column of that name."""
+        after = decode_token(page_token)
+        conditions = ["entity_id = %s"]
+        params: list[Any] = [entity_id]
+        if collection_id:
+            conditions.append("collection_id = %s")
+            params.append(collection_id)
+        if after is not None:
+            conditions.append(f"(recorded_at, {key}) < (%s, %s)")
+            params += list(after)
+        with self._connections.connection() as conn:
+            cursor = conn.execute(
+                f"{select} WHERE {' AND '.join(conditions)} "
+                f"ORDER BY recorded_at DESC, {key} DESC LIMIT %s",
+                (*params, page_size + 1),
+            )
+            names = [column.name for column in cursor.description or ()]
+            rows = cursor.fetchall()
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        token = encode_token(rows[-1][-1], rows[-1][names.index(key)]) if more else ""
+        return Page([build(row[:-1]) for row in rows], token)
+
+
+def _answer(score: survey_pb2.DriverScore) -> dict[str, Any]:
+    status = _ANSWER.Name(score.status).removeprefix("ANSWER_STATUS_")
+    return {"driver": score.driver, "score": score.score, "status": status}
+
+
+def _score(stored: dict[str, Any]) -> survey_pb2.DriverScore:
+    return survey_pb2.DriverScore(
+        driver=stored["driver"],
+        score=stored["score"],
+        status=_ANSWER.Value(f"ANSWER_STATUS_{stored['status']}"),
+    )
+
+
+def _collection(row: Sequence[Any]) -> survey_pb2.SurveyCollection:
+    (entity, collection_id, event_id, start, end, offered, service_id, channel, stage,
+     interactions, responses, version, mode, language) = row  # fmt: skip
+    out = survey_pb2.SurveyCollection(
+        event_id=event_id,
+        entity_id=entity,
+        collection_id=collection_id,
+        service_id=service_id,
+        channel=channel,
+        stage=stage,
+        interactions=interactions,
+        offered=offered,
+        responses=responses,
+        questionnaire_version=version,
+        # '' in rows stored before migration 0002: unspecified.
+        mode=_MODE.Value(f"SURVEY_MODE_{mode or 'UNSPECIFIED'}"),
+        language=_LANGUAGE.Value(f"SURVEY_LANGUAGE_{language or 'UNSPECIFIED'}"),
+    )
+    out.period_start.FromDatetime(start)
+    out.period_end.FromDatetime(end)
+    return out
+
+
+def _stored_response(row: Sequence[Any]) -> surveys_service_pb2.StoredSurveyResponse:
+    (entity, event_id, collection_id, response_id, answered, service_id, channel, scores,
+     overall, beyond, comment) = row  # fmt: skip
+    response = survey_pb2.SurveyResponse(
+        event_id=event_id,
+        entity_id=entity,
+        collection_id=collection_id,
+        response_id=response_id,
+        service_id=service_id,
+        channel=channel,
+        scores=[_score(score) for score in scores],
+        comment=comment,
+    )
+    if overall is not None:
+        response.overall.CopyFrom(_score(overall))
+    response.answered_at.FromDatetime(answered)
+    return surveys_service_pb2.StoredSurveyResponse(response=response, beyond_offered=beyond)

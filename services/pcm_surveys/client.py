@@ -1,9 +1,10 @@
 """The surveys service's client for entities' survey tools (the retry rules are the kit's:
-``pcm_common.push.client``). Push a collection before its responses."""
+``pcm_common.push.client``). Push a collection before its responses; read them back page after
+page (an entity its own, with the comments; the national role any entity's, without)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pcm.monitoring.v1 import (
     common_pb2,
@@ -36,3 +37,41 @@ class SurveysClient(PushClient):
             lambda batch: self.call(self.stub.PushSurveyResponses, request(responses=batch)).result,
             responses,
         )
+
+    def list_survey_collections(
+        self, entity_id: str, collection_id: str = "", page_size: int = 0
+    ) -> Iterator[survey_pb2.SurveyCollection]:
+        """Every collection of ``entity_id`` (or only ``collection_id``), newest first, fetching
+        the pages as they are consumed (a read is retried like a call that stored nothing)."""
+        token = ""
+        while True:
+            request = surveys_service_pb2.ListSurveyCollectionsRequest(
+                entity_id=entity_id,
+                collection_id=collection_id,
+                page_size=page_size,
+                page_token=token,
+            )
+            page = self.call(self.stub.ListSurveyCollections, request)
+            yield from page.collections
+            token = page.next_page_token
+            if not token:
+                return
+
+    def list_survey_responses(
+        self, entity_id: str, collection_id: str = "", page_size: int = 0
+    ) -> Iterator[surveys_service_pb2.StoredSurveyResponse]:
+        """Every stored response of ``entity_id`` (or of its collection ``collection_id``),
+        newest first, fetching the pages as they are consumed."""
+        token = ""
+        while True:
+            request = surveys_service_pb2.ListSurveyResponsesRequest(
+                entity_id=entity_id,
+                collection_id=collection_id,
+                page_size=page_size,
+                page_token=token,
+            )
+            page = self.call(self.stub.ListSurveyResponses, request)
+            yield from page.responses
+            token = page.next_page_token
+            if not token:
+                return

@@ -35,7 +35,9 @@ def lifecycle(settings: SurveysSettings) -> tuple[Lifecycle, PushKit]:
     kit = book_kit(
         settings, "surveys", recorders, connections, METRICS, STORE_ERRORS, "survey book"
     )
-    servicer = SurveysServicer(kit, SurveyCatalogue.of(catalogues))
+    servicer = SurveysServicer(
+        kit, SurveyCatalogue.of(catalogues), book, settings.surveys_page_size
+    )
     life = push_lifecycle(
         settings,
         "surveys",

@@ -32,3 +32,6 @@ class SurveysSettings(Settings):
     surveys_outbox_retention_days: int = Field(
         7, description="Published outbox rows are deleted after this many days."
     )
+    surveys_page_size: int = Field(
+        100, description="Most items per ListSurveyCollections / ListSurveyResponses page."
+    )

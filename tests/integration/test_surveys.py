@@ -1,5 +1,6 @@
 """The surveys service on the real stack: collections and responses through the public API,
-checked against each other in PostgreSQL, published (without free text) through the outbox."""
+checked against each other in PostgreSQL, published (without free text) through the outbox, and
+read back (an entity its own with the comments, the national role any entity's without)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ from typing import Any
 import grpc
 import pytest
 from pcm.monitoring.v1 import survey_pb2, surveys_service_pb2, surveys_service_pb2_grpc
-from pcm_common.auth import TokenStore
+from pcm_common.auth import Role, TokenStore
+from pcm_common.grpc_server import error_reason
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.postgres.client import connect
 from pcm_common.settings import Settings
 from pcm_common.startup import ensure_topics
+from pcm_surveys.client import SurveysClient
 from pcm_surveys.server import create_server, worker
 from pcm_surveys.settings import SurveysSettings
 from pcm_testkit.events import ago, survey_collection, survey_response
@@ -28,6 +31,7 @@ class Surveys:
     settings: SurveysSettings
     stub: surveys_service_pb2_grpc.SurveysServiceStub
     tokens: dict[str, str]
+    target: str
 
     def collections(self, items: list[Any], token: str = ENTITY) -> Any:
         request = surveys_service_pb2.PushSurveyCollectionsRequest(collections=items)
@@ -38,6 +42,16 @@ class Surveys:
         request = surveys_service_pb2.PushSurveyResponsesRequest(responses=items)
         meta = (("authorization", f"Bearer {self.tokens[token]}"),)
         return self.stub.PushSurveyResponses(request, metadata=meta, timeout=30).result
+
+    def list_collections(self, token: str = ENTITY, **fields: Any) -> Any:
+        request = surveys_service_pb2.ListSurveyCollectionsRequest(**fields)
+        meta = (("authorization", f"Bearer {self.tokens[token]}"),)
+        return self.stub.ListSurveyCollections(request, metadata=meta, timeout=30)
+
+    def list_responses(self, token: str = ENTITY, **fields: Any) -> Any:
+        request = surveys_service_pb2.ListSurveyResponsesRequest(**fields)
+        meta = (("authorization", f"Bearer {self.tokens[token]}"),)
+        return self.stub.ListSurveyResponses(request, metadata=meta, timeout=30)
 
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         with connect(self.settings) as conn:
@@ -50,7 +64,11 @@ def service(
 ) -> Iterator[Surveys]:
     token_file = tmp_path_factory.mktemp("secrets") / "tokens.json"
     store = TokenStore(token_file)
-    tokens = {ENTITY: store.issue(ENTITY), "ONP": store.issue("ONP")}
+    tokens = {
+        ENTITY: store.issue(ENTITY),
+        "ONP": store.issue("ONP"),
+        "national": store.issue("PCM-SGP", Role.NATIONAL),
+    }
     settings = SurveysSettings(
         topic_prefix=isolated_settings.topic_prefix,
         postgres_database=isolated_settings.postgres_database,
@@ -61,9 +79,11 @@ def service(
     ensure_topics(settings)
     server, port, kit = create_server(settings)
     server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    target = f"127.0.0.1:{port}"
+    channel = grpc.insecure_channel(target)
     try:
-        yield Surveys(settings, surveys_service_pb2_grpc.SurveysServiceStub(channel), tokens)
+        stub = surveys_service_pb2_grpc.SurveysServiceStub(channel)
+        yield Surveys(settings, stub, tokens, target)
     finally:
         channel.close()
         server.stop(grace=None)
@@ -128,3 +148,114 @@ def test_foreign_entity_refused(service: Surveys) -> None:
     mine = survey_response(ENTITY, collection_id=theirs.collection_id)
     result = service.responses([mine])  # another entity's collection is unknown to this one
     assert [r.field for r in result.rejections] == ["collection_id"]
+
+
+# --- reading back ------------------------------------------------------------------------------
+
+
+def _answered(entity_id: str, collection: Any, count: int, **overrides: Any) -> list[Any]:
+    """``count`` responses of ``collection``, answered in its period, each with a comment."""
+    return [
+        survey_response(
+            entity_id,
+            collection_id=collection.collection_id,
+            answered_at=ago(2 * 86_400),
+            comment=f"Me atendieron bien, mi DNI es 4567{n}",
+            **overrides,
+        )
+        for n in range(count)
+    ]
+
+
+def test_own_collections_and_responses_read_back_with_comment(service: Surveys) -> None:
+    collection = survey_collection(ENTITY, offered=1, responses=1, mode="WEB", language="QUECHUA")
+    assert service.collections([collection]).accepted == 1
+    first, second = _answered(
+        ENTITY,
+        collection,
+        2,
+        scores=[
+            survey_pb2.DriverScore(driver="TIEMPO", score=2, status="ANSWER_STATUS_SCORED"),
+            survey_pb2.DriverScore(driver="INFORMACION", status="ANSWER_STATUS_DOES_NOT_APPLY"),
+        ],
+        overall=survey_pb2.DriverScore(score=4),
+    )
+    assert service.responses([first]).accepted == 1
+    assert service.responses([second]).accepted == 1  # beyond the one person offered
+
+    listed = service.list_collections(entity_id=ENTITY, collection_id=collection.collection_id)
+    assert list(listed.collections) == [collection] and not listed.next_page_token
+
+    read = service.list_responses(entity_id=ENTITY, collection_id=collection.collection_id)
+    assert [r.response for r in read.responses] == [second, first]  # newest first, as pushed
+    assert [r.beyond_offered for r in read.responses] == [True, False]
+    assert read.responses[0].response.comment.startswith("Me atendieron bien")
+    assert not read.next_page_token
+
+
+def test_national_role_reads_any_entity_without_comment(service: Surveys) -> None:
+    theirs = survey_collection("ONP")
+    assert service.collections([theirs], token="ONP").accepted == 1
+    answers = _answered("ONP", theirs, 2)
+    assert service.responses(answers, token="ONP").accepted == 2
+
+    collections = service.list_collections(
+        "national", entity_id="ONP", collection_id=theirs.collection_id
+    )
+    assert list(collections.collections) == [theirs]
+    read = service.list_responses("national", entity_id="ONP", collection_id=theirs.collection_id)
+    assert {r.response.response_id for r in read.responses} == {a.response_id for a in answers}
+    for stored in read.responses:
+        assert stored.response.comment == ""  # free text never goes into the national reading
+        assert len(stored.response.scores) == len(answers[0].scores)
+    own = service.list_responses("ONP", entity_id="ONP", collection_id=theirs.collection_id)
+    assert all(r.response.comment for r in own.responses)  # the entity itself reads it
+
+
+def test_foreign_entity_refused_reading(service: Surveys) -> None:
+    for call in (service.list_collections, service.list_responses):
+        with pytest.raises(grpc.RpcError) as refused:
+            call(ENTITY, entity_id="ONP")
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_reason(refused.value) == "ERROR_REASON_FOREIGN_ENTITY"
+
+
+def test_paging_returns_every_item_exactly_once(service: Surveys) -> None:
+    collection = survey_collection(ENTITY)
+    more = [survey_collection(ENTITY) for _ in range(4)]
+    assert service.collections([collection, *more[:2]]).accepted == 3
+    assert service.collections(more[2:]).accepted == 2
+    answers = _answered(ENTITY, collection, 7)
+    assert service.responses(answers[:5]).accepted == 5  # one transaction: one recorded_at
+    assert service.responses(answers[5:]).accepted == 2
+
+    pages, token = [], ""
+    while True:
+        page = service.list_responses(
+            entity_id=ENTITY, collection_id=collection.collection_id, page_size=3, page_token=token
+        )
+        pages.append([r.response.response_id for r in page.responses])
+        token = page.next_page_token
+        if not token:
+            break
+    assert [len(p) for p in pages] == [3, 3, 1]
+    seen = [response_id for p in pages for response_id in p]
+    assert sorted(seen) == sorted(a.response_id for a in answers)
+
+    client = SurveysClient(service.target, service.tokens[ENTITY])
+    try:
+        declared = [c.collection_id for c in client.list_survey_collections(ENTITY, page_size=2)]
+        stored = list(client.list_survey_responses(ENTITY, collection.collection_id, page_size=2))
+    finally:
+        client.close()
+    assert len(declared) == len(set(declared))  # every collection of the entity once
+    assert {c.collection_id for c in [collection, *more]} <= set(declared)
+    assert sorted(r.response.response_id for r in stored) == sorted(seen)
+
+
+def test_bad_page_token_is_invalid_argument(service: Surveys) -> None:
+    for call in (service.list_collections, service.list_responses):
+        with pytest.raises(grpc.RpcError) as refused:
+            call(entity_id=ENTITY, page_token="garbage")
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.details().startswith("page_token:")

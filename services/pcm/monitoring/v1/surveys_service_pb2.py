@@ -26,7 +26,7 @@ from pcm.monitoring.v1 import common_pb2 as pcm_dot_monitoring_dot_v1_dot_common
 from pcm.monitoring.v1 import survey_pb2 as pcm_dot_monitoring_dot_v1_dot_survey__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'pcm/monitoring/v1/surveys_service.proto\x12\x11pcm.monitoring.v1\x1a\x1epcm/monitoring/v1/common.proto\x1a\x1epcm/monitoring/v1/survey.proto\"X\n\x1cPushSurveyCollectionsRequest\x12\x38\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32#.pcm.monitoring.v1.SurveyCollection\"N\n\x1dPushSurveyCollectionsResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.pcm.monitoring.v1.PushResult\"R\n\x1aPushSurveyResponsesRequest\x12\x34\n\tresponses\x18\x01 \x03(\x0b\x32!.pcm.monitoring.v1.SurveyResponse\"L\n\x1bPushSurveyResponsesResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.pcm.monitoring.v1.PushResult2\x82\x02\n\x0eSurveysService\x12z\n\x15PushSurveyCollections\x12/.pcm.monitoring.v1.PushSurveyCollectionsRequest\x1a\x30.pcm.monitoring.v1.PushSurveyCollectionsResponse\x12t\n\x13PushSurveyResponses\x12-.pcm.monitoring.v1.PushSurveyResponsesRequest\x1a..pcm.monitoring.v1.PushSurveyResponsesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'pcm/monitoring/v1/surveys_service.proto\x12\x11pcm.monitoring.v1\x1a\x1epcm/monitoring/v1/common.proto\x1a\x1epcm/monitoring/v1/survey.proto\"X\n\x1cPushSurveyCollectionsRequest\x12\x38\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32#.pcm.monitoring.v1.SurveyCollection\"N\n\x1dPushSurveyCollectionsResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.pcm.monitoring.v1.PushResult\"R\n\x1aPushSurveyResponsesRequest\x12\x34\n\tresponses\x18\x01 \x03(\x0b\x32!.pcm.monitoring.v1.SurveyResponse\"L\n\x1bPushSurveyResponsesResponse\x12-\n\x06result\x18\x01 \x01(\x0b\x32\x1d.pcm.monitoring.v1.PushResult\"o\n\x1cListSurveyCollectionsRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"r\n\x1dListSurveyCollectionsResponse\x12\x38\n\x0b\x63ollections\x18\x01 \x03(\x0b\x32#.pcm.monitoring.v1.SurveyCollection\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"m\n\x1aListSurveyResponsesRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x15\n\rcollection_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\r\x12\x12\n\npage_token\x18\x04 \x01(\t\"c\n\x14StoredSurveyResponse\x12\x33\n\x08response\x18\x01 \x01(\x0b\x32!.pcm.monitoring.v1.SurveyResponse\x12\x16\n\x0e\x62\x65yond_offered\x18\x02 \x01(\x08\"r\n\x1bListSurveyResponsesResponse\x12:\n\tresponses\x18\x01 \x03(\x0b\x32\'.pcm.monitoring.v1.StoredSurveyResponse\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xf4\x03\n\x0eSurveysService\x12z\n\x15PushSurveyCollections\x12/.pcm.monitoring.v1.PushSurveyCollectionsRequest\x1a\x30.pcm.monitoring.v1.PushSurveyCollectionsResponse\x12t\n\x13PushSurveyResponses\x12-.pcm.monitoring.v1.PushSurveyResponsesRequest\x1a..pcm.monitoring.v1.PushSurveyResponsesResponse\x12z\n\x15ListSurveyCollections\x12/.pcm.monitoring.v1.ListSurveyCollectionsRequest\x1a\x30.pcm.monitoring.v1.ListSurveyCollectionsResponse\x12t\n\x13ListSurveyResponses\x12-.pcm.monitoring.v1.ListSurveyResponsesRequest\x1a..pcm.monitoring.v1.ListSurveyResponsesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,6 +41,16 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PUSHSURVEYRESPONSESREQUEST']._serialized_end=378
   _globals['_PUSHSURVEYRESPONSESRESPONSE']._serialized_start=380
   _globals['_PUSHSURVEYRESPONSESRESPONSE']._serialized_end=456
-  _globals['_SURVEYSSERVICE']._serialized_start=459
-  _globals['_SURVEYSSERVICE']._serialized_end=717
+  _globals['_LISTSURVEYCOLLECTIONSREQUEST']._serialized_start=458
+  _globals['_LISTSURVEYCOLLECTIONSREQUEST']._serialized_end=569
+  _globals['_LISTSURVEYCOLLECTIONSRESPONSE']._serialized_start=571
+  _globals['_LISTSURVEYCOLLECTIONSRESPONSE']._serialized_end=685
+  _globals['_LISTSURVEYRESPONSESREQUEST']._serialized_start=687
+  _globals['_LISTSURVEYRESPONSESREQUEST']._serialized_end=796
+  _globals['_STOREDSURVEYRESPONSE']._serialized_start=798
+  _globals['_STOREDSURVEYRESPONSE']._serialized_end=897
+  _globals['_LISTSURVEYRESPONSESRESPONSE']._serialized_start=899
+  _globals['_LISTSURVEYRESPONSESRESPONSE']._serialized_end=1013
+  _globals['_SURVEYSSERVICE']._serialized_start=1016
+  _globals['_SURVEYSSERVICE']._serialized_end=1516
 # @@protoc_insertion_point(module_scope)

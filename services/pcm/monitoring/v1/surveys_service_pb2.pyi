@@ -99,3 +99,151 @@ class PushSurveyResponsesResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PushSurveyResponsesResponse: _TypeAlias = PushSurveyResponsesResponse  # noqa: Y015
+
+@_typing.final
+class ListSurveyCollectionsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    COLLECTION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    """Whose collections (an entity credential: its own only)."""
+    collection_id: _builtins.str
+    """Empty = every collection; else only the collection with this id."""
+    page_size: _builtins.int
+    """Most collections per page; 0 or more than the service's page size = the service's page size."""
+    page_token: _builtins.str
+    """Empty for the first page; else the next_page_token of the previous page."""
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        collection_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection_id", b"collection_id", "entity_id", b"entity_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSurveyCollectionsRequest: _TypeAlias = ListSurveyCollectionsRequest  # noqa: Y015
+
+@_typing.final
+class ListSurveyCollectionsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COLLECTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def collections(self) -> _containers.RepeatedCompositeFieldContainer[_survey_pb2.SurveyCollection]:
+        """The collections as declared, newest declaration first."""
+
+    def __init__(
+        self,
+        *,
+        collections: _abc.Iterable[_survey_pb2.SurveyCollection] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collections", b"collections", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSurveyCollectionsResponse: _TypeAlias = ListSurveyCollectionsResponse  # noqa: Y015
+
+@_typing.final
+class ListSurveyResponsesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    COLLECTION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    """Whose responses (an entity credential: its own only)."""
+    collection_id: _builtins.str
+    """Empty = the responses of every collection; else only those of this collection."""
+    page_size: _builtins.int
+    """Most responses per page; 0 or more than the service's page size = the service's page size."""
+    page_token: _builtins.str
+    """Empty for the first page; else the next_page_token of the previous page."""
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        collection_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["collection_id", b"collection_id", "entity_id", b"entity_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSurveyResponsesRequest: _TypeAlias = ListSurveyResponsesRequest  # noqa: Y015
+
+@_typing.final
+class StoredSurveyResponse(_message.Message):
+    """One response as the survey book stores it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSE_FIELD_NUMBER: _builtins.int
+    BEYOND_OFFERED_FIELD_NUMBER: _builtins.int
+    beyond_offered: _builtins.bool
+    """Stored beyond the number of people its collection declares as offered the survey (flagged
+    and counted, never silently accepted).
+    """
+    @_builtins.property
+    def response(self) -> _survey_pb2.SurveyResponse:
+        """The response as pushed, scores and overall included; its `comment` only when the caller is
+        the entity itself (empty for the national role).
+        """
+
+    def __init__(
+        self,
+        *,
+        response: _survey_pb2.SurveyResponse | None = ...,
+        beyond_offered: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["response", b"response"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["beyond_offered", b"beyond_offered", "response", b"response"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StoredSurveyResponse: _TypeAlias = StoredSurveyResponse  # noqa: Y015
+
+@_typing.final
+class ListSurveyResponsesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESPONSES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token of the next page; empty on the last page."""
+    @_builtins.property
+    def responses(self) -> _containers.RepeatedCompositeFieldContainer[Global___StoredSurveyResponse]:
+        """The stored responses, newest first."""
+
+    def __init__(
+        self,
+        *,
+        responses: _abc.Iterable[Global___StoredSurveyResponse] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "responses", b"responses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListSurveyResponsesResponse: _TypeAlias = ListSurveyResponsesResponse  # noqa: Y015

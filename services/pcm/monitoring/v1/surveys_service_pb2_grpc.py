@@ -45,6 +45,16 @@ class SurveysServiceStub:
                 request_serializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.PushSurveyResponsesRequest.SerializeToString,
                 response_deserializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.PushSurveyResponsesResponse.FromString,
                 _registered_method=True)
+        self.ListSurveyCollections = channel.unary_unary(
+                '/pcm.monitoring.v1.SurveysService/ListSurveyCollections',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyCollectionsRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyCollectionsResponse.FromString,
+                _registered_method=True)
+        self.ListSurveyResponses = channel.unary_unary(
+                '/pcm.monitoring.v1.SurveysService/ListSurveyResponses',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyResponsesRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyResponsesResponse.FromString,
+                _registered_method=True)
 
 
 class SurveysServiceServicer:
@@ -63,6 +73,23 @@ class SurveysServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListSurveyCollections(self, request, context):
+        """Declared collections of one entity, newest first: an entity credential reads its own, the
+        national role any. Paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSurveyResponses(self, request, context):
+        """Stored responses of one entity, newest first, with their scores: an entity credential reads
+        its own, with the free-text comment; the national role reads any, never with the comment
+        (it may hold personal data). Paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SurveysServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +102,16 @@ def add_SurveysServiceServicer_to_server(servicer, server):
                     servicer.PushSurveyResponses,
                     request_deserializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.PushSurveyResponsesRequest.FromString,
                     response_serializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.PushSurveyResponsesResponse.SerializeToString,
+            ),
+            'ListSurveyCollections': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSurveyCollections,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyCollectionsRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyCollectionsResponse.SerializeToString,
+            ),
+            'ListSurveyResponses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSurveyResponses,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyResponsesRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyResponsesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +169,60 @@ class SurveysService:
             '/pcm.monitoring.v1.SurveysService/PushSurveyResponses',
             pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.PushSurveyResponsesRequest.SerializeToString,
             pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.PushSurveyResponsesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSurveyCollections(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.SurveysService/ListSurveyCollections',
+            pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyCollectionsRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyCollectionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSurveyResponses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.SurveysService/ListSurveyResponses',
+            pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyResponsesRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_surveys__service__pb2.ListSurveyResponsesResponse.FromString,
             options,
             channel_credentials,
             insecure,

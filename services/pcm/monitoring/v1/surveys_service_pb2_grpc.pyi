@@ -35,6 +35,15 @@ class SurveysServiceStub:
     def __new__(cls, channel: _aio.Channel) -> SurveysServiceAsyncStub: ...
     PushSurveyCollections: _grpc.UnaryUnaryMultiCallable[_surveys_service_pb2.PushSurveyCollectionsRequest, _surveys_service_pb2.PushSurveyCollectionsResponse]
     PushSurveyResponses: _grpc.UnaryUnaryMultiCallable[_surveys_service_pb2.PushSurveyResponsesRequest, _surveys_service_pb2.PushSurveyResponsesResponse]
+    ListSurveyCollections: _grpc.UnaryUnaryMultiCallable[_surveys_service_pb2.ListSurveyCollectionsRequest, _surveys_service_pb2.ListSurveyCollectionsResponse]
+    """Declared collections of one entity, newest first: an entity credential reads its own, the
+    national role any. Paged.
+    """
+    ListSurveyResponses: _grpc.UnaryUnaryMultiCallable[_surveys_service_pb2.ListSurveyResponsesRequest, _surveys_service_pb2.ListSurveyResponsesResponse]
+    """Stored responses of one entity, newest first, with their scores: an entity credential reads
+    its own, with the free-text comment; the national role reads any, never with the comment
+    (it may hold personal data). Paged.
+    """
 
 @_typing.type_check_only
 class SurveysServiceAsyncStub(SurveysServiceStub):
@@ -43,6 +52,15 @@ class SurveysServiceAsyncStub(SurveysServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     PushSurveyCollections: _aio.UnaryUnaryMultiCallable[_surveys_service_pb2.PushSurveyCollectionsRequest, _surveys_service_pb2.PushSurveyCollectionsResponse]  # type: ignore[assignment]
     PushSurveyResponses: _aio.UnaryUnaryMultiCallable[_surveys_service_pb2.PushSurveyResponsesRequest, _surveys_service_pb2.PushSurveyResponsesResponse]  # type: ignore[assignment]
+    ListSurveyCollections: _aio.UnaryUnaryMultiCallable[_surveys_service_pb2.ListSurveyCollectionsRequest, _surveys_service_pb2.ListSurveyCollectionsResponse]  # type: ignore[assignment]
+    """Declared collections of one entity, newest first: an entity credential reads its own, the
+    national role any. Paged.
+    """
+    ListSurveyResponses: _aio.UnaryUnaryMultiCallable[_surveys_service_pb2.ListSurveyResponsesRequest, _surveys_service_pb2.ListSurveyResponsesResponse]  # type: ignore[assignment]
+    """Stored responses of one entity, newest first, with their scores: an entity credential reads
+    its own, with the free-text comment; the national role reads any, never with the comment
+    (it may hold personal data). Paged.
+    """
 
 class SurveysServiceServicer(metaclass=_abc_1.ABCMeta):
     """Survey collections and responses on the six drivers (same auth as IntakeService)."""
@@ -60,5 +78,26 @@ class SurveysServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _surveys_service_pb2.PushSurveyResponsesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_surveys_service_pb2.PushSurveyResponsesResponse, _abc.Awaitable[_surveys_service_pb2.PushSurveyResponsesResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def ListSurveyCollections(
+        self,
+        request: _surveys_service_pb2.ListSurveyCollectionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_surveys_service_pb2.ListSurveyCollectionsResponse, _abc.Awaitable[_surveys_service_pb2.ListSurveyCollectionsResponse]]:
+        """Declared collections of one entity, newest first: an entity credential reads its own, the
+        national role any. Paged.
+        """
+
+    @_abc_1.abstractmethod
+    def ListSurveyResponses(
+        self,
+        request: _surveys_service_pb2.ListSurveyResponsesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_surveys_service_pb2.ListSurveyResponsesResponse, _abc.Awaitable[_surveys_service_pb2.ListSurveyResponsesResponse]]:
+        """Stored responses of one entity, newest first, with their scores: an entity credential reads
+        its own, with the free-text comment; the national role reads any, never with the comment
+        (it may hold personal data). Paged.
+        """
 
 def add_SurveysServiceServicer_to_server(servicer: SurveysServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
