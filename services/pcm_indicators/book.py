@@ -165,6 +165,8 @@ class IndicatorBook:
         out.CopyFrom(event)
         out.status = status
         out.review_reason = reason
+        out.ClearField("valid_until")  # answered on reads, never published
+        out.ClearField("still_valid")
         if event_id is not None:
             out.event_id = event_id
         received = Timestamp()
@@ -198,7 +200,7 @@ class IndicatorBook:
                 "WHERE entity_id = %s AND event_id = %s",
                 (status, reason, entity_id, event_id),
             )
-            value = _value(row[:-1])
+            value = _value(row[:-1], self._zone)
             value.status, value.review_reason = verdict, reason
             review_id = f"{REVIEW_EVENT_PREFIX}{status.lower()}/{event_id}"
             conn.execute(
@@ -238,10 +240,10 @@ class IndicatorBook:
         more = len(rows) > page_size
         rows = rows[:page_size]
         token = encode_token(rows[-1][-1], rows[-1][1]) if more else ""
-        return Page([_value(row[:-1]) for row in rows], token)
+        return Page([_value(row[:-1], self._zone) for row in rows], token)
 
 
-def _value(row: Sequence[Any]) -> indicator_pb2.IndicatorValue:
+def _value(row: Sequence[Any], zone: ZoneInfo) -> indicator_pb2.IndicatorValue:
     (entity, event_id, code, grain, start, value, unit, evidence, reported, status,
      reason) = row  # fmt: skip
     out = indicator_pb2.IndicatorValue(
@@ -255,6 +257,8 @@ def _value(row: Sequence[Any]) -> indicator_pb2.IndicatorValue:
         review_reason=reason,
         evidence=[indicator_pb2.Evidence(url=e["url"], sha256=e["sha256"]) for e in evidence],
     )
-    out.period_start.FromDatetime(dt.datetime.combine(start, dt.time(), dt.UTC))
+    # The local midnight the period starts at, as reported (not midnight UTC: a day earlier
+    # in Lima).
+    out.period_start.FromDatetime(dt.datetime.combine(start, dt.time(), zone))
     out.reported_at.FromDatetime(reported)
     return out

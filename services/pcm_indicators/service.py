@@ -35,6 +35,7 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
         self._kit = kit
         self._book = book
         self._kpis = kpis
+        self._rules = rules
         self._page_size = page_size
         self._reports = kit.endpoint(PushDeclaration(domains.INDICATOR_VALUE, rules))
 
@@ -72,6 +73,7 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
             )
             context.abort(code, str(error))
         REVIEWS.labels(verdict=indicator_pb2.IndicatorStatus.Name(request.verdict)).inc()
+        self._with_validity([value])
         return indicators_service_pb2.ReviewIndicatorValueResponse(value=value)
 
     def ListIndicatorValues(  # noqa: N802 (gRPC method name)
@@ -91,6 +93,7 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
             )
         except ValueError as error:
             invalid_argument(context, str(error))
+        self._with_validity(page.values)
         return indicators_service_pb2.ListIndicatorValuesResponse(
             values=page.values, next_page_token=page.next_token
         )
@@ -117,6 +120,16 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
         return indicators_service_pb2.ListKpisResponse(
             values=page.values, next_page_token=page.next_token
         )
+
+    def _with_validity(self, values: list[indicator_pb2.IndicatorValue]) -> None:
+        """Say on each value until when it counts and whether it still does (the catalogue's
+        validity window after the end of its period)."""
+        today = self._rules.today()
+        for value in values:
+            until = self._rules.valid_until(value)
+            if until is not None:
+                value.valid_until = until.isoformat()
+                value.still_valid = today <= until
 
     def _caller(self, context: grpc.ServicerContext) -> Principal:
         return authenticate(context, self._kit.tokens, self._kit.metrics.auth_failures)

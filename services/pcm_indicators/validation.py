@@ -10,7 +10,8 @@ from urllib.parse import urlparse
 from zoneinfo import ZoneInfo
 
 from pcm.monitoring.v1 import common_pb2, indicator_pb2
-from pcm_common.catalogues import Catalogues
+from pcm_common.catalogues import Catalogues, Indicator
+from pcm_common.catalogues.models import add_months
 from pcm_common.push import ItemContext
 from pcm_common.validation import (
     INCONSISTENT,
@@ -33,7 +34,6 @@ GRAINS = {
     common_pb2.GRAIN_YEAR: "YEAR",
 }
 """Periods an indicator is reported for (its validity window is the catalogue's)."""
-RANGES = {"boolean": (0.0, 1.0), "percent": (0.0, 100.0), "count": (0.0, math.inf)}
 
 
 def period_start(day: dt.date, grain: str) -> dt.date:
@@ -43,6 +43,12 @@ def period_start(day: dt.date, grain: str) -> dt.date:
     if grain == "QUARTER":
         return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
     return day.replace(month=1, day=1)
+
+
+def period_end(start: dt.date, grain: str) -> dt.date:
+    """The last day of the period of ``grain`` starting on ``start``."""
+    months = {"MONTH": 1, "QUARTER": 3}.get(grain, 12)
+    return add_months(start, months) - dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ class IndicatorRules:
                     "unit", f"{quoted(event.unit)}: {indicator.code} is in {unit}", INCONSISTENT
                 )
             )
-        errors += self._value(event.value, unit)
+        errors += self._value(event.value, indicator)
         grain = GRAINS.get(event.grain)
         if grain is None:
             errors.append(FieldError("grain", "required: MONTH, QUARTER or YEAR", REQUIRED))
@@ -94,12 +100,31 @@ class IndicatorRules:
                 )
         return errors
 
+    def valid_until(self, event: indicator_pb2.IndicatorValue) -> dt.date | None:
+        """The last day a stored value counts (its period's end plus the indicator's
+        ``valid_months``); None for an indicator the catalogue no longer has."""
+        grain = GRAINS.get(event.grain)
+        try:
+            indicator = self.catalogues.indicator(event.indicator_code)
+        except KeyError:
+            return None
+        if grain is None:
+            return None
+        start = self.local_date(event.period_start.seconds)
+        return indicator.valid_until(period_end(start, grain))
+
+    def today(self) -> dt.date:
+        return dt.datetime.now(ZoneInfo(self.time_zone)).date()
+
     @staticmethod
-    def _value(value: float, unit: str) -> list[FieldError]:
-        low, high = RANGES[unit]
-        if not math.isfinite(value) or not low <= value <= high:
-            shown = "0 or 1" if unit == "boolean" else f"{low:g}..{high:g}"
-            return [FieldError("value", f"{value!r} is outside {shown} ({unit})", OUT_OF_RANGE)]
+    def _value(value: float, indicator: Indicator) -> list[FieldError]:
+        unit = indicator.unit.value
+        if not math.isfinite(value) or not indicator.accepts(value):
+            reason = (
+                f"{value!r} is outside {indicator.range_text} "
+                f"({unit}, the catalogue range of {indicator.code})"
+            )
+            return [FieldError("value", reason, OUT_OF_RANGE)]
         if unit in ("boolean", "count") and value != int(value):
             return [FieldError("value", f"{value!r}: a {unit} is a whole number", INVALID_FORMAT)]
         return []

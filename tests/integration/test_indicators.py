@@ -8,10 +8,12 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
 from pcm.monitoring.v1 import (
+    common_pb2,
     indicator_pb2,
     indicators_service_pb2,
     indicators_service_pb2_grpc,
@@ -164,6 +166,62 @@ def test_invalid_values_are_refused_with_reasons_and_neighbours_kept(service: In
         (6, "period_start"),
         (7, "unit"),
     } <= fields
+
+
+def test_a_value_outside_the_catalogue_range_is_refused_naming_field_and_range(
+    service: Indicators,
+) -> None:
+    values = [
+        indicator_value(ENTITY, indicator_code="ACCESSIBILITY_CHECKLIST_PCT", value=100.5),
+        indicator_value(ENTITY, indicator_code="EVACUATION_DRILLS", value=-1, unit="count"),
+        indicator_value(ENTITY, indicator_code="OPEN_DATA_PUBLISHED", value=2, unit="boolean"),
+    ]
+    answer = service.report(values)
+    assert answer.accepted == 0
+    refused = sorted((r.index, r.field, r.reason, r.code) for r in answer.rejections)
+    out_of_range = common_pb2.REJECTION_CODE_OUT_OF_RANGE
+    assert refused == [
+        (0, "value",
+         "100.5 is outside 0..100 (percent, the catalogue range of ACCESSIBILITY_CHECKLIST_PCT)",
+         out_of_range),
+        (1, "value",
+         "-1.0 is outside 0 or more (count, the catalogue range of EVACUATION_DRILLS)",
+         out_of_range),
+        (2, "value",
+         "2.0 is outside 0 or 1 (boolean, the catalogue range of OPEN_DATA_PUBLISHED)",
+         out_of_range),
+    ]  # fmt: skip
+    assert not service.list(indicator_code="ACCESSIBILITY_CHECKLIST_PCT").values
+
+
+def _last_day(year: int, month: int) -> dt.date:
+    return (dt.date(year, month, 28) + dt.timedelta(days=4)).replace(day=1) - dt.timedelta(days=1)
+
+
+def test_listed_values_say_until_when_they_stay_valid(service: Indicators) -> None:
+    today = dt.datetime.now(ZoneInfo("America/Lima")).date()
+    last_month = (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+    annual = indicator_value(ENTITY, indicator_code="EXTENDED_HOURS", value=1, unit="boolean")
+    # The plan's progress stays valid three months: January 2024's expired on 30 April 2024.
+    progress = indicator_value(
+        ENTITY,
+        indicator_code="IMPROVEMENT_PLAN_PROGRESS_PCT",
+        value=80,
+        period_start=local_time(2024, 1, 1),
+    )
+    assert service.report([annual, progress]).accepted == 2
+    (listed,) = service.list(indicator_code="EXTENDED_HOURS").values
+    assert listed.period_start == annual.period_start  # the local midnight reported
+    # Last month's value counts for twelve months after the month's last day.
+    until = _last_day(last_month.year + 1, last_month.month)
+    assert (listed.valid_until, listed.still_valid) == (until.isoformat(), True)
+    (old,) = service.list(indicator_code="IMPROVEMENT_PLAN_PROGRESS_PCT").values
+    assert (old.valid_until, old.still_valid) == ("2024-04-30", False)
+    verified = service.review(annual.event_id, VERIFIED)
+    assert (verified.valid_until, verified.still_valid) == (until.isoformat(), True)
+    # Published events carry no validity: it is answered on reads, against today.
+    mine = [v for v in published(service.settings, 1) if v.event_id == annual.event_id]
+    assert mine and all(not v.valid_until and not v.still_valid for v in mine)
 
 
 def test_review_by_the_oversight_body_only(service: Indicators) -> None:

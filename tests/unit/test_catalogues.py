@@ -14,7 +14,10 @@ from pcm_common.catalogues import (
     ENV_VAR,
     BusinessCalendar,
     Catalogues,
+    Direction,
+    Indicator,
     ServiceKind,
+    Unit,
     default_directory,
     load_catalogues,
 )
@@ -125,6 +128,98 @@ def test_eleven_standards_with_cumulative_levels(cat: Catalogues) -> None:
                 else:
                     assert criterion.reported
                     cat.indicator(criterion.measure)
+
+
+def test_indicators_have_direction_range_and_validity(cat: Catalogues) -> None:
+    months = {i.code: i.valid_months for i in cat.indicators}
+    # Annual by default; the segmentation study counts "en los últimos dos años"; the plan's
+    # progress is followed quarterly (an assumption the file states).
+    assert months.pop("USER_SEGMENTATION_STUDY_DONE") == 24
+    assert months.pop("IMPROVEMENT_PLAN_PROGRESS_PCT") == 3
+    assert set(months.values()) == {12}
+    for indicator in cat.indicators:
+        assert indicator.direction is Direction.HIGHER_IS_BETTER
+        assert indicator.validity_source
+    ranges = {(i.unit, i.min, i.max) for i in cat.indicators}
+    assert ranges == {
+        (Unit.BOOLEAN, 0, 1),
+        (Unit.PERCENT, 0, 100),
+        (Unit.COUNT, 0, None),
+    }
+
+
+def test_indicator_range_defaults_from_the_unit_and_a_stated_one_narrows_it() -> None:
+    base = {
+        "code": "X",
+        "name": "x",
+        "direction": "higher_is_better",
+        "valid_months": 12,
+        "validity_source": "anual",
+    }
+    flag = Indicator.model_validate({**base, "unit": "boolean"})
+    share = Indicator.model_validate({**base, "unit": "percent"})
+    count = Indicator.model_validate({**base, "unit": "count"})
+    assert [(i.min, i.max) for i in (flag, share, count)] == [(0, 1), (0, 100), (0, None)]
+    assert [i.range_text for i in (flag, share, count)] == ["0 or 1", "0..100", "0 or more"]
+    assert count.accepts(10**9) and not count.accepts(-1) and not share.accepts(100.5)
+    drills = Indicator.model_validate({**base, "unit": "count", "min": 1, "max": 12})
+    assert (drills.min, drills.max, drills.range_text) == (1, 12, "1..12")
+    assert drills.accepts(12) and not drills.accepts(0) and not drills.accepts(13)
+
+
+def test_standards_an_indicator_serves(cat: Catalogues) -> None:
+    served = [s.code for s in cat.indicator_standards("ACCESSIBILITY_CHECKLIST_PCT")]
+    assert served == ["INFRAESTRUCTURA_SEGURIDAD"]
+    assert [s.number for s in cat.indicator_standards("STAFF_TRAINED_PCT")] == [6]
+    assert cat.indicator_standards("ACCESSIBILITY_RAMPS") == ()  # a checklist item only
+    referenced = {
+        c.indicator for s in cat.standards for cs in s.levels.values() for c in cs if c.indicator
+    }
+    assert referenced == {i.code for i in cat.indicators if cat.indicator_standards(i.code)}
+    with pytest.raises(KeyError, match="unknown indicator 'NOPE'"):
+        cat.indicator_standards("NOPE")
+
+
+@pytest.mark.parametrize(
+    ("period_end", "months", "until"),
+    [
+        (dt.date(2025, 12, 31), 12, dt.date(2026, 12, 31)),  # a year: the same day next year
+        (dt.date(2025, 4, 30), 1, dt.date(2025, 5, 31)),  # a month's end stays a month's end
+        (dt.date(2025, 1, 31), 1, dt.date(2025, 2, 28)),
+        (dt.date(2025, 11, 30), 3, dt.date(2026, 2, 28)),  # across the year end
+        (dt.date(2024, 2, 29), 12, dt.date(2025, 2, 28)),  # leap day to a common year
+        (dt.date(2023, 2, 28), 12, dt.date(2024, 2, 29)),  # February's end in a leap year
+        (dt.date(2023, 11, 30), 3, dt.date(2024, 2, 29)),
+        (dt.date(2024, 2, 29), 24, dt.date(2026, 2, 28)),
+        (dt.date(2024, 2, 29), 48, dt.date(2028, 2, 29)),
+        (dt.date(2025, 3, 31), 24, dt.date(2027, 3, 31)),
+        (dt.date(2024, 1, 30), 1, dt.date(2024, 2, 29)),  # mid-month: the day, clipped
+        (dt.date(2025, 1, 15), 1, dt.date(2025, 2, 15)),
+    ],
+)
+def test_valid_until_counts_calendar_months(
+    period_end: dt.date, months: int, until: dt.date
+) -> None:
+    indicator = Indicator(
+        code="X",
+        name="x",
+        unit=Unit.BOOLEAN,
+        direction=Direction.HIGHER_IS_BETTER,
+        min=0,
+        max=1,
+        valid_months=months,
+        validity_source="test",
+    )
+    assert indicator.valid_until(period_end) == until
+
+
+def test_shipped_indicators_valid_until(cat: Catalogues) -> None:
+    december = dt.date(2025, 12, 31)
+    assert cat.indicator("STAFF_TRAINED_PCT").valid_until(december) == dt.date(2026, 12, 31)
+    segmentation = cat.indicator("USER_SEGMENTATION_STUDY_DONE")
+    assert segmentation.valid_until(december) == dt.date(2027, 12, 31)
+    progress = cat.indicator("IMPROVEMENT_PLAN_PROGRESS_PCT")
+    assert progress.valid_until(dt.date(2025, 11, 30)) == dt.date(2026, 2, 28)
 
 
 def test_standard_level_is_the_highest_whose_chain_holds(cat: Catalogues) -> None:

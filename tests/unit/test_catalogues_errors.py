@@ -158,6 +158,72 @@ CASES = [
         "a percentage threshold must be between 0 and 100",
     ),
     (
+        "standards.yaml",
+        "    unit: percent\n    direction: higher_is_better\n    valid_months: 3\n",
+        "    unit: percent\n    direction: higher_is_better\n    valid_months: 3\n    max: 120\n",
+        3,
+        "max",
+        "120 is outside the range of unit percent (0..100)",
+    ),
+    (
+        "standards.yaml",
+        "  - code: STAFF_TRAINED_PCT\n",
+        "  - code: STAFF_TRAINED_PCT\n    min: 50\n    max: 40\n",
+        2,
+        "max",
+        "40 must be above min 50",
+    ),
+    (
+        "standards.yaml",
+        "  - code: EVACUATION_DRILLS\n",
+        "  - code: EVACUATION_DRILLS\n    min: -1\n",
+        1,
+        "min",
+        "-1 is outside the range of unit count (0 or more)",
+    ),
+    (
+        "standards.yaml",
+        "  - code: EVACUATION_DRILLS\n",
+        "  - code: EVACUATION_DRILLS\n    max: 2.5\n",
+        1,
+        "max",
+        "2.5: a count bound is a whole number",
+    ),
+    (
+        "standards.yaml",
+        "  - code: TUPA_PUBLISHED\n",
+        "  - code: TUPA_PUBLISHED\n    max: null\n",
+        1,
+        "max",
+        "no maximum is outside the range of unit boolean (0..1)",
+    ),
+    (
+        "standards.yaml",
+        "    valid_months: 24\n",
+        "",
+        -4,  # a missing field is reported at the start of its indicator
+        "valid_months",
+        "missing (required)",
+    ),
+    (
+        "standards.yaml",
+        "    valid_months: 24\n",
+        "    valid_months: 0\n",
+        0,
+        "valid_months",
+        "Input should be greater than or equal to 1 (got 0)",
+    ),
+    (
+        "standards.yaml",
+        "  - code: OPEN_DATA_PUBLISHED\n    name: Datos de atención publicados como datos"
+        " abiertos\n    unit: boolean\n    direction: higher_is_better\n",
+        "  - code: OPEN_DATA_PUBLISHED\n    name: Datos de atención publicados como datos"
+        " abiertos\n    unit: boolean\n    direction: better\n",
+        3,
+        "direction",
+        "Input should be 'higher_is_better', 'lower_is_better' or 'neutral' (got 'better')",
+    ),
+    (
         "calendar/non_working_days.csv",
         "2024-10-07,NACIONAL",
         "2024-02-30,NACIONAL",
@@ -299,6 +365,33 @@ def test_indicator_code_must_not_reuse_a_kpi_code(root: Path) -> None:
     line = breaking(root, "standards.yaml", "  - code: EXTENDED_HOURS", "  - code: ATTENTIONS")
     reason = "'ATTENTIONS' is already a KPI code in kpis.yaml"
     assert str(load_error(root)) == f"catalogues/standards.yaml:{line}: field 'code': {reason}"
+
+
+def test_criterion_threshold_outside_the_indicator_range(root: Path) -> None:
+    line = breaking(
+        root,
+        "standards.yaml",
+        "  - code: INFORMATION_CAMPAIGNS\n",
+        "  - code: INFORMATION_CAMPAIGNS\n    max: 1\n",
+    )
+    text = (root / "standards.yaml").read_text(encoding="utf-8")
+    # E10-A3 asks for two campaigns: beyond the stated maximum, the criterion cannot hold.
+    criterion = text[: text.index("threshold: 2", text.index("id: E10-A3"))].count("\n") + 1
+    reason = f"2 is outside the range 0..1 of INFORMATION_CAMPAIGNS (standards.yaml:{line})"
+    expected = f"catalogues/standards.yaml:{criterion}: field 'threshold': {reason}"
+    assert str(load_error(root)) == expected
+
+
+def test_criterion_op_against_the_indicator_direction(root: Path) -> None:
+    old = "  - code: STAFF_TRAINED_PCT\n    name: Personal de atención capacitado en el año\n"
+    old += "    unit: percent\n    direction: higher_is_better\n"
+    line = breaking(root, "standards.yaml", old, old.replace("higher_is", "lower_is"))
+    text = (root / "standards.yaml").read_text(encoding="utf-8")
+    start = text.index("id: E06-B2")  # the first criterion on it: ">= 50"
+    criterion = text[: text.index("op:", start)].count("\n") + 1
+    reason = f"'>=' tests STAFF_TRAINED_PCT (standards.yaml:{line}), which is lower_is_better"
+    expected = f"catalogues/standards.yaml:{criterion}: field 'op': {reason}"
+    assert str(load_error(root)) == expected
 
 
 def test_missing_file(root: Path) -> None:

@@ -93,6 +93,7 @@ class Catalogues:
     _drivers: Mapping[str, Driver] = field(init=False, repr=False)
     _kpis: Mapping[str, Kpi] = field(init=False, repr=False)
     _indicators: Mapping[str, Indicator] = field(init=False, repr=False)
+    _indicator_standards: Mapping[str, tuple[Standard, ...]] = field(init=False, repr=False)
     _standards: Mapping[str, Standard] = field(init=False, repr=False)
     _regions: Mapping[str, Region] = field(init=False, repr=False)
     _peer_groups: Mapping[str, PeerGroup] = field(init=False, repr=False)
@@ -115,6 +116,19 @@ class Catalogues:
         put("_drivers", _index(self.drivers, lambda d: d.code))
         put("_kpis", _index(self.kpis, lambda k: k.code))
         put("_indicators", _index(self.indicators, lambda i: i.code))
+        served = {
+            indicator.code: tuple(
+                standard
+                for standard in self.standards
+                if any(
+                    criterion.indicator == indicator.code
+                    for criteria in standard.levels.values()
+                    for criterion in criteria
+                )
+            )
+            for indicator in self.indicators
+        }
+        put("_indicator_standards", MappingProxyType(served))
         put("_standards", _index(self.standards, lambda s: s.code))
         put("_regions", _index(self.regions, lambda r: r.code))
         put("_peer_groups", _index(self.peer_groups, lambda g: g.code))
@@ -186,6 +200,11 @@ class Catalogues:
 
     def indicator(self, code: str) -> Indicator:
         return _get(self._indicators, code, "indicator")
+
+    def indicator_standards(self, code: str) -> tuple[Standard, ...]:
+        """The standards whose criteria test this indicator, in catalogue order (none: an item
+        reported for the record, e.g. one line of the accessibility checklist)."""
+        return _get(self._indicator_standards, code, "indicator")
 
     def standard(self, code: str) -> Standard:
         return _get(self._standards, code, "standard")

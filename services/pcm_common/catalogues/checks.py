@@ -20,6 +20,7 @@ from .models import (
     ChannelType,
     ComplaintTerm,
     Criterion,
+    Direction,
     Driver,
     Entity,
     Fn,
@@ -172,7 +173,9 @@ def _check_standards(parsed: Parsed, kpis: Sequence[Kpi], level_ranks: Collectio
             _check_threshold(item, by_kpi[criterion.kpi].unit, level_ranks)
         else:
             known(item, "indicator", criterion.measure, indicators, "indicator", "standards.yaml")
-            _check_threshold(item, indicators[criterion.measure].value.unit, level_ranks)
+            indicator = indicators[criterion.measure]
+            _check_threshold(item, indicator.value.unit, level_ranks)
+            _check_indicator_criterion(item, indicator)
 
 
 def _check_indicators(parsed: Parsed, kpis: Sequence[Kpi]) -> dict[Hashable, Located[Indicator]]:
@@ -200,6 +203,20 @@ def _standard_criteria(parsed: Parsed, standard: Located[Standard]) -> list[Loca
             raise standard.error("levels", f"level {level} has no criteria")
         result.extend(found)
     return result
+
+
+def _check_indicator_criterion(item: Located[Criterion], indicator: Located[Indicator]) -> None:
+    """A criterion on a reported indicator tests a value the indicator accepts, in the
+    indicator's direction (``>=`` on a lower-is-better value would reward the worse)."""
+    criterion, definition = item.value, indicator.value
+    where = f"{definition.code} ({indicator.path.name}:{indicator.line})"
+    if not definition.accepts(criterion.threshold):
+        reason = f"{criterion.threshold:g} is outside the range {definition.range_text} of {where}"
+        raise item.error("threshold", reason)
+    wrong = {Op.GE: Direction.LOWER_IS_BETTER, Op.LE: Direction.HIGHER_IS_BETTER}
+    if wrong.get(criterion.op) is definition.direction:
+        reason = f"'{criterion.op.value}' tests {where}, which is {definition.direction.value}"
+        raise item.error("op", reason)
 
 
 def _check_threshold(item: Located[Criterion], unit: Unit, level_ranks: Collection[int]) -> None:

@@ -378,19 +378,102 @@ class Op(StrEnum):
     EQ = "=="
 
 
+UNIT_RANGES: Mapping[Unit, tuple[float, float | None]] = {
+    Unit.BOOLEAN: (0.0, 1.0),
+    Unit.PERCENT: (0.0, 100.0),
+    Unit.COUNT: (0.0, None),
+}
+"""The values a reported indicator's unit allows (None: no maximum), and its default range."""
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` moved by whole calendar months, end-of-month safe: the last day of a month stays
+    the last day of the month (30 Apr + 1 = 31 May, 28 Feb 2023 + 12 = 29 Feb 2024), another
+    day keeps its number unless the month is shorter (30 Jan 2024 + 1 = 29 Feb 2024)."""
+    index = day.year * 12 + day.month - 1 + months
+    year, month = divmod(index, 12)
+    last = _last_day(year, month + 1)
+    if day == _last_day(day.year, day.month):
+        return last
+    return last.replace(day=min(day.day, last.day))
+
+
+def _last_day(year: int, month: int) -> dt.date:
+    following = dt.date(year + month // 12, month % 12 + 1, 1)
+    return following - dt.timedelta(days=1)
+
+
 class Indicator(Record):
-    """A value the entity self-reports with evidence (IndicatorValue.indicator_code)."""
+    """A value the entity self-reports with evidence (IndicatorValue.indicator_code).
+
+    ``min``/``max``: the values accepted, by default the unit's whole range (boolean 0..1,
+    percent 0..100, count 0 and up with no maximum: ``max`` None); a stated range lies inside
+    the unit's. ``valid_months``: how long a reported value counts after the end of the period
+    it was reported for (``valid_until``), with ``validity_source`` saying where that comes from.
+    """
 
     code: Code
     name: Text
     unit: Unit
+    direction: Direction
+    min: float
+    max: float | None
+    valid_months: int = Field(ge=1, le=120)
+    validity_source: Text
     description: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unit_range(cls, data: Any) -> Any:
+        # An unstated bound is the unit's (an unknown unit is refused on its own field).
+        unit = data.get("unit") if isinstance(data, dict) else None
+        if not isinstance(unit, str) or unit not in set(Unit):
+            return data
+        bounds = UNIT_RANGES.get(Unit(unit))
+        if bounds is None:
+            return data
+        low, high = bounds
+        return {"min": low, "max": high, **data}
 
     @model_validator(mode="after")
     def _reportable_unit(self) -> Indicator:
-        if self.unit not in {Unit.BOOLEAN, Unit.PERCENT, Unit.COUNT}:
+        bounds = UNIT_RANGES.get(self.unit)
+        if bounds is None:
             raise FieldError("unit", "a reported indicator is boolean, percent or count")
+        low, high = bounds
+        shown = f"{low:g}..{high:g}" if high is not None else f"{low:g} or more"
+        unit_range = f"the range of unit {self.unit.value} ({shown})"
+        if self.min < low or (high is not None and self.min > high):
+            raise FieldError("min", f"{self.min:g} is outside {unit_range}")
+        if high is not None and (self.max is None or self.max > high):
+            stated = "no maximum" if self.max is None else f"{self.max:g}"
+            raise FieldError("max", f"{stated} is outside {unit_range}")
+        if self.max is not None and self.max <= self.min:
+            raise FieldError("max", f"{self.max:g} must be above min {self.min:g}")
+        whole = self.unit in {Unit.BOOLEAN, Unit.COUNT}
+        for name, bound in (("min", self.min), ("max", self.max)):
+            if whole and bound is not None and bound != int(bound):
+                raise FieldError(name, f"{bound:g}: a {self.unit.value} bound is a whole number")
         return self
+
+    def accepts(self, value: float) -> bool:
+        """Whether ``value`` lies in the indicator's range (bounds included)."""
+        return self.min <= value and (self.max is None or value <= self.max)
+
+    @property
+    def range_text(self) -> str:
+        """The range for people: ``0 or 1``, ``0..100``, ``0 or more``."""
+        if self.unit is Unit.BOOLEAN and (self.min, self.max) == (0, 1):
+            return "0 or 1"
+        if self.max is None:
+            return f"{self.min:g} or more"
+        return f"{self.min:g}..{self.max:g}"
+
+    def valid_until(self, period_end: dt.date) -> dt.date:
+        """The last day a value reported for a period ending on ``period_end`` (its last day)
+        still counts: ``valid_months`` calendar months later, end-of-month safe (a period
+        ending 31 Dec, 12 months: 31 Dec of the next year; ending 29 Feb 2024: 28 Feb 2025)."""
+        return add_months(period_end, self.valid_months)
 
 
 class Criterion(Record):

@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from pcm.monitoring.v1 import common_pb2 as pcm_dot_monitoring_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pcm/monitoring/v1/indicator.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epcm/monitoring/v1/common.proto\"\x86\x03\n\x0eIndicatorValue\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x16\n\x0eindicator_code\x18\x03 \x01(\t\x12\'\n\x05grain\x18\x04 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x06 \x01(\x01\x12\x14\n\x0c\x65vidence_url\x18\x07 \x01(\t\x12/\n\x0breported_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04unit\x18\t \x01(\t\x12-\n\x08\x65vidence\x18\n \x03(\x0b\x32\x1b.pcm.monitoring.v1.Evidence\x12\x32\n\x06status\x18\x0b \x01(\x0e\x32\".pcm.monitoring.v1.IndicatorStatus\x12\x15\n\rreview_reason\x18\x0c \x01(\t\"\'\n\x08\x45vidence\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t*\xb1\x01\n\x0fIndicatorStatus\x12 \n\x1cINDICATOR_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19INDICATOR_STATUS_REPORTED\x10\x01\x12\x1d\n\x19INDICATOR_STATUS_VERIFIED\x10\x02\x12\x1d\n\x19INDICATOR_STATUS_REJECTED\x10\x03\x12\x1f\n\x1bINDICATOR_STATUS_SUPERSEDED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pcm/monitoring/v1/indicator.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epcm/monitoring/v1/common.proto\"\xb0\x03\n\x0eIndicatorValue\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x16\n\x0eindicator_code\x18\x03 \x01(\t\x12\'\n\x05grain\x18\x04 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x06 \x01(\x01\x12\x14\n\x0c\x65vidence_url\x18\x07 \x01(\t\x12/\n\x0breported_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04unit\x18\t \x01(\t\x12-\n\x08\x65vidence\x18\n \x03(\x0b\x32\x1b.pcm.monitoring.v1.Evidence\x12\x32\n\x06status\x18\x0b \x01(\x0e\x32\".pcm.monitoring.v1.IndicatorStatus\x12\x15\n\rreview_reason\x18\x0c \x01(\t\x12\x13\n\x0bvalid_until\x18\r \x01(\t\x12\x13\n\x0bstill_valid\x18\x0e \x01(\x08\"\'\n\x08\x45vidence\x12\x0b\n\x03url\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t*\xb1\x01\n\x0fIndicatorStatus\x12 \n\x1cINDICATOR_STATUS_UNSPECIFIED\x10\x00\x12\x1d\n\x19INDICATOR_STATUS_REPORTED\x10\x01\x12\x1d\n\x19INDICATOR_STATUS_VERIFIED\x10\x02\x12\x1d\n\x19INDICATOR_STATUS_REJECTED\x10\x03\x12\x1f\n\x1bINDICATOR_STATUS_SUPERSEDED\x10\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pcm.monitoring.v1.indicator_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INDICATORSTATUS']._serialized_start=556
-  _globals['_INDICATORSTATUS']._serialized_end=733
+  _globals['_INDICATORSTATUS']._serialized_start=598
+  _globals['_INDICATORSTATUS']._serialized_end=775
   _globals['_INDICATORVALUE']._serialized_start=122
-  _globals['_INDICATORVALUE']._serialized_end=512
-  _globals['_EVIDENCE']._serialized_start=514
-  _globals['_EVIDENCE']._serialized_end=553
+  _globals['_INDICATORVALUE']._serialized_end=554
+  _globals['_EVIDENCE']._serialized_start=556
+  _globals['_EVIDENCE']._serialized_end=595
 # @@protoc_insertion_point(module_scope)

@@ -73,6 +73,8 @@ class IndicatorValue(_message.Message):
     EVIDENCE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     REVIEW_REASON_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    STILL_VALID_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     entity_id: _builtins.str
     indicator_code: _builtins.str
@@ -84,11 +86,28 @@ class IndicatorValue(_message.Message):
     old clients: `evidence` (with a content hash) is what the platform requires.
     """
     unit: _builtins.str
-    """Unit of `value`; must be the catalogue's (boolean: 0 or 1, percent: 0..100, count: >= 0)."""
+    """Unit of `value`; must be the catalogue's (boolean: 0 or 1, percent: 0..100, count: >= 0).
+    `value` must lie in the indicator's range in the catalogue (`min`/`max` of
+    catalogues/standards.yaml, by default the whole range of its unit).
+    """
     status: Global___IndicatorStatus.ValueType
     """Set by the platform on what it publishes: where this value stands."""
     review_reason: _builtins.str
     """Set by the platform with REJECTED: why (the oversight body's words)."""
+    valid_until: _builtins.str
+    """Set by the platform on the values it answers with (ListIndicatorValues,
+    ReviewIndicatorValue); empty elsewhere (reports, published events), ignored in a report.
+    The last day this value counts, a local date YYYY-MM-DD (America/Lima): the last day of its
+    period plus the indicator's validity window in calendar months (`valid_months` of
+    catalogues/standards.yaml: annual indicators 12), a month's last day giving a month's last
+    day (a period ending 30 Apr, 1 month: 31 May). Empty if the catalogue no longer has the
+    indicator.
+    """
+    still_valid: _builtins.bool
+    """Set with `valid_until`: true while today (local date) is on or before `valid_until`. Only
+    the validity window: whether the value counts also depends on `status` (a REJECTED or
+    SUPERSEDED value counts for nothing, still valid or not).
+    """
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -112,10 +131,12 @@ class IndicatorValue(_message.Message):
         evidence: _abc.Iterable[Global___Evidence] | None = ...,
         status: Global___IndicatorStatus.ValueType = ...,
         review_reason: _builtins.str = ...,
+        valid_until: _builtins.str = ...,
+        still_valid: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["period_start", b"period_start", "reported_at", b"reported_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity_id", b"entity_id", "event_id", b"event_id", "evidence", b"evidence", "evidence_url", b"evidence_url", "grain", b"grain", "indicator_code", b"indicator_code", "period_start", b"period_start", "reported_at", b"reported_at", "review_reason", b"review_reason", "status", b"status", "unit", b"unit", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity_id", b"entity_id", "event_id", b"event_id", "evidence", b"evidence", "evidence_url", b"evidence_url", "grain", b"grain", "indicator_code", b"indicator_code", "period_start", b"period_start", "reported_at", b"reported_at", "review_reason", b"review_reason", "status", b"status", "still_valid", b"still_valid", "unit", b"unit", "valid_until", b"valid_until", "value", b"value"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -79,7 +79,8 @@ class IndicatorsServiceServicer:
 
     def ListIndicatorValues(self, request, context):
         """Reported values of one entity, newest first: an entity credential reads its own, the
-        national role any. Paged.
+        national role any. Paged. Each value says until when it stays valid and whether it still
+        is (`valid_until`, `still_valid`: its period's end plus the catalogue's validity window).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

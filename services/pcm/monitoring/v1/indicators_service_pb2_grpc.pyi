@@ -42,7 +42,8 @@ class IndicatorsServiceStub:
     """Mark a reported value verified or rejected (national role only; a rejection needs a reason)."""
     ListIndicatorValues: _grpc.UnaryUnaryMultiCallable[_indicators_service_pb2.ListIndicatorValuesRequest, _indicators_service_pb2.ListIndicatorValuesResponse]
     """Reported values of one entity, newest first: an entity credential reads its own, the
-    national role any. Paged.
+    national role any. Paged. Each value says until when it stays valid and whether it still
+    is (`valid_until`, `still_valid`: its period's end plus the catalogue's validity window).
     """
     ListKpis: _grpc.UnaryUnaryMultiCallable[_indicators_service_pb2.ListKpisRequest, _indicators_service_pb2.ListKpisResponse]
     """Computed KPIs of one entity (an entity credential: its own; the national role: any), with
@@ -63,7 +64,8 @@ class IndicatorsServiceAsyncStub(IndicatorsServiceStub):
     """Mark a reported value verified or rejected (national role only; a rejection needs a reason)."""
     ListIndicatorValues: _aio.UnaryUnaryMultiCallable[_indicators_service_pb2.ListIndicatorValuesRequest, _indicators_service_pb2.ListIndicatorValuesResponse]  # type: ignore[assignment]
     """Reported values of one entity, newest first: an entity credential reads its own, the
-    national role any. Paged.
+    national role any. Paged. Each value says until when it stays valid and whether it still
+    is (`valid_until`, `still_valid`: its period's end plus the catalogue's validity window).
     """
     ListKpis: _aio.UnaryUnaryMultiCallable[_indicators_service_pb2.ListKpisRequest, _indicators_service_pb2.ListKpisResponse]  # type: ignore[assignment]
     """Computed KPIs of one entity (an entity credential: its own; the national role: any), with
@@ -99,7 +101,8 @@ class IndicatorsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_indicators_service_pb2.ListIndicatorValuesResponse, _abc.Awaitable[_indicators_service_pb2.ListIndicatorValuesResponse]]:
         """Reported values of one entity, newest first: an entity credential reads its own, the
-        national role any. Paged.
+        national role any. Paged. Each value says until when it stays valid and whether it still
+        is (`valid_until`, `still_valid`: its period's end plus the catalogue's validity window).
         """
 
     @_abc_1.abstractmethod
