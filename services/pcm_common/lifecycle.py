@@ -42,3 +42,8 @@ def answer_status(answer: survey_pb2.DriverScore) -> int:
     if answer.score > 0:
         return _Status.ANSWER_STATUS_SCORED
     return _Status.ANSWER_STATUS_SKIPPED
+
+
+def answered(answer: survey_pb2.DriverScore) -> bool:
+    """A valid scale answer (counted in the KPIs), as opposed to the three ways of not answering."""
+    return answer_status(answer) == _Status.ANSWER_STATUS_SCORED

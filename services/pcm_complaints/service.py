@@ -10,10 +10,10 @@ from __future__ import annotations
 import grpc
 from pcm.monitoring.v1 import complaints_service_pb2, complaints_service_pb2_grpc
 from pcm_common import domains
-from pcm_common.auth import Access, authorize, denial_message
-from pcm_common.grpc_server import abort_with, authenticate
+from pcm_common.auth import Access
 from pcm_common.push import PushDeclaration, PushKit
 from pcm_common.push.kit import to_result
+from pcm_common.push.reading import allowed
 
 from pcm_complaints import lifecycle
 from pcm_complaints.book import ComplaintBook, receipts
@@ -40,13 +40,7 @@ class ComplaintsServicer(complaints_service_pb2_grpc.ComplaintsServiceServicer):
     def GetComplaint(  # noqa: N802 (gRPC method name)
         self, request: complaints_service_pb2.GetComplaintRequest, context: grpc.ServicerContext
     ) -> complaints_service_pb2.GetComplaintResponse:
-        metrics = self._kit.metrics
-        principal = authenticate(context, self._kit.tokens, metrics.auth_failures)
-        denial = authorize(principal, Access.READ, request.entity_id)
-        if denial is not None:
-            metrics.denied.labels(reason=denial.value).inc()
-            message = denial_message(principal, Access.READ, denial)
-            abort_with(context, grpc.StatusCode.PERMISSION_DENIED, denial.value, message)
+        allowed(self._kit, context, Access.READ, request.entity_id)
         record = self._book.get(request.entity_id, request.complaint_id)
         if record is None:
             context.abort(

@@ -1,2 +1,3 @@
-"""The surveys service: survey collections and responses on the six drivers (work in progress:
-today the validation of one item; the service, its store and the survey KPIs come next)."""
+"""The surveys service: survey collections and responses on the six drivers, validated, kept in
+a PostgreSQL book (free text for the entity's own reading only) and published through an outbox;
+the processor turns them into survey and satisfaction KPIs."""

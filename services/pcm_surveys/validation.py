@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from pcm.monitoring.v1 import survey_pb2
 from pcm_common.catalogues import Catalogues
+from pcm_common.lifecycle import UNANSWERED
 from pcm_common.push import ItemContext
 from pcm_common.validation import (
     INCONSISTENT,
@@ -26,13 +27,6 @@ from pcm_common.validation import (
 
 MAX_COMMENT = 2_000
 _STATUS = survey_pb2.AnswerStatus
-_UNANSWERED = frozenset(
-    {
-        _STATUS.ANSWER_STATUS_NOT_ASKED,
-        _STATUS.ANSWER_STATUS_SKIPPED,
-        _STATUS.ANSWER_STATUS_DOES_NOT_APPLY,
-    }
-)
 _MODES = frozenset(survey_pb2.SurveyMode.values()) - {survey_pb2.SURVEY_MODE_UNSPECIFIED}
 _LANGUAGES = frozenset(survey_pb2.SurveyLanguage.values()) - {
     survey_pb2.SURVEY_LANGUAGE_UNSPECIFIED
@@ -141,7 +135,7 @@ class ResponseRules:
 
     def _answer(self, score: survey_pb2.DriverScore, where: str) -> list[FieldError]:
         low, high = self.catalogue.scale
-        if score.status in _UNANSWERED:
+        if score.status in UNANSWERED:
             if score.score:
                 return [
                     FieldError(
@@ -161,10 +155,3 @@ class ResponseRules:
                 )
             ]
         return []
-
-
-def answered(score: survey_pb2.DriverScore) -> bool:
-    """A valid scale answer (counted in the KPIs), as opposed to the three ways of not answering."""
-    if score.status in _UNANSWERED:
-        return False
-    return score.score > 0

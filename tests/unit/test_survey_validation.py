@@ -11,13 +11,13 @@ import pytest
 from google.protobuf.message import Message
 from pcm.monitoring.v1 import survey_pb2
 from pcm_common.catalogues import Catalogues
+from pcm_common.lifecycle import answered
 from pcm_common.push import ItemContext, item_errors
 from pcm_common.validation import TimeWindow
 from pcm_surveys.validation import (
     CollectionRules,
     ResponseRules,
     SurveyCatalogue,
-    answered,
 )
 from pcm_testkit.events import survey_collection, survey_response
 
