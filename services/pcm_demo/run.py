@@ -29,8 +29,10 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaAdminClient
 from pcm.monitoring.v1 import common_pb2
+from pcm_benchmark.job import assess_month, summary
+from pcm_benchmark.settings import BenchmarkSettings
 from pcm_common import domains
-from pcm_common.auth import TokenStore
+from pcm_common.auth import ROLE_HOLDERS, Role, TokenStore
 from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.clickhouse.client import connect
 from pcm_common.clickhouse.migrate import migrate
@@ -149,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         indicators_report(settings)
         surveys_report(settings)
         satisfaction_report(settings, catalogues, args.out)
+        benchmark_report(settings, catalogues)
     finally:
         if not args.keep_running:
             step(7, "stopping the services")
@@ -447,3 +450,21 @@ def satisfaction_report(settings: Settings, catalogues: Catalogues, out: Path) -
     print_satisfaction(entities, catalogues)
     draw_satisfaction(entities, catalogues, out / "satisfaction.png")
     print(f"      chart: {out / 'satisfaction.png'}")
+
+
+def benchmark_report(settings: Settings, catalogues: Catalogues) -> None:
+    """This month's assessment of every entity against the standards: levels per standard, the
+    best and last overall (KPIs from ClickHouse, reports read with a national credential)."""
+    national = TokenStore(settings.token_file).issue(
+        ROLE_HOLDERS[Role.NATIONAL], Role.NATIONAL, label="demo benchmark"
+    )
+    month = datetime.now(LIMA).date().replace(day=1)
+    client = IndicatorsClient(INDICATORS_TARGET, national)
+    try:
+        bench = BenchmarkSettings(**settings.model_dump())
+        results = assess_month(bench, catalogues, month, client.list_indicator_values)
+    finally:
+        client.close()
+    print(f"\n      Standards reached in {month:%Y-%m} (table benchmark_results)")
+    for line in summary(results, catalogues):
+        print(f"      {line}")

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from pcm.monitoring.v1 import (
     common_pb2,
@@ -24,4 +24,20 @@ class IndicatorsClient(PushClient):
         return self.push(
             lambda batch: self.call(self.stub.ReportIndicatorValues, request(values=batch)).result,
             values,
+        )
+
+    def list_indicator_values(
+        self, entity_id: str, indicator_code: str = "", include_history: bool = False
+    ) -> Iterator[indicator_pb2.IndicatorValue]:
+        """The entity's current reported values (or the whole history), newest first, fetching
+        the pages as they are consumed."""
+        return self.paged(
+            self.stub.ListIndicatorValues,
+            lambda token: indicators_service_pb2.ListIndicatorValuesRequest(
+                entity_id=entity_id,
+                indicator_code=indicator_code,
+                include_history=include_history,
+                page_token=token,
+            ),
+            "values",
         )

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from pcm.monitoring.v1 import common_pb2, indicator_pb2
 from pcm_common.catalogues import Catalogues, Indicator
-from pcm_common.catalogues.models import add_months
+from pcm_common.catalogues.models import period_end, period_start
 from pcm_common.push import ItemContext
 from pcm_common.validation import (
     INCONSISTENT,
@@ -34,21 +34,6 @@ GRAINS = {
     common_pb2.GRAIN_YEAR: "YEAR",
 }
 """Periods an indicator is reported for (its validity window is the catalogue's)."""
-
-
-def period_start(day: dt.date, grain: str) -> dt.date:
-    """The first day of the period of ``grain`` holding ``day``."""
-    if grain == "MONTH":
-        return day.replace(day=1)
-    if grain == "QUARTER":
-        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
-    return day.replace(month=1, day=1)
-
-
-def period_end(start: dt.date, grain: str) -> dt.date:
-    """The last day of the period of ``grain`` starting on ``start``."""
-    months = {"MONTH": 1, "QUARTER": 3}.get(grain, 12)
-    return add_months(start, months) - dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)

@@ -43,35 +43,29 @@ class SurveysClient(PushClient):
     ) -> Iterator[survey_pb2.SurveyCollection]:
         """Every collection of ``entity_id`` (or only ``collection_id``), newest first, fetching
         the pages as they are consumed (a read is retried like a call that stored nothing)."""
-        token = ""
-        while True:
-            request = surveys_service_pb2.ListSurveyCollectionsRequest(
+        return self.paged(
+            self.stub.ListSurveyCollections,
+            lambda token: surveys_service_pb2.ListSurveyCollectionsRequest(
                 entity_id=entity_id,
                 collection_id=collection_id,
                 page_size=page_size,
                 page_token=token,
-            )
-            page = self.call(self.stub.ListSurveyCollections, request)
-            yield from page.collections
-            token = page.next_page_token
-            if not token:
-                return
+            ),
+            "collections",
+        )
 
     def list_survey_responses(
         self, entity_id: str, collection_id: str = "", page_size: int = 0
     ) -> Iterator[surveys_service_pb2.StoredSurveyResponse]:
         """Every stored response of ``entity_id`` (or of its collection ``collection_id``),
         newest first, fetching the pages as they are consumed."""
-        token = ""
-        while True:
-            request = surveys_service_pb2.ListSurveyResponsesRequest(
+        return self.paged(
+            self.stub.ListSurveyResponses,
+            lambda token: surveys_service_pb2.ListSurveyResponsesRequest(
                 entity_id=entity_id,
                 collection_id=collection_id,
                 page_size=page_size,
                 page_token=token,
-            )
-            page = self.call(self.stub.ListSurveyResponses, request)
-            yield from page.responses
-            token = page.next_page_token
-            if not token:
-                return
+            ),
+            "responses",
+        )

@@ -398,6 +398,21 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return last.replace(day=min(day.day, last.day))
 
 
+def period_start(day: dt.date, grain: str) -> dt.date:
+    """The first day of the period of ``grain`` holding ``day``."""
+    if grain == "MONTH":
+        return day.replace(day=1)
+    if grain == "QUARTER":
+        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    return day.replace(month=1, day=1)
+
+
+def period_end(start: dt.date, grain: str) -> dt.date:
+    """The last day of the period of ``grain`` starting on ``start``."""
+    months = {"MONTH": 1, "QUARTER": 3}.get(grain, 12)
+    return add_months(start, months) - dt.timedelta(days=1)
+
+
 def _last_day(year: int, month: int) -> dt.date:
     following = dt.date(year + month // 12, month % 12 + 1, 1)
     return following - dt.timedelta(days=1)

@@ -43,6 +43,8 @@ class AddColumn:
 CLICKHOUSE_GROUPS: tuple[MigrationGroup, ...] = (
     # Fact tables and KPI values: written by the stream processors.
     MigrationGroup("processor", "pcm_processor.migrations"),
+    # Assessments and ranks: written by the national benchmark.
+    MigrationGroup("benchmark", "pcm_benchmark.migrations"),
 )
 
 

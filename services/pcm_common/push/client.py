@@ -13,7 +13,7 @@ RPC of its stub.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -100,6 +100,17 @@ class PushClient:
         total.duplicate_indexes.sort()
         total.rejections.sort(key=lambda rejection: rejection.index)
         return total
+
+    def paged(self, method: Any, request: Callable[[str], Any], items: str) -> Iterator[Any]:
+        """Every item of a paged read (``request(page_token)``; the answer's field ``items``
+        and ``next_page_token``), fetching the pages as they are consumed."""
+        token = ""
+        while True:
+            page = self.call(method, request(token))
+            yield from getattr(page, items)
+            token = page.next_page_token
+            if not token:
+                return
 
     def close(self) -> None:
         self.channel.close()

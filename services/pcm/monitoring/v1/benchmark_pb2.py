@@ -26,17 +26,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from pcm.monitoring.v1 import common_pb2 as pcm_dot_monitoring_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pcm/monitoring/v1/benchmark.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epcm/monitoring/v1/common.proto\"\xba\x01\n\x0e\x43riterionCheck\x12\x14\n\x0c\x63riterion_id\x18\x01 \x01(\t\x12/\n\x05level\x18\x02 \x01(\x0e\x32 .pcm.monitoring.v1.StandardLevel\x12\x10\n\x08kpi_code\x18\x03 \x01(\t\x12\n\n\x02op\x18\x04 \x01(\t\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12\r\n\x05value\x18\x06 \x01(\x01\x12\x0b\n\x03met\x18\x07 \x01(\x08\x12\x14\n\x0chas_evidence\x18\x08 \x01(\x08\"\xbc\x03\n\x0f\x42\x65nchmarkResult\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x15\n\rstandard_code\x18\x02 \x01(\t\x12\'\n\x05grain\x18\x03 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x05level\x18\x05 \x01(\x0e\x32 .pcm.monitoring.v1.StandardLevel\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x33\n\x08\x63riteria\x18\x07 \x03(\x0b\x32!.pcm.monitoring.v1.CriterionCheck\x12\x19\n\x11gap_to_next_level\x18\x08 \x03(\t\x12\x12\n\npeer_group\x18\t \x01(\t\x12\x0c\n\x04rank\x18\n \x01(\r\x12\x12\n\npeer_count\x18\x0b \x01(\r\x12\x12\n\npercentile\x18\x0c \x01(\x01\x12\x19\n\x11\x63\x61talogue_version\x18\r \x01(\t\x12/\n\x0b\x63omputed_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x9f\x01\n\rStandardLevel\x12\x1e\n\x1aSTANDARD_LEVEL_UNSPECIFIED\x10\x00\x12\x17\n\x13STANDARD_LEVEL_NONE\x10\x01\x12\x19\n\x15STANDARD_LEVEL_BASICO\x10\x02\x12\x1d\n\x19STANDARD_LEVEL_INTERMEDIO\x10\x03\x12\x1b\n\x17STANDARD_LEVEL_AVANZADO\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!pcm/monitoring/v1/benchmark.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1epcm/monitoring/v1/common.proto\"\xd2\x02\n\x0e\x43riterionCheck\x12\x14\n\x0c\x63riterion_id\x18\x01 \x01(\t\x12/\n\x05level\x18\x02 \x01(\x0e\x32 .pcm.monitoring.v1.StandardLevel\x12\x10\n\x08kpi_code\x18\x03 \x01(\t\x12\n\n\x02op\x18\x04 \x01(\t\x12\x11\n\tthreshold\x18\x05 \x01(\x01\x12\r\n\x05value\x18\x06 \x01(\x01\x12\x0b\n\x03met\x18\x07 \x01(\x08\x12\x14\n\x0chas_evidence\x18\x08 \x01(\x08\x12\x34\n\x07outcome\x18\t \x01(\x0e\x32#.pcm.monitoring.v1.CriterionOutcome\x12\x11\n\tnumerator\x18\n \x01(\x01\x12\x13\n\x0b\x64\x65nominator\x18\x0b \x01(\x01\x12\x0e\n\x06reason\x18\x0c \x01(\t\x12\x10\n\x08verified\x18\r \x01(\x08\x12\x16\n\x0eindicator_code\x18\x0e \x01(\t\"\x88\x04\n\x0f\x42\x65nchmarkResult\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x15\n\rstandard_code\x18\x02 \x01(\t\x12\'\n\x05grain\x18\x03 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x05level\x18\x05 \x01(\x0e\x32 .pcm.monitoring.v1.StandardLevel\x12\r\n\x05score\x18\x06 \x01(\x01\x12\x33\n\x08\x63riteria\x18\x07 \x03(\x0b\x32!.pcm.monitoring.v1.CriterionCheck\x12\x19\n\x11gap_to_next_level\x18\x08 \x03(\t\x12\x12\n\npeer_group\x18\t \x01(\t\x12\x0c\n\x04rank\x18\n \x01(\r\x12\x12\n\npeer_count\x18\x0b \x01(\r\x12\x12\n\npercentile\x18\x0c \x01(\x01\x12\x19\n\x11\x63\x61talogue_version\x18\r \x01(\t\x12/\n\x0b\x63omputed_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rnational_rank\x18\x0f \x01(\r\x12\x16\n\x0enational_count\x18\x10 \x01(\r\x12\x1b\n\x13national_percentile\x18\x11 \x01(\x01*\x9f\x01\n\rStandardLevel\x12\x1e\n\x1aSTANDARD_LEVEL_UNSPECIFIED\x10\x00\x12\x17\n\x13STANDARD_LEVEL_NONE\x10\x01\x12\x19\n\x15STANDARD_LEVEL_BASICO\x10\x02\x12\x1d\n\x19STANDARD_LEVEL_INTERMEDIO\x10\x03\x12\x1b\n\x17STANDARD_LEVEL_AVANZADO\x10\x04*\xe3\x01\n\x10\x43riterionOutcome\x12!\n\x1d\x43RITERION_OUTCOME_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43RITERION_OUTCOME_MET\x10\x01\x12\x1d\n\x19\x43RITERION_OUTCOME_NOT_MET\x10\x02\x12!\n\x1d\x43RITERION_OUTCOME_NO_EVIDENCE\x10\x03\x12)\n%CRITERION_OUTCOME_INSUFFICIENT_SAMPLE\x10\x04\x12$\n CRITERION_OUTCOME_NOT_APPLICABLE\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pcm.monitoring.v1.benchmark_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STANDARDLEVEL']._serialized_start=758
-  _globals['_STANDARDLEVEL']._serialized_end=917
+  _globals['_STANDARDLEVEL']._serialized_start=986
+  _globals['_STANDARDLEVEL']._serialized_end=1145
+  _globals['_CRITERIONOUTCOME']._serialized_start=1148
+  _globals['_CRITERIONOUTCOME']._serialized_end=1375
   _globals['_CRITERIONCHECK']._serialized_start=122
-  _globals['_CRITERIONCHECK']._serialized_end=308
-  _globals['_BENCHMARKRESULT']._serialized_start=311
-  _globals['_BENCHMARKRESULT']._serialized_end=755
+  _globals['_CRITERIONCHECK']._serialized_end=460
+  _globals['_BENCHMARKRESULT']._serialized_start=463
+  _globals['_BENCHMARKRESULT']._serialized_end=983
 # @@protoc_insertion_point(module_scope)

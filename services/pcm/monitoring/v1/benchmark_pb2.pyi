@@ -43,6 +43,40 @@ STANDARD_LEVEL_INTERMEDIO: StandardLevel.ValueType  # 3
 STANDARD_LEVEL_AVANZADO: StandardLevel.ValueType  # 4
 Global___StandardLevel: _TypeAlias = StandardLevel  # noqa: Y015
 
+class _CriterionOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CriterionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CriterionOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CRITERION_OUTCOME_UNSPECIFIED: _CriterionOutcome.ValueType  # 0
+    CRITERION_OUTCOME_MET: _CriterionOutcome.ValueType  # 1
+    CRITERION_OUTCOME_NOT_MET: _CriterionOutcome.ValueType  # 2
+    CRITERION_OUTCOME_NO_EVIDENCE: _CriterionOutcome.ValueType  # 3
+    """No KPI value for the period, or no reported value valid then (never reported, expired,
+    rejected).
+    """
+    CRITERION_OUTCOME_INSUFFICIENT_SAMPLE: _CriterionOutcome.ValueType  # 4
+    """The KPI rests on fewer observations than the catalogue's minimum sample."""
+    CRITERION_OUTCOME_NOT_APPLICABLE: _CriterionOutcome.ValueType  # 5
+    """The criterion cannot apply to the entity (e.g. a procedure KPI without TUPA procedures)."""
+
+class CriterionOutcome(_CriterionOutcome, metaclass=_CriterionOutcomeEnumTypeWrapper):
+    """The outcome of one criterion: never silently "not met" when it could not be checked."""
+
+CRITERION_OUTCOME_UNSPECIFIED: CriterionOutcome.ValueType  # 0
+CRITERION_OUTCOME_MET: CriterionOutcome.ValueType  # 1
+CRITERION_OUTCOME_NOT_MET: CriterionOutcome.ValueType  # 2
+CRITERION_OUTCOME_NO_EVIDENCE: CriterionOutcome.ValueType  # 3
+"""No KPI value for the period, or no reported value valid then (never reported, expired,
+rejected).
+"""
+CRITERION_OUTCOME_INSUFFICIENT_SAMPLE: CriterionOutcome.ValueType  # 4
+"""The KPI rests on fewer observations than the catalogue's minimum sample."""
+CRITERION_OUTCOME_NOT_APPLICABLE: CriterionOutcome.ValueType  # 5
+"""The criterion cannot apply to the entity (e.g. a procedure KPI without TUPA procedures)."""
+Global___CriterionOutcome: _TypeAlias = CriterionOutcome  # noqa: Y015
+
 @_typing.final
 class CriterionCheck(_message.Message):
     """One criterion of a standard, checked against a KPI or a reported indicator."""
@@ -57,6 +91,12 @@ class CriterionCheck(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     MET_FIELD_NUMBER: _builtins.int
     HAS_EVIDENCE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    NUMERATOR_FIELD_NUMBER: _builtins.int
+    DENOMINATOR_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    VERIFIED_FIELD_NUMBER: _builtins.int
+    INDICATOR_CODE_FIELD_NUMBER: _builtins.int
     criterion_id: _builtins.str
     level: Global___StandardLevel.ValueType
     kpi_code: _builtins.str
@@ -66,6 +106,17 @@ class CriterionCheck(_message.Message):
     met: _builtins.bool
     has_evidence: _builtins.bool
     """False when no evidence exists for the period (counts as not met)."""
+    outcome: Global___CriterionOutcome.ValueType
+    """What the check found: met, not met, or one of the three reasons it could not count."""
+    numerator: _builtins.float
+    """The KPI's numerator and denominator (the denominator is its sample); 0 for an indicator."""
+    denominator: _builtins.float
+    reason: _builtins.str
+    """Why, for anything but met (e.g. "never reported", "sample 12 below the KPI's minimum")."""
+    verified: _builtins.bool
+    """A reported value the oversight body verified (a value pending review counts, unverified)."""
+    indicator_code: _builtins.str
+    """The self-reported indicator tested (kpi_code is empty then)."""
     def __init__(
         self,
         *,
@@ -77,10 +128,16 @@ class CriterionCheck(_message.Message):
         value: _builtins.float = ...,
         met: _builtins.bool = ...,
         has_evidence: _builtins.bool = ...,
+        outcome: Global___CriterionOutcome.ValueType = ...,
+        numerator: _builtins.float = ...,
+        denominator: _builtins.float = ...,
+        reason: _builtins.str = ...,
+        verified: _builtins.bool = ...,
+        indicator_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["criterion_id", b"criterion_id", "has_evidence", b"has_evidence", "kpi_code", b"kpi_code", "level", b"level", "met", b"met", "op", b"op", "threshold", b"threshold", "value", b"value"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["criterion_id", b"criterion_id", "denominator", b"denominator", "has_evidence", b"has_evidence", "indicator_code", b"indicator_code", "kpi_code", b"kpi_code", "level", b"level", "met", b"met", "numerator", b"numerator", "op", b"op", "outcome", b"outcome", "reason", b"reason", "threshold", b"threshold", "value", b"value", "verified", b"verified"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -106,19 +163,30 @@ class BenchmarkResult(_message.Message):
     PERCENTILE_FIELD_NUMBER: _builtins.int
     CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
     COMPUTED_AT_FIELD_NUMBER: _builtins.int
+    NATIONAL_RANK_FIELD_NUMBER: _builtins.int
+    NATIONAL_COUNT_FIELD_NUMBER: _builtins.int
+    NATIONAL_PERCENTILE_FIELD_NUMBER: _builtins.int
     entity_id: _builtins.str
     standard_code: _builtins.str
-    """Standard code from catalogues/standards.yaml."""
+    """Standard code from catalogues/standards.yaml, or OVERALL: the entity's overall result (mean
+    score over the standards that apply to it; level: the lowest reached among them).
+    """
     grain: _common_pb2.Grain.ValueType
     level: Global___StandardLevel.ValueType
     score: _builtins.float
-    """0..100 share of criteria met, for ranking within a level."""
+    """0..100 share of the applicable criteria met, for ranking within a level."""
     peer_group: _builtins.str
     rank: _builtins.int
+    """Rank in the peer group (ties share the best rank: 1, 2, 2, 4; 0: not applicable)."""
     peer_count: _builtins.int
     percentile: _builtins.float
+    """Percentile rank in the peer group: 100 x (peers below + half the ties, itself included) / n."""
     catalogue_version: _builtins.str
     """Version of the standards catalogue used."""
+    national_rank: _builtins.int
+    """Rank among every entity the standard applies to (0: not applicable, unranked)."""
+    national_count: _builtins.int
+    national_percentile: _builtins.float
     @_builtins.property
     def period_start(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -146,10 +214,13 @@ class BenchmarkResult(_message.Message):
         percentile: _builtins.float = ...,
         catalogue_version: _builtins.str = ...,
         computed_at: _timestamp_pb2.Timestamp | None = ...,
+        national_rank: _builtins.int = ...,
+        national_count: _builtins.int = ...,
+        national_percentile: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["computed_at", b"computed_at", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "computed_at", b"computed_at", "criteria", b"criteria", "entity_id", b"entity_id", "gap_to_next_level", b"gap_to_next_level", "grain", b"grain", "level", b"level", "peer_count", b"peer_count", "peer_group", b"peer_group", "percentile", b"percentile", "period_start", b"period_start", "rank", b"rank", "score", b"score", "standard_code", b"standard_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "computed_at", b"computed_at", "criteria", b"criteria", "entity_id", b"entity_id", "gap_to_next_level", b"gap_to_next_level", "grain", b"grain", "level", b"level", "national_count", b"national_count", "national_percentile", b"national_percentile", "national_rank", b"national_rank", "peer_count", b"peer_count", "peer_group", b"peer_group", "percentile", b"percentile", "period_start", b"period_start", "rank", b"rank", "score", b"score", "standard_code", b"standard_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,17 @@
+"""`pcm-benchmark assess`: assess and rank every entity on a month's KPIs and reported
+indicators (PCM_BENCHMARK_MONTH, default the last complete month) and write the results."""
+
+from __future__ import annotations
+
+from pcm_common.startup import service_main
+
+from pcm_benchmark.job import run
+from pcm_benchmark.settings import BenchmarkSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    return service_main("pcm-benchmark", __doc__, BenchmarkSettings, {"assess": run}, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,85 @@
+"""Where the assessment's evidence comes from: the KPIs the processor stored in ClickHouse, and the
+values entities reported to the indicators service (read through its public API)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Mapping
+from zoneinfo import ZoneInfo
+
+from clickhouse_driver import Client
+from pcm.monitoring.v1 import common_pb2, indicator_pb2
+from pcm_common.catalogues import Catalogues
+from pcm_common.catalogues.models import period_end
+
+from pcm_benchmark.assessment import Evidence, KpiEvidence, ReportedEvidence, Review
+
+_GRAINS = {
+    common_pb2.GRAIN_MONTH: "MONTH",
+    common_pb2.GRAIN_QUARTER: "QUARTER",
+    common_pb2.GRAIN_YEAR: "YEAR",
+}
+_REVIEWS = {
+    indicator_pb2.INDICATOR_STATUS_REPORTED: Review.REPORTED,
+    indicator_pb2.INDICATOR_STATUS_VERIFIED: Review.VERIFIED,
+    indicator_pb2.INDICATOR_STATUS_REJECTED: Review.REJECTED,
+}
+
+
+def month_kpis(
+    client: Client, database: str, month: dt.date, time_zone: str = "America/Lima"
+) -> dict[str, dict[str, KpiEvidence]]:
+    """Entity -> KPI code -> its MONTH value for all channels and services, newest version."""
+    start = dt.datetime.combine(month.replace(day=1), dt.time(), ZoneInfo(time_zone))
+    rows = client.execute(
+        "SELECT entity_id, kpi_code, argMax(value, version), argMax(numerator, version), "
+        "argMax(denominator, version), argMax(insufficient_sample, version) "
+        f"FROM {database}.kpi_values WHERE grain = 'MONTH' AND period_start = %(start)s "
+        "AND channel = '' AND service_id = '' GROUP BY entity_id, kpi_code",
+        {"start": start},
+    )
+    found: dict[str, dict[str, KpiEvidence]] = {}
+    for entity_id, code, value, numerator, denominator, insufficient in rows:
+        usable = None if math.isnan(value) else float(value)
+        found.setdefault(entity_id, {})[code] = KpiEvidence(
+            usable, numerator, denominator, bool(insufficient)
+        )
+    return found
+
+
+def reported(
+    values: Iterable[indicator_pb2.IndicatorValue],
+    catalogues: Catalogues,
+    time_zone: str = "America/Lima",
+) -> dict[str, ReportedEvidence]:
+    """Indicator code -> the newest current value of each (as ``ListIndicatorValues`` answers:
+    superseded values are history, not evidence)."""
+    zone = ZoneInfo(time_zone)
+    found: dict[str, tuple[dt.date, ReportedEvidence]] = {}
+    for value in values:
+        review = _REVIEWS.get(value.status)
+        grain = _GRAINS.get(value.grain)
+        if review is None or grain is None:
+            continue
+        start = dt.datetime.fromtimestamp(value.period_start.seconds, zone).date()
+        end = period_end(start, grain)
+        try:
+            until = catalogues.indicator(value.indicator_code).valid_until(end)
+        except KeyError:
+            continue  # an indicator the catalogue no longer has
+        newest = found.get(value.indicator_code)
+        if newest is None or end > newest[0]:
+            found[value.indicator_code] = (end, ReportedEvidence(value.value, review, end, until))
+    return {code: evidence for code, (_, evidence) in found.items()}
+
+
+def evidence_of(
+    kpis: Mapping[str, Mapping[str, KpiEvidence]],
+    reports: Mapping[str, Mapping[str, ReportedEvidence]],
+) -> dict[str, Evidence]:
+    """Per entity, both kinds of evidence."""
+    return {
+        entity_id: Evidence(kpis.get(entity_id, {}), reports.get(entity_id, {}))
+        for entity_id in set(kpis) | set(reports)
+    }

@@ -1,0 +1,80 @@
+"""One assessment run (the composition root): read the evidence of a month, assess and rank every
+entity, write the results to ClickHouse, print a summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from zoneinfo import ZoneInfo
+
+from pcm.monitoring.v1 import indicator_pb2
+from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.clickhouse.client import connect
+from pcm_common.clickhouse.migrate import migrate
+from pcm_indicators.client import IndicatorsClient
+
+from pcm_benchmark.assessment import NONE
+from pcm_benchmark.evidence import evidence_of, month_kpis, reported
+from pcm_benchmark.national import OVERALL, Result, benchmark
+from pcm_benchmark.settings import BenchmarkSettings
+from pcm_benchmark.store import write_results
+
+Reports = Callable[[str], Iterable[indicator_pb2.IndicatorValue]]
+"""An entity's current reported values (the indicators service's ListIndicatorValues)."""
+
+
+def assessed_month(settings: BenchmarkSettings) -> dt.date:
+    if settings.benchmark_month:
+        return dt.date.fromisoformat(f"{settings.benchmark_month}-01")
+    today = dt.datetime.now(ZoneInfo(settings.benchmark_time_zone)).date()
+    return (today.replace(day=1) - dt.timedelta(days=1)).replace(day=1)
+
+
+def assess_month(
+    settings: BenchmarkSettings, catalogues: Catalogues, month: dt.date, reports: Reports
+) -> list[Result]:
+    """Assess and rank every entity on the month's evidence; write the results."""
+    client = connect(settings, database="default")
+    migrate(client, settings.clickhouse_database)
+    kpis = month_kpis(client, settings.clickhouse_database, month, settings.benchmark_time_zone)
+    reported_by_entity = {
+        e.entity_id: reported(reports(e.entity_id), catalogues, settings.benchmark_time_zone)
+        for e in catalogues.entities
+    }
+    month_end = (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+    results = benchmark(
+        catalogues, evidence_of(kpis, reported_by_entity), month_end - dt.timedelta(days=1)
+    )
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    write_results(client, settings.clickhouse_database, "MONTH", month, results, now)
+    return results
+
+
+def summary(results: Sequence[Result], catalogues: Catalogues, shown: int = 5) -> list[str]:
+    """Levels per standard, and the best and last entities overall."""
+    levels = [NONE, *catalogues.standard_levels]
+    lines = [f"{'standard':<28}" + "".join(f"{level.lower():>12}" for level in levels)]
+    for standard in catalogues.standards:
+        counts = Counter(r.level for r in results if r.standard == standard.code)
+        lines.append(f"{standard.code:<28}" + "".join(f"{counts[lv]:>12}" for lv in levels))
+    overall = sorted((r for r in results if r.standard == OVERALL), key=lambda r: r.national.rank)
+    for title, picked in (("best", overall[:shown]), ("last", overall[-shown:])):
+        names = ", ".join(f"{r.entity_id} {r.score:.0f}" for r in picked)
+        lines.append(f"overall {title}: {names}")
+    return lines
+
+
+def run(settings: BenchmarkSettings) -> None:
+    catalogues = load_catalogues(settings.catalogue_dir)
+    month = assessed_month(settings)
+    client = IndicatorsClient(
+        settings.benchmark_indicators_target, settings.benchmark_token.get_secret_value()
+    )
+    try:
+        results = assess_month(settings, catalogues, month, client.list_indicator_values)
+    finally:
+        client.close()
+    print(f"Benchmark of {month:%Y-%m} (standards catalogue {catalogues.versions['standards']})")
+    for line in summary(results, catalogues):
+        print(f"  {line}")

@@ -1,0 +1,1 @@
+"""ClickHouse migrations of the national benchmark's tables (group ``benchmark``)."""

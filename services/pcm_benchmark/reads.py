@@ -1,0 +1,166 @@
+"""Reading the benchmark results back (``benchmark_results``): what the gRPC service, the
+dashboard and the open-data export show. Every read names a grain and a period, the front of the
+table's sort key; the catalogue version defaults to the newest one the period was assessed
+under."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from clickhouse_driver import Client
+
+from pcm_benchmark.national import OVERALL
+
+
+@dataclass(frozen=True)
+class StoredResult:
+    """One row of ``benchmark_results`` (see migration benchmark/0001)."""
+
+    grain: str
+    period_start: dt.date
+    catalogue_version: str
+    standard: str
+    peer_group: str
+    entity_id: str
+    level: str
+    score: float
+    peer_rank: int
+    peer_count: int
+    peer_percentile: float
+    national_rank: int
+    national_count: int
+    national_percentile: float
+    met: int
+    not_met: int
+    no_evidence: int
+    insufficient_sample: int
+    not_applicable: int
+    gaps: tuple[str, ...]
+    computed_at: dt.datetime
+
+    @property
+    def overall(self) -> bool:
+        return self.standard == OVERALL
+
+
+_COLUMNS = ", ".join(
+    name if name != "grain" else "toString(grain)" for name in StoredResult.__dataclass_fields__
+)
+
+
+def periods(client: Client, database: str, grain: str = "MONTH") -> list[dt.date]:
+    """The periods assessed, newest first."""
+    rows = client.execute(
+        f"SELECT DISTINCT period_start FROM {database}.benchmark_results "
+        "WHERE grain = %(grain)s ORDER BY period_start DESC",
+        {"grain": grain},
+    )
+    return [row[0] for row in rows]
+
+
+def newest_version(client: Client, database: str, grain: str, period: dt.date) -> str | None:
+    """The catalogue version of the period's most recent assessment."""
+    rows = client.execute(
+        f"SELECT argMax(catalogue_version, computed_at) FROM {database}.benchmark_results "
+        "WHERE grain = %(grain)s AND period_start = %(period)s HAVING count() > 0",
+        {"grain": grain, "period": period},
+    )
+    return str(rows[0][0]) if rows else None
+
+
+def results(
+    client: Client,
+    database: str,
+    grain: str,
+    period: dt.date,
+    *,
+    version: str | None = None,
+    standard: str | None = None,
+    entity_id: str | None = None,
+    peer_group: str | None = None,
+) -> list[StoredResult]:
+    """The results of a period under one catalogue version (default: the newest), optionally of
+    one standard (OVERALL included), entity or peer group; by standard, then national rank."""
+    chosen = version or newest_version(client, database, grain, period)
+    if chosen is None:
+        return []
+    filters = ["grain = %(grain)s", "period_start = %(period)s", "catalogue_version = %(version)s"]
+    params: dict[str, object] = {"grain": grain, "period": period, "version": chosen}
+    for column, value in (
+        ("standard", standard),
+        ("entity_id", entity_id),
+        ("peer_group", peer_group),
+    ):
+        if value is not None:
+            filters.append(f"{column} = %({column})s")
+            params[column] = value
+    rows = client.execute(
+        f"SELECT {_COLUMNS} FROM {database}.benchmark_results FINAL "
+        f"WHERE {' AND '.join(filters)} "
+        "ORDER BY standard, national_rank = 0, national_rank, entity_id",
+        params,
+    )
+    return [_stored(row) for row in rows]
+
+
+def _stored(row: Sequence[Any]) -> StoredResult:
+    fields: dict[str, Any] = dict(zip(StoredResult.__dataclass_fields__, row, strict=True))
+    fields["gaps"] = tuple(fields["gaps"])  # an Array comes back as a list
+    return StoredResult(**fields)
+
+
+@dataclass(frozen=True)
+class StoredCriterion:
+    """One row of ``benchmark_criteria``: the evidence behind one criterion of a result."""
+
+    entity_id: str
+    standard: str
+    criterion_id: str
+    level: str
+    kpi_code: str
+    indicator_code: str
+    op: str
+    threshold: float
+    outcome: str
+    value: float | None
+    numerator: float
+    denominator: float
+    reason: str
+    verified: bool
+
+
+def criteria(
+    client: Client,
+    database: str,
+    grain: str,
+    period: dt.date,
+    version: str,
+    entity_id: str,
+    standard: str | None = None,
+) -> list[StoredCriterion]:
+    """The evidence behind an entity's results (one standard, or all), by criterion id."""
+    columns = ", ".join(StoredCriterion.__dataclass_fields__)
+    where = "" if standard is None else " AND standard = %(standard)s"
+    rows = client.execute(
+        f"SELECT {columns} FROM {database}.benchmark_criteria FINAL "
+        "WHERE grain = %(grain)s AND period_start = %(period)s "
+        f"AND catalogue_version = %(version)s AND entity_id = %(entity)s{where} "
+        "ORDER BY standard, criterion_id",
+        {
+            "grain": grain,
+            "period": period,
+            "version": version,
+            "entity": entity_id,
+            "standard": standard,
+        },
+    )
+    return [_criterion(row) for row in rows]
+
+
+def _criterion(row: Sequence[Any]) -> StoredCriterion:
+    fields: dict[str, Any] = dict(zip(StoredCriterion.__dataclass_fields__, row, strict=True))
+    fields["verified"] = bool(fields["verified"])  # a UInt8
+    return StoredCriterion(**fields)

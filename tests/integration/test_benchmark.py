@@ -1,0 +1,104 @@
+"""The national benchmark on the real ClickHouse (18.16): KPIs as the processor stores them and
+reported values as the indicators service lists them, assessed, ranked and written."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from zoneinfo import ZoneInfo
+
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from pcm.monitoring.v1 import common_pb2, indicator_pb2
+from pcm_benchmark.job import assess_month
+from pcm_benchmark.settings import BenchmarkSettings
+from pcm_common.catalogues import Catalogues
+from pcm_common.clickhouse.client import connect
+from pcm_common.clickhouse.migrate import migrate
+from pcm_testkit.isolation import isolated
+
+pytestmark = pytest.mark.integration
+
+LIMA = ZoneInfo("America/Lima")
+OCTOBER = dt.date(2026, 10, 1)
+
+
+def kpi_row(
+    entity: str, code: str, value: float, denominator: float = 1_000, **slice_: str
+) -> dict[str, object]:
+    start = dt.datetime.combine(OCTOBER, dt.time(), LIMA)
+    return {
+        "entity_id": entity,
+        "kpi_code": code,
+        "grain": "MONTH",
+        "period_start": start,
+        "channel": slice_.get("channel", ""),
+        "service_id": "",
+        "value": value,
+        "numerator": value * denominator / 100,
+        "denominator": denominator,
+        "computed_at": start,
+        "version": 1,
+        "insufficient_sample": 0,
+    }
+
+
+def report(code: str, value: float, status: int) -> indicator_pb2.IndicatorValue:
+    start = int(dt.datetime.combine(dt.date(2026, 1, 1), dt.time(), LIMA).timestamp())
+    return indicator_pb2.IndicatorValue(
+        indicator_code=code,
+        value=value,
+        grain=common_pb2.GRAIN_YEAR,
+        period_start=Timestamp(seconds=start),
+        status=status,
+    )
+
+
+def test_a_month_assessed_ranked_and_written(catalogues: Catalogues) -> None:
+    with isolated("bench") as shared:
+        settings = BenchmarkSettings(**shared.model_dump())
+        client = connect(settings, database="default")
+        migrate(client, settings.clickhouse_database)
+        rows = [
+            kpi_row("RENIEC", "SERVED_WITHIN_TARGET_PCT", 95),
+            kpi_row("RENIEC", "ABANDONMENT_PCT", 4),
+            kpi_row("RENIEC", "SATISFACTION_PCT_TIEMPO", 80),
+            kpi_row("SUNARP", "SERVED_WITHIN_TARGET_PCT", 85),
+            kpi_row("SUNARP", "ABANDONMENT_PCT", 4),
+            # A slice's value is no entity-level evidence.
+            kpi_row("SUNAT", "SERVED_WITHIN_TARGET_PCT", 99, channel="VIRTUAL"),
+        ]
+        client.execute(f"INSERT INTO {settings.clickhouse_database}.kpi_values VALUES", rows)
+        reports = {
+            "RENIEC": [
+                report("RESPONSIBLE_UNIT_DESIGNATED", 1, indicator_pb2.INDICATOR_STATUS_VERIFIED)
+            ],
+            "SUNARP": [
+                report("RESPONSIBLE_UNIT_DESIGNATED", 1, indicator_pb2.INDICATOR_STATUS_REJECTED)
+            ],
+        }
+
+        def listed(entity_id: str) -> Iterable[indicator_pb2.IndicatorValue]:
+            return reports.get(entity_id, [])
+
+        assess_month(settings, catalogues, OCTOBER, listed)
+        stored = {
+            (standard, entity): rest
+            for standard, entity, *rest in client.execute(
+                "SELECT standard, entity_id, level, peer_rank, peer_count, national_rank, "
+                "no_evidence, gaps FROM "
+                f"{settings.clickhouse_database}.benchmark_results FINAL "
+                "WHERE grain = 'MONTH' AND period_start = %(month)s",
+                {"month": OCTOBER},
+            )
+        }
+        peers = sum(e.peer_group == "ORGANISMO_NACIONAL_ALTA_DEMANDA" for e in catalogues.entities)
+        assert stored[("PUNTUALIDAD", "RENIEC")][:3] == ["AVANZADO", 1, peers]
+        assert stored[("PUNTUALIDAD", "SUNARP")][:2] == ["INTERMEDIO", 2]
+        sunat = stored[("PUNTUALIDAD", "SUNAT")]
+        assert sunat[0] == "NONE" and sunat[4] == 6  # the slice counted for nothing
+        assert sunat[5][0].startswith("E07-B1: SERVED_WITHIN_TARGET_PCT >= 60")
+        # A verified report reaches BASICO; a rejected one is no evidence.
+        assert stored[("ORGANIZACION_INTERNA", "RENIEC")][0] == "BASICO"
+        assert stored[("ORGANIZACION_INTERNA", "SUNARP")][0] == "NONE"
+        assert len(stored) == len(catalogues.entities) * (len(catalogues.standards) + 1)
