@@ -66,10 +66,11 @@ class ReportedEvidence:
 
     value: float
     review: Review
-    period_end: dt.date
-    """Last day of the period the value was reported for."""
+    period_start: dt.date
+    """First day of the period the value was reported for (a year still going on counts: an
+    entity reports this year's status during the year)."""
     valid_until: dt.date
-    """Last day it counts (the indicator's ``valid_months`` after ``period_end``)."""
+    """Last day it counts (the indicator's ``valid_months`` after its period's end)."""
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,8 @@ def _judge_reported(
     if reported.review is Review.REJECTED:
         reason = "the reported value was rejected"
         return CriterionResult(criterion, level, Outcome.NO_EVIDENCE, reported.value, reason=reason)
-    if reported.period_end > period_end:
-        reason = f"reported for a later period (ending {reported.period_end})"
+    if reported.period_start > period_end:
+        reason = f"reported for a later period (from {reported.period_start})"
         return CriterionResult(criterion, level, Outcome.NO_EVIDENCE, reported.value, reason=reason)
     if reported.valid_until < period_end:
         reason = f"expired on {reported.valid_until}"

@@ -63,14 +63,16 @@ def reported(
         if review is None or grain is None:
             continue
         start = dt.datetime.fromtimestamp(value.period_start.seconds, zone).date()
-        end = period_end(start, grain)
         try:
-            until = catalogues.indicator(value.indicator_code).valid_until(end)
+            until = catalogues.indicator(value.indicator_code).valid_until(period_end(start, grain))
         except KeyError:
             continue  # an indicator the catalogue no longer has
         newest = found.get(value.indicator_code)
-        if newest is None or end > newest[0]:
-            found[value.indicator_code] = (end, ReportedEvidence(value.value, review, end, until))
+        if newest is None or start > newest[0]:
+            found[value.indicator_code] = (
+                start,
+                ReportedEvidence(value.value, review, start, until),
+            )
     return {code: evidence for code, (_, evidence) in found.items()}
 
 

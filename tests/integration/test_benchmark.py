@@ -40,6 +40,7 @@ def kpi_row(
         "computed_at": start,
         "version": 1,
         "insufficient_sample": 0,
+        "catalogue_version": "2026.12",
     }
 
 

@@ -26,9 +26,12 @@ def kpi(value: float | None, sample: float = 1_000, insufficient: bool = False) 
 
 
 def reported(
-    value: float, review: Review = Review.VERIFIED, valid_until: dt.date = dt.date(2027, 9, 30)
+    value: float,
+    review: Review = Review.VERIFIED,
+    valid_until: dt.date = dt.date(2027, 12, 31),
+    period_start: dt.date = dt.date(2026, 1, 1),  # this year, still going on: it counts
 ) -> ReportedEvidence:
-    return ReportedEvidence(value, review, dt.date(2026, 9, 30), valid_until)
+    return ReportedEvidence(value, review, period_start, valid_until)
 
 
 def punctuality(catalogues: Catalogues, **kpis: KpiEvidence) -> tuple[str, float, list[str]]:
@@ -143,6 +146,7 @@ def test_a_criterion_about_services_the_entity_lacks_is_not_applicable(
         (reported(0), Outcome.NOT_MET, True),
         (reported(1, Review.REJECTED), Outcome.NO_EVIDENCE, False),
         (reported(1, valid_until=dt.date(2026, 10, 30)), Outcome.NO_EVIDENCE, False),  # expired
+        (reported(1, period_start=dt.date(2026, 11, 1)), Outcome.NO_EVIDENCE, False),  # later
         (None, Outcome.NO_EVIDENCE, False),
     ],
 )
