@@ -1,4 +1,4 @@
-"""``pcm-catalogues``: check the catalogue files, list entities.
+"""``pcm-catalogues``: check the catalogue files, list entities, publish a version.
 
 Exit codes: 0 OK, 2 the catalogues are wrong (one line on stderr, no traceback), so CI and
 operators can run ``pcm-catalogues check`` before deploying an edited catalogue.
@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
         ("check", "validate every catalogue file and print a one-line summary"),
         ("entities", "list the entities as a table"),
         ("kpis", "print every KPI as a Markdown table (the README's, generated)"),
+        ("publish", "validate, then record the versioned files in PostgreSQL with author and note"),
+        ("history", "list the published versions, newest first"),
     ):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument(
@@ -33,6 +35,9 @@ def _parser() -> argparse.ArgumentParser:
             default=None,
             help=f"catalogue directory (default: ${ENV_VAR} or the repository's catalogues/)",
         )
+        if name == "publish":
+            command.add_argument("--author", required=True, help="who publishes (recorded)")
+            command.add_argument("--note", required=True, help="why: what changed (recorded)")
     return parser
 
 
@@ -91,12 +96,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CatalogueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    if args.command in {"publish", "history"}:
+        return _registry(args, catalogues)
     if args.command == "entities":
         print(_entities_table(catalogues))
     elif args.command == "kpis":
         print(kpi_table(catalogues))
     else:
         print(f"catalogues OK: {catalogues.summary()}")
+    return 0
+
+
+def _registry(args: argparse.Namespace, catalogues: Catalogues) -> int:
+    """The PostgreSQL registry of published versions (settings PCM_POSTGRES_*)."""
+    # Imported here: checking files needs no database driver nor settings.
+    from pcm_common.postgres.client import connect
+    from pcm_common.settings import Settings
+    from pcm_common.startup import migrate_postgres
+
+    from .registry import history, publish
+
+    settings = Settings()
+    migrate_postgres(settings)
+    with connect(settings) as conn:
+        if args.command == "publish":
+            try:
+                done = publish(conn, catalogues, args.author, args.note)
+            except (CatalogueError, ValueError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return EXIT_INVALID
+            for item in done:
+                state = "published" if item.new else "already published"
+                print(f"{item.catalogue} {item.version}: {state} ({item.sha256[:12]})")
+        else:
+            for item in history(conn):
+                print(
+                    f"{item.published_at:%Y-%m-%d %H:%M} {item.catalogue} {item.version} "
+                    f"{item.sha256[:12]} {item.author}: {item.note}"
+                )
     return 0
 
 

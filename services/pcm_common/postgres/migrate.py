@@ -26,6 +26,8 @@ from pcm_common.migrations import Migration, MigrationGroup, discover_all
 log = get_logger(__name__)
 
 POSTGRES_GROUPS: tuple[MigrationGroup, ...] = (
+    # Published catalogue versions (pcm_common.catalogues.registry).
+    MigrationGroup("catalogues", "pcm_common.catalogues.migrations"),
     # The event-id ledger of every push service (pcm_common.push).
     MigrationGroup("push", "pcm_common.push.migrations"),
     # The complaint book: records, transitions, outbox (pcm_complaints).

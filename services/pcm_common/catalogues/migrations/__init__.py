@@ -1,0 +1,1 @@
+"""PostgreSQL migrations of the catalogue registry (group ``catalogues``)."""
