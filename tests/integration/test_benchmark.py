@@ -4,15 +4,18 @@ reported values as the indicators service lists them, assessed, ranked and writt
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from collections.abc import Iterable
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import common_pb2, indicator_pb2
+from pcm_benchmark import reads
 from pcm_benchmark.job import assess_month
 from pcm_benchmark.settings import BenchmarkSettings
-from pcm_common.catalogues import Catalogues
+from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.clickhouse.client import connect
 from pcm_common.clickhouse.migrate import migrate
 from pcm_testkit.isolation import isolated
@@ -103,3 +106,46 @@ def test_a_month_assessed_ranked_and_written(catalogues: Catalogues) -> None:
         assert stored[("ORGANIZACION_INTERNA", "RENIEC")][0] == "BASICO"
         assert stored[("ORGANIZACION_INTERNA", "SUNARP")][0] == "NONE"
         assert len(stored) == len(catalogues.entities) * (len(catalogues.standards) + 1)
+
+
+def test_a_new_catalogue_version_is_assessed_beside_the_old(
+    catalogues: Catalogues, tmp_path: Path
+) -> None:
+    """The same month under the shipped standards and under a stricter new version: both kept,
+    each read by its version, the newest by default."""
+    directory = tmp_path / "catalogues"
+    shutil.copytree(catalogues.directory, directory)
+    standards = directory / "standards.yaml"
+    old = catalogues.versions["standards"]
+    text = standards.read_text().replace(f'version: "{old}"', 'version: "2099.1"', 1)
+    # E07-B1: SERVED_WITHIN_TARGET_PCT >= 60 becomes >= 90.
+    rule = 'kpi: SERVED_WITHIN_TARGET_PCT\n          op: ">="\n          threshold: 60\n'
+    assert rule in text
+    standards.write_text(text.replace(rule, rule.replace("60", "90"), 1))
+    stricter = load_catalogues(directory)
+    with isolated("bench") as shared:
+        settings = BenchmarkSettings(**shared.model_dump())
+        client = connect(settings, database="default")
+        migrate(client, settings.clickhouse_database)
+        rows = [kpi_row("RENIEC", "SERVED_WITHIN_TARGET_PCT", 85)]
+        client.execute(f"INSERT INTO {settings.clickhouse_database}.kpi_values VALUES", rows)
+        assess_month(settings, catalogues, OCTOBER, lambda _: [])
+        assess_month(settings, stricter, OCTOBER, lambda _: [])
+        db = settings.clickhouse_database
+
+        def level(version: str | None) -> str:
+            (found,) = reads.results(
+                client,
+                db,
+                "MONTH",
+                OCTOBER,
+                version=version,
+                standard="PUNTUALIDAD",
+                entity_id="RENIEC",
+            )
+            return found.level
+
+        assert level(old) == "BASICO"
+        assert level("2099.1") == "NONE"
+        assert reads.newest_version(client, db, "MONTH", OCTOBER) == "2099.1"
+        assert level(None) == "NONE"
