@@ -15,10 +15,11 @@ from pcm_common.clickhouse.migrate import migrate
 from pcm_indicators.client import IndicatorsClient
 
 from pcm_benchmark.assessment import NONE
+from pcm_benchmark.distributions import peer_distributions
 from pcm_benchmark.evidence import evidence_of, month_kpis, reported
 from pcm_benchmark.national import OVERALL, Result, benchmark
 from pcm_benchmark.settings import BenchmarkSettings
-from pcm_benchmark.store import write_results
+from pcm_benchmark.store import write_distributions, write_results
 
 Reports = Callable[[str], Iterable[indicator_pb2.IndicatorValue]]
 """An entity's current reported values (the indicators service's ListIndicatorValues)."""
@@ -47,7 +48,11 @@ def assess_month(
         catalogues, evidence_of(kpis, reported_by_entity), month_end - dt.timedelta(days=1)
     )
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    write_results(client, settings.clickhouse_database, "MONTH", month, results, now)
+    db = settings.clickhouse_database
+    write_results(client, db, "MONTH", month, results, now)
+    version = catalogues.versions["standards"]
+    found = peer_distributions(catalogues, results, kpis)
+    write_distributions(client, db, "MONTH", month, version, found, now)
     return results
 
 

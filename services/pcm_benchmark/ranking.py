@@ -71,7 +71,7 @@ def overall_key(assessments: Sequence[StandardAssessment], levels: Sequence[str]
 
 @dataclass(frozen=True)
 class Distribution:
-    """What an entity may see of its peers: how many, and the nearest-rank percentiles."""
+    """What an entity may see of its peers: how many, the nearest-rank percentiles, the mean."""
 
     count: int
     p10: float
@@ -79,6 +79,7 @@ class Distribution:
     p50: float
     p75: float
     p90: float
+    mean: float
 
 
 def nearest_rank(sorted_values: Sequence[float], percent: float) -> float:
@@ -91,7 +92,5 @@ def distribution(values: Sequence[float]) -> Distribution | None:
     if not values:
         return None
     ordered = sorted(values)
-    return Distribution(
-        len(ordered),
-        *(nearest_rank(ordered, percent) for percent in (10, 25, 50, 75, 90)),
-    )
+    p10, p25, p50, p75, p90 = (nearest_rank(ordered, p) for p in (10, 25, 50, 75, 90))
+    return Distribution(len(ordered), p10, p25, p50, p75, p90, sum(ordered) / len(ordered))

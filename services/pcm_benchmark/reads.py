@@ -164,3 +164,56 @@ def _criterion(row: Sequence[Any]) -> StoredCriterion:
     fields: dict[str, Any] = dict(zip(StoredCriterion.__dataclass_fields__, row, strict=True))
     fields["verified"] = bool(fields["verified"])  # a UInt8
     return StoredCriterion(**fields)
+
+
+@dataclass(frozen=True)
+class StoredDistribution:
+    """One row of ``benchmark_distributions`` (peer group '' = national)."""
+
+    peer_group: str
+    measure_kind: str
+    measure: str
+    count: int
+    p10: float
+    p25: float
+    p50: float
+    p75: float
+    p90: float
+    mean: float
+
+
+def distributions(
+    client: Client,
+    database: str,
+    grain: str,
+    period: dt.date,
+    version: str,
+    peer_group: str | None = None,
+    measure_kind: str | None = None,
+) -> list[StoredDistribution]:
+    """A period's peer distributions (of one peer group, '' national; of one kind)."""
+    filters = [
+        "grain = %(grain)s",
+        "period_start = %(period)s",
+        "catalogue_version = %(version)s",
+    ]
+    if peer_group is not None:
+        filters.append("peer_group = %(peer_group)s")
+    if measure_kind is not None:
+        filters.append("measure_kind = %(kind)s")
+    columns = ", ".join(
+        name if name != "measure_kind" else "toString(measure_kind)"
+        for name in StoredDistribution.__dataclass_fields__
+    )
+    rows = client.execute(
+        f"SELECT {columns} FROM {database}.benchmark_distributions FINAL "
+        f"WHERE {' AND '.join(filters)} ORDER BY peer_group, measure_kind, measure",
+        {
+            "grain": grain,
+            "period": period,
+            "version": version,
+            "peer_group": peer_group,
+            "kind": measure_kind,
+        },
+    )
+    return [StoredDistribution(*row) for row in rows]

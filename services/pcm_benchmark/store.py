@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from clickhouse_driver import Client
 
 from pcm_benchmark.assessment import Outcome
+from pcm_benchmark.distributions import PeerDistribution
 from pcm_benchmark.national import OVERALL, Result
 from pcm_benchmark.reads import StoredResult
 
@@ -59,6 +60,43 @@ def write_results(
     ]
     client.execute(
         f"INSERT INTO {database}.benchmark_criteria ({CRITERIA_COLUMNS}) VALUES", criteria
+    )
+
+
+def write_distributions(
+    client: Client,
+    database: str,
+    grain: str,
+    period_start: dt.date,
+    catalogue_version: str,
+    found: Sequence[PeerDistribution],
+    computed_at: dt.datetime,
+) -> None:
+    """A period's peer distributions (``benchmark_distributions``), one insert."""
+    rows = [
+        (
+            grain,
+            period_start,
+            catalogue_version,
+            d.peer_group,
+            d.measure_kind,
+            d.measure,
+            d.values.count,
+            d.values.p10,
+            d.values.p25,
+            d.values.p50,
+            d.values.p75,
+            d.values.p90,
+            d.values.mean,
+            computed_at,
+        )
+        for d in found
+    ]
+    client.execute(
+        f"INSERT INTO {database}.benchmark_distributions (grain, period_start, "
+        "catalogue_version, peer_group, measure_kind, measure, count, p10, p25, p50, p75, p90, "
+        "mean, computed_at) VALUES",
+        rows,
     )
 
 

@@ -3,6 +3,7 @@ check that nothing was lost or counted twice."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Collection, Iterable, Mapping
 
@@ -117,3 +118,32 @@ def _close(a: float | None, b: float | None, tolerance: float) -> bool:
     if float(a).is_integer() and float(b).is_integer():
         return a == b
     return math.isclose(a, b, rel_tol=tolerance, abs_tol=tolerance)
+
+
+def kpi_value_row(
+    entity_id: str,
+    code: str,
+    period_start: dt.datetime,
+    value: float,
+    denominator: float = 1_000,
+    version: int = 1,
+    computed_at: dt.datetime | None = None,
+    channel: str = "",
+) -> dict[str, object]:
+    """A ``kpi_values`` row as the processor writes it (MONTH grain; numerator from the value as
+    a percentage of the denominator), for tests that seed KPIs without the pipeline."""
+    return {
+        "entity_id": entity_id,
+        "kpi_code": code,
+        "grain": "MONTH",
+        "period_start": period_start,
+        "channel": channel,
+        "service_id": "",
+        "value": value,
+        "numerator": value * denominator / 100,
+        "denominator": denominator,
+        "computed_at": computed_at or period_start,
+        "version": version,
+        "insufficient_sample": 0,
+        "catalogue_version": "test",
+    }

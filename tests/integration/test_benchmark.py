@@ -19,6 +19,7 @@ from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.clickhouse.client import connect
 from pcm_common.clickhouse.migrate import migrate
 from pcm_testkit.isolation import isolated
+from pcm_testkit.kpis import kpi_value_row
 
 pytestmark = pytest.mark.integration
 
@@ -26,25 +27,9 @@ LIMA = ZoneInfo("America/Lima")
 OCTOBER = dt.date(2026, 10, 1)
 
 
-def kpi_row(
-    entity: str, code: str, value: float, denominator: float = 1_000, **slice_: str
-) -> dict[str, object]:
+def kpi_row(entity: str, code: str, value: float, channel: str = "") -> dict[str, object]:
     start = dt.datetime.combine(OCTOBER, dt.time(), LIMA)
-    return {
-        "entity_id": entity,
-        "kpi_code": code,
-        "grain": "MONTH",
-        "period_start": start,
-        "channel": slice_.get("channel", ""),
-        "service_id": "",
-        "value": value,
-        "numerator": value * denominator / 100,
-        "denominator": denominator,
-        "computed_at": start,
-        "version": 1,
-        "insufficient_sample": 0,
-        "catalogue_version": "2026.12",
-    }
+    return kpi_value_row(entity, code, start, value, channel=channel)
 
 
 def report(code: str, value: float, status: int) -> indicator_pb2.IndicatorValue:
@@ -106,6 +91,19 @@ def test_a_month_assessed_ranked_and_written(catalogues: Catalogues) -> None:
         assert stored[("ORGANIZACION_INTERNA", "RENIEC")][0] == "BASICO"
         assert stored[("ORGANIZACION_INTERNA", "SUNARP")][0] == "NONE"
         assert len(stored) == len(catalogues.entities) * (len(catalogues.standards) + 1)
+        # Peer distributions: of the entity-level KPI values (the slice counts for nothing) and
+        # of the scores, nationally ('') and per peer group; nobody's name in them.
+        version = catalogues.versions["standards"]
+        found = {
+            (d.peer_group, d.measure): d
+            for d in reads.distributions(
+                client, settings.clickhouse_database, "MONTH", OCTOBER, version
+            )
+        }
+        within = found[("", "SERVED_WITHIN_TARGET_PCT")]
+        assert (within.count, within.p50, within.mean) == (2, 85.0, 90.0)
+        assert found[("ORGANISMO_NACIONAL_ALTA_DEMANDA", "PUNTUALIDAD")].count == peers
+        assert found[("", "OVERALL")].count == len(catalogues.entities)
 
 
 def test_a_new_catalogue_version_is_assessed_beside_the_old(

@@ -28,6 +28,7 @@ def test_peer_distribution_is_nearest_rank() -> None:
     got = distribution(values)
     assert got is not None
     assert (got.count, got.p10, got.p25, got.p50, got.p75, got.p90) == (10, 1, 3, 5, 8, 9)
+    assert got.mean == 5.5
     assert distribution([]) is None
     single = distribution([42.0])
     assert single is not None and single.p10 == single.p90 == pytest.approx(42.0)
