@@ -24,6 +24,7 @@ BENCHMARKS = [
     "surveys_bench.py",
     "processor_bench.py",
     "national_bench.py",
+    "benchmark_bench.py",
 ]
 NUMBER = r"([\d,]+(?:\.\d+)?)"
 Figure = tuple[str, str, str, str, bool]
@@ -208,6 +209,27 @@ FIGURES: tuple[Figure, ...] = (
         False,
     ),
     *national_figures(),
+    (
+        "benchmark_bench",
+        "benchmark assessment per month (2,700 entities)",
+        "s",
+        rf"assessment per month\s+{NUMBER} s",
+        False,
+    ),
+    (
+        "benchmark_bench",
+        "benchmark national ranking read p95",
+        "ms",
+        rf"national ranking read\s+p50 [\d.]+ ms, p95 {NUMBER} ms",
+        False,
+    ),
+    (
+        "benchmark_bench",
+        "benchmark entity results + evidence p95",
+        "ms",
+        rf"entity results \+ evidence\s+p50 [\d.]+ ms, p95 {NUMBER} ms",
+        False,
+    ),
 )
 
 

@@ -131,6 +131,10 @@ class StandardAssessment:
         return any(r.counts for r in self.criteria)
 
 
+def service_kinds(catalogues: Catalogues, entity_id: str) -> frozenset[ServiceKind]:
+    return frozenset(s.kind for s in catalogues.services_for(entity_id))
+
+
 def applicable(criterion: Criterion, kinds: frozenset[ServiceKind], catalogues: Catalogues) -> bool:
     """A KPI criterion applies when the entity offers services of the kind its KPI is about."""
     if criterion.kpi is None:
@@ -191,9 +195,12 @@ def assess(
     evidence: Evidence,
     period_end: dt.date,
     catalogues: Catalogues,
+    kinds: frozenset[ServiceKind] | None = None,
 ) -> StandardAssessment:
-    """The level, score, per-criterion outcomes and gaps of one entity on one standard."""
-    kinds = frozenset(s.kind for s in catalogues.services_for(entity_id))
+    """The level, score, per-criterion outcomes and gaps of one entity on one standard
+    (``kinds``: the kinds of service it offers, when the caller already knows them)."""
+    if kinds is None:
+        kinds = service_kinds(catalogues, entity_id)
     results = tuple(
         judge(criterion, level, evidence, period_end, applicable(criterion, kinds, catalogues))
         for level, criteria in standard.levels.items()

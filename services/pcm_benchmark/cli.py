@@ -1,16 +1,21 @@
 """`pcm-benchmark assess`: assess and rank every entity on a month's KPIs and reported
-indicators (PCM_BENCHMARK_MONTH, default the last complete month) and write the results."""
+indicators (PCM_BENCHMARK_MONTH, default the last complete month) and write the results.
+`pcm-benchmark serve`: the BenchmarkService, gRPC (PCM_BENCHMARK_ADDRESS): results by role,
+the peer view, improvement plans."""
 
 from __future__ import annotations
 
 from pcm_common.startup import service_main
 
 from pcm_benchmark.job import run
+from pcm_benchmark.server import run as serve_grpc
 from pcm_benchmark.settings import BenchmarkSettings
 
 
 def main(argv: list[str] | None = None) -> int:
-    return service_main("pcm-benchmark", __doc__, BenchmarkSettings, {"assess": run}, argv)
+    return service_main(
+        "pcm-benchmark", __doc__, BenchmarkSettings, {"assess": run, "serve": serve_grpc}, argv
+    )
 
 
 if __name__ == "__main__":

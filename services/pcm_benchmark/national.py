@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 from pcm_common.catalogues import Catalogues
 
-from pcm_benchmark.assessment import NONE, Evidence, Outcome, StandardAssessment, assess
+from pcm_benchmark.assessment import (
+    NONE,
+    Evidence,
+    Outcome,
+    StandardAssessment,
+    assess,
+    service_kinds,
+)
 from pcm_benchmark.ranking import Key, Standing, overall_key, standard_key, standings
 
 OVERALL = "OVERALL"
@@ -47,6 +54,7 @@ def benchmark(
     """Results of every catalogue entity (an entity without evidence has NO_EVIDENCE)."""
     empty = Evidence({}, {})
     levels = catalogues.standard_levels
+    kinds = {e.entity_id: service_kinds(catalogues, e.entity_id) for e in catalogues.entities}
     by_entity = {
         entity.entity_id: [
             assess(
@@ -55,6 +63,7 @@ def benchmark(
                 evidence.get(entity.entity_id, empty),
                 period_end,
                 catalogues,
+                kinds[entity.entity_id],
             )
             for standard in catalogues.standards
         ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pcm_common.settings import Settings
 from pydantic import Field, SecretStr
 
@@ -17,3 +19,25 @@ class BenchmarkSettings(Settings):
         SecretStr(""), description="A national credential (reads every entity's reports)."
     )
     benchmark_time_zone: str = Field("America/Lima", description="Zone of the periods.")
+
+    # --- `pcm-benchmark serve`: the BenchmarkService (gRPC) ---
+    benchmark_address: str = Field("127.0.0.1:50055", description="gRPC listen address.")
+    benchmark_metrics_port: int = Field(9109, description="/metrics port of the gRPC service.")
+    benchmark_workers: int = Field(8, description="gRPC worker threads.")
+    benchmark_max_message_bytes: int = Field(
+        4 * 1024 * 1024, description="Largest request or answer (bytes)."
+    )
+    benchmark_tls_cert: Path | None = Field(None, description="PEM certificate; enables TLS.")
+    benchmark_tls_key: Path | None = Field(None, description="PEM private key for TLS.")
+    benchmark_retry_after_s: int = Field(5, description="Retry hint with UNAVAILABLE.")
+    benchmark_page_size: int = Field(100, description="Plans per ListPlans page (the most).")
+    benchmark_min_peers: int = Field(
+        5,
+        description="Smallest peer group whose score percentiles an entity is shown (fewer: "
+        "withheld, so no single peer's score can be read off them).",
+    )
+    benchmark_plan_tolerance_points: float = Field(
+        10.0,
+        description="How far (percentage points) a plan's progress may lag the straight line "
+        "from registration to deadline before it is flagged OFF_TRACK.",
+    )

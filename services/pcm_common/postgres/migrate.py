@@ -36,6 +36,8 @@ POSTGRES_GROUPS: tuple[MigrationGroup, ...] = (
     MigrationGroup("indicators", "pcm_indicators.migrations"),
     # The survey book: collections, responses (free text for the entity only), outboxes.
     MigrationGroup("surveys", "pcm_surveys.migrations"),
+    # The improvement plans (PDCA) and their history (pcm_benchmark).
+    MigrationGroup("benchmark", "pcm_benchmark.pg_migrations"),
 )
 DEFAULT_SCHEMA_TABLE = "public.schema_migrations"
 

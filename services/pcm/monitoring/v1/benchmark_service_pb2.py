@@ -25,27 +25,56 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from pcm.monitoring.v1 import benchmark_pb2 as pcm_dot_monitoring_dot_v1_dot_benchmark__pb2
 from pcm.monitoring.v1 import common_pb2 as pcm_dot_monitoring_dot_v1_dot_common__pb2
+from pcm.monitoring.v1 import improvement_plan_pb2 as pcm_dot_monitoring_dot_v1_dot_improvement__plan__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)pcm/monitoring/v1/benchmark_service.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!pcm/monitoring/v1/benchmark.proto\x1a\x1epcm/monitoring/v1/common.proto\"\x8a\x01\n\x1aGetEntityAssessmentRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\'\n\x05grain\x18\x02 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x1bGetEntityAssessmentResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".pcm.monitoring.v1.BenchmarkResult\"\x9e\x01\n\x16ListPeerRankingRequest\x12\x12\n\npeer_group\x18\x01 \x01(\t\x12\x15\n\rstandard_code\x18\x02 \x01(\t\x12\'\n\x05grain\x18\x03 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x17ListPeerRankingResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".pcm.monitoring.v1.BenchmarkResult\"q\n\x14\x45xportResultsRequest\x12\'\n\x05grain\x18\x01 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x15\x45xportResultsResponse\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\".pcm.monitoring.v1.BenchmarkResult2\xd8\x02\n\x10\x42\x65nchmarkService\x12t\n\x13GetEntityAssessment\x12-.pcm.monitoring.v1.GetEntityAssessmentRequest\x1a..pcm.monitoring.v1.GetEntityAssessmentResponse\x12h\n\x0fListPeerRanking\x12).pcm.monitoring.v1.ListPeerRankingRequest\x1a*.pcm.monitoring.v1.ListPeerRankingResponse\x12\x64\n\rExportResults\x12\'.pcm.monitoring.v1.ExportResultsRequest\x1a(.pcm.monitoring.v1.ExportResultsResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)pcm/monitoring/v1/benchmark_service.proto\x12\x11pcm.monitoring.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a!pcm/monitoring/v1/benchmark.proto\x1a\x1epcm/monitoring/v1/common.proto\x1a(pcm/monitoring/v1/improvement_plan.proto\"\x8a\x01\n\x1aGetEntityAssessmentRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\'\n\x05grain\x18\x02 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"R\n\x1bGetEntityAssessmentResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".pcm.monitoring.v1.BenchmarkResult\"\x9e\x01\n\x16ListPeerRankingRequest\x12\x12\n\npeer_group\x18\x01 \x01(\t\x12\x15\n\rstandard_code\x18\x02 \x01(\t\x12\'\n\x05grain\x18\x03 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"N\n\x17ListPeerRankingResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".pcm.monitoring.v1.BenchmarkResult\"q\n\x14\x45xportResultsRequest\x12\'\n\x05grain\x18\x01 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x15\x45xportResultsResponse\x12\x32\n\x06result\x18\x01 \x01(\x0b\x32\".pcm.monitoring.v1.BenchmarkResult\"\x88\x01\n\x18GetPeerComparisonRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\'\n\x05grain\x18\x02 \x01(\x0e\x32\x18.pcm.monitoring.v1.Grain\x12\x30\n\x0cperiod_start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"S\n\x19GetPeerComparisonResponse\x12\x36\n\x0b\x63omparisons\x18\x01 \x03(\x0b\x32!.pcm.monitoring.v1.PeerComparison\"u\n\x0ePeerComparison\x12/\n\x03own\x18\x01 \x01(\x0b\x32\".pcm.monitoring.v1.BenchmarkResult\x12\x32\n\x05peers\x18\x02 \x01(\x0b\x32#.pcm.monitoring.v1.PeerDistribution\"\x85\x01\n\x10PeerDistribution\x12\x12\n\npeer_group\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\r\x12\r\n\x05shown\x18\x03 \x01(\x08\x12\x0b\n\x03p10\x18\x04 \x01(\x01\x12\x0b\n\x03p25\x18\x05 \x01(\x01\x12\x0b\n\x03p50\x18\x06 \x01(\x01\x12\x0b\n\x03p75\x18\x07 \x01(\x01\x12\x0b\n\x03p90\x18\x08 \x01(\x01\"\xfd\x01\n\x13RegisterPlanRequest\x12\x0f\n\x07plan_id\x18\x01 \x01(\t\x12\x11\n\tentity_id\x18\x02 \x01(\t\x12\x15\n\rstandard_code\x18\x03 \x01(\t\x12\x14\n\x0c\x63riterion_id\x18\x04 \x01(\t\x12\x10\n\x08kpi_code\x18\x05 \x01(\t\x12\x13\n\x06target\x18\x06 \x01(\x01H\x00\x88\x01\x01\x12\x10\n\x08\x64\x65\x61\x64line\x18\x07 \x01(\t\x12\x12\n\nowner_role\x18\x08 \x01(\t\x12.\n\x07\x61\x63tions\x18\t \x03(\x0b\x32\x1d.pcm.monitoring.v1.PlanAction\x12\r\n\x05title\x18\n \x01(\tB\t\n\x07_target\"H\n\x14RegisterPlanResponse\x12\x30\n\x04plan\x18\x01 \x01(\x0b\x32\".pcm.monitoring.v1.ImprovementPlan\"\xa9\x01\n\x10ListPlansRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x15\n\rstandard_code\x18\x02 \x01(\t\x12+\n\x05stage\x18\x03 \x01(\x0e\x32\x1c.pcm.monitoring.v1.PlanStage\x12\x17\n\x0finclude_history\x18\x04 \x01(\x08\x12\x11\n\tpage_size\x18\x05 \x01(\r\x12\x12\n\npage_token\x18\x06 \x01(\t\"_\n\x11ListPlansResponse\x12\x31\n\x05plans\x18\x01 \x03(\x0b\x32\".pcm.monitoring.v1.ImprovementPlan\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"s\n\x12\x41\x64vancePlanRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\x12+\n\x05stage\x18\x03 \x01(\x0e\x32\x1c.pcm.monitoring.v1.PlanStage\x12\x0c\n\x04note\x18\x04 \x01(\t\"G\n\x13\x41\x64vancePlanResponse\x12\x30\n\x04plan\x18\x01 \x01(\x0b\x32\".pcm.monitoring.v1.ImprovementPlan\"I\n\x12\x43ommentPlanRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"G\n\x13\x43ommentPlanResponse\x12\x30\n\x04plan\x18\x01 \x01(\x0b\x32\".pcm.monitoring.v1.ImprovementPlan\"G\n\x10\x43losePlanRequest\x12\x11\n\tentity_id\x18\x01 \x01(\t\x12\x0f\n\x07plan_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63omment\x18\x03 \x01(\t\"E\n\x11\x43losePlanResponse\x12\x30\n\x04plan\x18\x01 \x01(\x0b\x32\".pcm.monitoring.v1.ImprovementPlan2\x95\x07\n\x10\x42\x65nchmarkService\x12t\n\x13GetEntityAssessment\x12-.pcm.monitoring.v1.GetEntityAssessmentRequest\x1a..pcm.monitoring.v1.GetEntityAssessmentResponse\x12h\n\x0fListPeerRanking\x12).pcm.monitoring.v1.ListPeerRankingRequest\x1a*.pcm.monitoring.v1.ListPeerRankingResponse\x12\x64\n\rExportResults\x12\'.pcm.monitoring.v1.ExportResultsRequest\x1a(.pcm.monitoring.v1.ExportResultsResponse0\x01\x12n\n\x11GetPeerComparison\x12+.pcm.monitoring.v1.GetPeerComparisonRequest\x1a,.pcm.monitoring.v1.GetPeerComparisonResponse\x12_\n\x0cRegisterPlan\x12&.pcm.monitoring.v1.RegisterPlanRequest\x1a\'.pcm.monitoring.v1.RegisterPlanResponse\x12V\n\tListPlans\x12#.pcm.monitoring.v1.ListPlansRequest\x1a$.pcm.monitoring.v1.ListPlansResponse\x12\\\n\x0b\x41\x64vancePlan\x12%.pcm.monitoring.v1.AdvancePlanRequest\x1a&.pcm.monitoring.v1.AdvancePlanResponse\x12\\\n\x0b\x43ommentPlan\x12%.pcm.monitoring.v1.CommentPlanRequest\x1a&.pcm.monitoring.v1.CommentPlanResponse\x12V\n\tClosePlan\x12#.pcm.monitoring.v1.ClosePlanRequest\x1a$.pcm.monitoring.v1.ClosePlanResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'pcm.monitoring.v1.benchmark_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_GETENTITYASSESSMENTREQUEST']._serialized_start=165
-  _globals['_GETENTITYASSESSMENTREQUEST']._serialized_end=303
-  _globals['_GETENTITYASSESSMENTRESPONSE']._serialized_start=305
-  _globals['_GETENTITYASSESSMENTRESPONSE']._serialized_end=387
-  _globals['_LISTPEERRANKINGREQUEST']._serialized_start=390
-  _globals['_LISTPEERRANKINGREQUEST']._serialized_end=548
-  _globals['_LISTPEERRANKINGRESPONSE']._serialized_start=550
-  _globals['_LISTPEERRANKINGRESPONSE']._serialized_end=628
-  _globals['_EXPORTRESULTSREQUEST']._serialized_start=630
-  _globals['_EXPORTRESULTSREQUEST']._serialized_end=743
-  _globals['_EXPORTRESULTSRESPONSE']._serialized_start=745
-  _globals['_EXPORTRESULTSRESPONSE']._serialized_end=820
-  _globals['_BENCHMARKSERVICE']._serialized_start=823
-  _globals['_BENCHMARKSERVICE']._serialized_end=1167
+  _globals['_GETENTITYASSESSMENTREQUEST']._serialized_start=207
+  _globals['_GETENTITYASSESSMENTREQUEST']._serialized_end=345
+  _globals['_GETENTITYASSESSMENTRESPONSE']._serialized_start=347
+  _globals['_GETENTITYASSESSMENTRESPONSE']._serialized_end=429
+  _globals['_LISTPEERRANKINGREQUEST']._serialized_start=432
+  _globals['_LISTPEERRANKINGREQUEST']._serialized_end=590
+  _globals['_LISTPEERRANKINGRESPONSE']._serialized_start=592
+  _globals['_LISTPEERRANKINGRESPONSE']._serialized_end=670
+  _globals['_EXPORTRESULTSREQUEST']._serialized_start=672
+  _globals['_EXPORTRESULTSREQUEST']._serialized_end=785
+  _globals['_EXPORTRESULTSRESPONSE']._serialized_start=787
+  _globals['_EXPORTRESULTSRESPONSE']._serialized_end=862
+  _globals['_GETPEERCOMPARISONREQUEST']._serialized_start=865
+  _globals['_GETPEERCOMPARISONREQUEST']._serialized_end=1001
+  _globals['_GETPEERCOMPARISONRESPONSE']._serialized_start=1003
+  _globals['_GETPEERCOMPARISONRESPONSE']._serialized_end=1086
+  _globals['_PEERCOMPARISON']._serialized_start=1088
+  _globals['_PEERCOMPARISON']._serialized_end=1205
+  _globals['_PEERDISTRIBUTION']._serialized_start=1208
+  _globals['_PEERDISTRIBUTION']._serialized_end=1341
+  _globals['_REGISTERPLANREQUEST']._serialized_start=1344
+  _globals['_REGISTERPLANREQUEST']._serialized_end=1597
+  _globals['_REGISTERPLANRESPONSE']._serialized_start=1599
+  _globals['_REGISTERPLANRESPONSE']._serialized_end=1671
+  _globals['_LISTPLANSREQUEST']._serialized_start=1674
+  _globals['_LISTPLANSREQUEST']._serialized_end=1843
+  _globals['_LISTPLANSRESPONSE']._serialized_start=1845
+  _globals['_LISTPLANSRESPONSE']._serialized_end=1940
+  _globals['_ADVANCEPLANREQUEST']._serialized_start=1942
+  _globals['_ADVANCEPLANREQUEST']._serialized_end=2057
+  _globals['_ADVANCEPLANRESPONSE']._serialized_start=2059
+  _globals['_ADVANCEPLANRESPONSE']._serialized_end=2130
+  _globals['_COMMENTPLANREQUEST']._serialized_start=2132
+  _globals['_COMMENTPLANREQUEST']._serialized_end=2205
+  _globals['_COMMENTPLANRESPONSE']._serialized_start=2207
+  _globals['_COMMENTPLANRESPONSE']._serialized_end=2278
+  _globals['_CLOSEPLANREQUEST']._serialized_start=2280
+  _globals['_CLOSEPLANREQUEST']._serialized_end=2351
+  _globals['_CLOSEPLANRESPONSE']._serialized_start=2353
+  _globals['_CLOSEPLANRESPONSE']._serialized_end=2422
+  _globals['_BENCHMARKSERVICE']._serialized_start=2425
+  _globals['_BENCHMARKSERVICE']._serialized_end=3342
 # @@protoc_insertion_point(module_scope)

@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from pcm.monitoring.v1 import benchmark_pb2 as _benchmark_pb2
 from pcm.monitoring.v1 import common_pb2 as _common_pb2
+from pcm.monitoring.v1 import improvement_plan_pb2 as _improvement_plan_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -29,9 +30,13 @@ class GetEntityAssessmentRequest(_message.Message):
     GRAIN_FIELD_NUMBER: _builtins.int
     PERIOD_START_FIELD_NUMBER: _builtins.int
     entity_id: _builtins.str
+    """The entity (empty: the caller's own entity)."""
     grain: _common_pb2.Grain.ValueType
+    """GRAIN_MONTH, GRAIN_QUARTER or GRAIN_YEAR (unspecified: GRAIN_MONTH)."""
     @_builtins.property
-    def period_start(self) -> _timestamp_pb2.Timestamp: ...
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """Local midnight (America/Lima) of the period's first day; unset: the newest period assessed."""
+
     def __init__(
         self,
         *,
@@ -53,7 +58,11 @@ class GetEntityAssessmentResponse(_message.Message):
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[_benchmark_pb2.BenchmarkResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[_benchmark_pb2.BenchmarkResult]:
+        """One result per standard, then OVERALL (by standard code), with the criteria's evidence on
+        each standard's result.
+        """
+
     def __init__(
         self,
         *,
@@ -76,10 +85,15 @@ class ListPeerRankingRequest(_message.Message):
     GRAIN_FIELD_NUMBER: _builtins.int
     PERIOD_START_FIELD_NUMBER: _builtins.int
     peer_group: _builtins.str
+    """The peer group (a code of catalogues/peer_groups.csv); empty: every entity (national rank)."""
     standard_code: _builtins.str
+    """The standard; empty: OVERALL."""
     grain: _common_pb2.Grain.ValueType
+    """GRAIN_MONTH, GRAIN_QUARTER or GRAIN_YEAR (unspecified: GRAIN_MONTH)."""
     @_builtins.property
-    def period_start(self) -> _timestamp_pb2.Timestamp: ...
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """Local midnight (America/Lima) of the period's first day; unset: the newest period assessed."""
+
     def __init__(
         self,
         *,
@@ -102,7 +116,9 @@ class ListPeerRankingResponse(_message.Message):
 
     RESULTS_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def results(self) -> _containers.RepeatedCompositeFieldContainer[_benchmark_pb2.BenchmarkResult]: ...
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[_benchmark_pb2.BenchmarkResult]:
+        """Best first; entities the standard does not apply to last (rank 0)."""
+
     def __init__(
         self,
         *,
@@ -123,8 +139,11 @@ class ExportResultsRequest(_message.Message):
     GRAIN_FIELD_NUMBER: _builtins.int
     PERIOD_START_FIELD_NUMBER: _builtins.int
     grain: _common_pb2.Grain.ValueType
+    """GRAIN_MONTH, GRAIN_QUARTER or GRAIN_YEAR (unspecified: GRAIN_MONTH)."""
     @_builtins.property
-    def period_start(self) -> _timestamp_pb2.Timestamp: ...
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """Local midnight (America/Lima) of the period's first day; unset: the newest period assessed."""
+
     def __init__(
         self,
         *,
@@ -145,7 +164,9 @@ class ExportResultsResponse(_message.Message):
 
     RESULT_FIELD_NUMBER: _builtins.int
     @_builtins.property
-    def result(self) -> _benchmark_pb2.BenchmarkResult: ...
+    def result(self) -> _benchmark_pb2.BenchmarkResult:
+        """One result (without the criteria's evidence: GetEntityAssessment has it)."""
+
     def __init__(
         self,
         *,
@@ -158,3 +179,449 @@ class ExportResultsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ExportResultsResponse: _TypeAlias = ExportResultsResponse  # noqa: Y015
+
+@_typing.final
+class GetPeerComparisonRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    GRAIN_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    """The entity (empty: the caller's own entity)."""
+    grain: _common_pb2.Grain.ValueType
+    """GRAIN_MONTH, GRAIN_QUARTER or GRAIN_YEAR (unspecified: GRAIN_MONTH)."""
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """Local midnight (America/Lima) of the period's first day; unset: the newest period assessed."""
+
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        grain: _common_pb2.Grain.ValueType = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity_id", b"entity_id", "grain", b"grain", "period_start", b"period_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPeerComparisonRequest: _TypeAlias = GetPeerComparisonRequest  # noqa: Y015
+
+@_typing.final
+class GetPeerComparisonResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPARISONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def comparisons(self) -> _containers.RepeatedCompositeFieldContainer[Global___PeerComparison]:
+        """One comparison per standard, then OVERALL (by standard code)."""
+
+    def __init__(
+        self,
+        *,
+        comparisons: _abc.Iterable[Global___PeerComparison] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comparisons", b"comparisons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPeerComparisonResponse: _TypeAlias = GetPeerComparisonResponse  # noqa: Y015
+
+@_typing.final
+class PeerComparison(_message.Message):
+    """The entity's own result on one standard and its peer group's distribution of scores on it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OWN_FIELD_NUMBER: _builtins.int
+    PEERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def own(self) -> _benchmark_pb2.BenchmarkResult:
+        """The entity's own result (its rank and percentile in the peer group included; the criteria's
+        evidence is in GetEntityAssessment).
+        """
+
+    @_builtins.property
+    def peers(self) -> Global___PeerDistribution:
+        """The peer group's scores on the same standard, anonymised."""
+
+    def __init__(
+        self,
+        *,
+        own: _benchmark_pb2.BenchmarkResult | None = ...,
+        peers: Global___PeerDistribution | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["own", b"own", "peers", b"peers"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["own", b"own", "peers", b"peers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerComparison: _TypeAlias = PeerComparison  # noqa: Y015
+
+@_typing.final
+class PeerDistribution(_message.Message):
+    """Scores of the entities of a peer group the standard applies to (the caller included), as
+    nearest-rank percentiles: the value at position ceil(p/100 x count) of the sorted scores.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PEER_GROUP_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    SHOWN_FIELD_NUMBER: _builtins.int
+    P10_FIELD_NUMBER: _builtins.int
+    P25_FIELD_NUMBER: _builtins.int
+    P50_FIELD_NUMBER: _builtins.int
+    P75_FIELD_NUMBER: _builtins.int
+    P90_FIELD_NUMBER: _builtins.int
+    peer_group: _builtins.str
+    """The peer group."""
+    count: _builtins.int
+    """How many entities of the group the standard applies to (the caller included)."""
+    shown: _builtins.bool
+    """False when count is below the service's minimum group size (default 5): the percentiles
+    are then withheld (0), so that no single peer's score can be read off them.
+    """
+    p10: _builtins.float
+    """10th percentile of the scores (0..100)."""
+    p25: _builtins.float
+    """25th percentile."""
+    p50: _builtins.float
+    """Median."""
+    p75: _builtins.float
+    """75th percentile."""
+    p90: _builtins.float
+    """90th percentile."""
+    def __init__(
+        self,
+        *,
+        peer_group: _builtins.str = ...,
+        count: _builtins.int = ...,
+        shown: _builtins.bool = ...,
+        p10: _builtins.float = ...,
+        p25: _builtins.float = ...,
+        p50: _builtins.float = ...,
+        p75: _builtins.float = ...,
+        p90: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "p10", b"p10", "p25", b"p25", "p50", b"p50", "p75", b"p75", "p90", b"p90", "peer_group", b"peer_group", "shown", b"shown"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PeerDistribution: _TypeAlias = PeerDistribution  # noqa: Y015
+
+@_typing.final
+class RegisterPlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    STANDARD_CODE_FIELD_NUMBER: _builtins.int
+    CRITERION_ID_FIELD_NUMBER: _builtins.int
+    KPI_CODE_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    DEADLINE_FIELD_NUMBER: _builtins.int
+    OWNER_ROLE_FIELD_NUMBER: _builtins.int
+    ACTIONS_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    plan_id: _builtins.str
+    """The plan's id, chosen by the entity: letters, digits and . _ : / # - (at most 128)."""
+    entity_id: _builtins.str
+    """The entity registering (empty: the caller's own entity; another entity is refused)."""
+    standard_code: _builtins.str
+    """The standard improved (a code of catalogues/standards.yaml)."""
+    criterion_id: _builtins.str
+    """A criterion of that standard tested by a KPI (give this or kpi_code)."""
+    kpi_code: _builtins.str
+    """The KPI measured (a code of catalogues/kpis.yaml; with criterion_id: empty or the
+    criterion's KPI).
+    """
+    target: _builtins.float
+    """The value to reach; unset with a criterion: the criterion's threshold. It must lie beyond
+    the baseline in the KPI's better direction, inside the KPI's unit range.
+    """
+    deadline: _builtins.str
+    """Last day to reach the target, a local date YYYY-MM-DD after today, at most 3 years ahead."""
+    owner_role: _builtins.str
+    """The role in the entity responsible for the plan (at most 200 characters)."""
+    title: _builtins.str
+    """A short title (at most 200 characters)."""
+    @_builtins.property
+    def actions(self) -> _containers.RepeatedCompositeFieldContainer[_improvement_plan_pb2.PlanAction]:
+        """The actions planned (1 to 50), with their dates."""
+
+    def __init__(
+        self,
+        *,
+        plan_id: _builtins.str = ...,
+        entity_id: _builtins.str = ...,
+        standard_code: _builtins.str = ...,
+        criterion_id: _builtins.str = ...,
+        kpi_code: _builtins.str = ...,
+        target: _builtins.float | None = ...,
+        deadline: _builtins.str = ...,
+        owner_role: _builtins.str = ...,
+        actions: _abc.Iterable[_improvement_plan_pb2.PlanAction] | None = ...,
+        title: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_target", b"_target", "target", b"target"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_target", b"_target", "actions", b"actions", "criterion_id", b"criterion_id", "deadline", b"deadline", "entity_id", b"entity_id", "kpi_code", b"kpi_code", "owner_role", b"owner_role", "plan_id", b"plan_id", "standard_code", b"standard_code", "target", b"target", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__target: _TypeAlias = _typing.Literal["target"]  # noqa: Y015
+    _WhichOneofArgType__target: _TypeAlias = _typing.Literal["_target", b"_target"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__target) -> _WhichOneofReturnType__target | None: ...
+
+Global___RegisterPlanRequest: _TypeAlias = RegisterPlanRequest  # noqa: Y015
+
+@_typing.final
+class RegisterPlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> _improvement_plan_pb2.ImprovementPlan:
+        """The plan as stored, with its baseline, progress and history."""
+
+    def __init__(
+        self,
+        *,
+        plan: _improvement_plan_pb2.ImprovementPlan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterPlanResponse: _TypeAlias = RegisterPlanResponse  # noqa: Y015
+
+@_typing.final
+class ListPlansRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    STANDARD_CODE_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    INCLUDE_HISTORY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    """Whose plans: empty = the caller's own entity (an entity credential) or every entity (the
+    national role).
+    """
+    standard_code: _builtins.str
+    """Only the plans on this standard (empty: every standard)."""
+    stage: _improvement_plan_pb2.PlanStage.ValueType
+    """Only the plans in this stage (unspecified: every stage)."""
+    include_history: _builtins.bool
+    """With each plan's history."""
+    page_size: _builtins.int
+    """Plans per page (0 or above the service's limit: the limit)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page (empty: the first page)."""
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        standard_code: _builtins.str = ...,
+        stage: _improvement_plan_pb2.PlanStage.ValueType = ...,
+        include_history: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity_id", b"entity_id", "include_history", b"include_history", "page_size", b"page_size", "page_token", b"page_token", "stage", b"stage", "standard_code", b"standard_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlansRequest: _TypeAlias = ListPlansRequest  # noqa: Y015
+
+@_typing.final
+class ListPlansResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLANS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Empty on the last page."""
+    @_builtins.property
+    def plans(self) -> _containers.RepeatedCompositeFieldContainer[_improvement_plan_pb2.ImprovementPlan]:
+        """Newest registration first."""
+
+    def __init__(
+        self,
+        *,
+        plans: _abc.Iterable[_improvement_plan_pb2.ImprovementPlan] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "plans", b"plans"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlansResponse: _TypeAlias = ListPlansResponse  # noqa: Y015
+
+@_typing.final
+class AdvancePlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    """The entity whose plan it is (empty: the caller's own entity)."""
+    plan_id: _builtins.str
+    """The plan."""
+    stage: _improvement_plan_pb2.PlanStage.ValueType
+    """The stage to move to (the next one of the cycle)."""
+    note: _builtins.str
+    """Why, or what was done (at most 1000 characters; kept in the history)."""
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        stage: _improvement_plan_pb2.PlanStage.ValueType = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entity_id", b"entity_id", "note", b"note", "plan_id", b"plan_id", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvancePlanRequest: _TypeAlias = AdvancePlanRequest  # noqa: Y015
+
+@_typing.final
+class AdvancePlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> _improvement_plan_pb2.ImprovementPlan:
+        """The plan after the move, with its progress and history."""
+
+    def __init__(
+        self,
+        *,
+        plan: _improvement_plan_pb2.ImprovementPlan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AdvancePlanResponse: _TypeAlias = AdvancePlanResponse  # noqa: Y015
+
+@_typing.final
+class CommentPlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    """The entity whose plan it is."""
+    plan_id: _builtins.str
+    """The plan."""
+    comment: _builtins.str
+    """The comment (required, at most 1000 characters)."""
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "entity_id", b"entity_id", "plan_id", b"plan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommentPlanRequest: _TypeAlias = CommentPlanRequest  # noqa: Y015
+
+@_typing.final
+class CommentPlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> _improvement_plan_pb2.ImprovementPlan:
+        """The plan with the comment in its history."""
+
+    def __init__(
+        self,
+        *,
+        plan: _improvement_plan_pb2.ImprovementPlan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommentPlanResponse: _TypeAlias = CommentPlanResponse  # noqa: Y015
+
+@_typing.final
+class ClosePlanRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTITY_ID_FIELD_NUMBER: _builtins.int
+    PLAN_ID_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    entity_id: _builtins.str
+    """The entity whose plan it is."""
+    plan_id: _builtins.str
+    """The plan."""
+    comment: _builtins.str
+    """Why it is closed (at most 1000 characters; kept in the history)."""
+    def __init__(
+        self,
+        *,
+        entity_id: _builtins.str = ...,
+        plan_id: _builtins.str = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["comment", b"comment", "entity_id", b"entity_id", "plan_id", b"plan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClosePlanRequest: _TypeAlias = ClosePlanRequest  # noqa: Y015
+
+@_typing.final
+class ClosePlanResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLAN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def plan(self) -> _improvement_plan_pb2.ImprovementPlan:
+        """The closed plan, with its progress and history."""
+
+    def __init__(
+        self,
+        *,
+        plan: _improvement_plan_pb2.ImprovementPlan | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plan", b"plan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClosePlanResponse: _TypeAlias = ClosePlanResponse  # noqa: Y015

@@ -26,7 +26,15 @@ if _version_not_supported:
 
 
 class BenchmarkServiceStub:
-    """National benchmarking for the oversight body (PCM-SGP credentials only).
+    """National benchmarking of the entities against the PCM quality standards, and their
+    improvement plans. The oversight body (national role) reads every result and ranking and
+    reviews the plans; an entity reads its own results, an anonymised view of its peers, and
+    keeps its own improvement plans.
+
+    Periods: a grain (MONTH by default) and the local midnight (America/Lima) of the period's
+    first day; when period_start is unset, the newest period assessed. Errors: INVALID_ARGUMENT
+    (the message starts with the field), PERMISSION_DENIED (another entity's data, or a method
+    of the national role), NOT_FOUND (a period never assessed, an unknown plan).
     """
 
     def __init__(self, channel):
@@ -50,28 +58,116 @@ class BenchmarkServiceStub:
                 request_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ExportResultsRequest.SerializeToString,
                 response_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ExportResultsResponse.FromString,
                 _registered_method=True)
+        self.GetPeerComparison = channel.unary_unary(
+                '/pcm.monitoring.v1.BenchmarkService/GetPeerComparison',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.GetPeerComparisonRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.GetPeerComparisonResponse.FromString,
+                _registered_method=True)
+        self.RegisterPlan = channel.unary_unary(
+                '/pcm.monitoring.v1.BenchmarkService/RegisterPlan',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.RegisterPlanRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.RegisterPlanResponse.FromString,
+                _registered_method=True)
+        self.ListPlans = channel.unary_unary(
+                '/pcm.monitoring.v1.BenchmarkService/ListPlans',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ListPlansRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ListPlansResponse.FromString,
+                _registered_method=True)
+        self.AdvancePlan = channel.unary_unary(
+                '/pcm.monitoring.v1.BenchmarkService/AdvancePlan',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.AdvancePlanRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.AdvancePlanResponse.FromString,
+                _registered_method=True)
+        self.CommentPlan = channel.unary_unary(
+                '/pcm.monitoring.v1.BenchmarkService/CommentPlan',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.CommentPlanRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.CommentPlanResponse.FromString,
+                _registered_method=True)
+        self.ClosePlan = channel.unary_unary(
+                '/pcm.monitoring.v1.BenchmarkService/ClosePlan',
+                request_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ClosePlanRequest.SerializeToString,
+                response_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ClosePlanResponse.FromString,
+                _registered_method=True)
 
 
 class BenchmarkServiceServicer:
-    """National benchmarking for the oversight body (PCM-SGP credentials only).
+    """National benchmarking of the entities against the PCM quality standards, and their
+    improvement plans. The oversight body (national role) reads every result and ranking and
+    reviews the plans; an entity reads its own results, an anonymised view of its peers, and
+    keeps its own improvement plans.
+
+    Periods: a grain (MONTH by default) and the local midnight (America/Lima) of the period's
+    first day; when period_start is unset, the newest period assessed. Errors: INVALID_ARGUMENT
+    (the message starts with the field), PERMISSION_DENIED (another entity's data, or a method
+    of the national role), NOT_FOUND (a period never assessed, an unknown plan).
     """
 
     def GetEntityAssessment(self, request, context):
-        """One entity's assessment on every standard for a period.
+        """One entity's assessment on every standard for a period, and OVERALL, each with the
+        evidence of its criteria (an entity credential: its own; the national role: any).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListPeerRanking(self, request, context):
-        """Ranking of the entities of a peer group on a standard (or overall when standard is empty).
+        """Ranking of the entities of a peer group (or of every entity when peer_group is empty) on a
+        standard (or OVERALL when standard_code is empty). National role only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ExportResults(self, request, context):
-        """Every result of a period, streamed, for exports (CSV / open data).
+        """Every result of a period, streamed, for exports (CSV / open data). National role only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPeerComparison(self, request, context):
+        """An entity's own results with an anonymised view of its peer group: per standard (and
+        OVERALL), how many peers and the percentiles of their scores. Never another entity's id or
+        result. An entity credential: its own; the national role: any.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterPlan(self, request, context):
+        """Register an improvement plan (an entity credential, its own entity only). The baseline is
+        the KPI's newest MONTH value now; a plan without a KPI value yet is refused
+        (FAILED_PRECONDITION); a plan_id already used by the entity is ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlans(self, request, context):
+        """Improvement plans, newest first, with progress and flags computed from the newest KPI
+        values: an entity credential reads its own, the national role every entity's. Paged.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AdvancePlan(self, request, context):
+        """Move a plan to its next PDCA stage (an entity credential, its own plans). A move the cycle
+        does not allow is FAILED_PRECONDITION with the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommentPlan(self, request, context):
+        """The oversight body's comment on a plan (national role only), kept in its history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClosePlan(self, request, context):
+        """The oversight body closes a plan in stage ACT (national role only).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -95,6 +191,36 @@ def add_BenchmarkServiceServicer_to_server(servicer, server):
                     request_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ExportResultsRequest.FromString,
                     response_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ExportResultsResponse.SerializeToString,
             ),
+            'GetPeerComparison': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPeerComparison,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.GetPeerComparisonRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.GetPeerComparisonResponse.SerializeToString,
+            ),
+            'RegisterPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterPlan,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.RegisterPlanRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.RegisterPlanResponse.SerializeToString,
+            ),
+            'ListPlans': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlans,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ListPlansRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ListPlansResponse.SerializeToString,
+            ),
+            'AdvancePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.AdvancePlan,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.AdvancePlanRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.AdvancePlanResponse.SerializeToString,
+            ),
+            'CommentPlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommentPlan,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.CommentPlanRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.CommentPlanResponse.SerializeToString,
+            ),
+            'ClosePlan': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClosePlan,
+                    request_deserializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ClosePlanRequest.FromString,
+                    response_serializer=pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ClosePlanResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'pcm.monitoring.v1.BenchmarkService', rpc_method_handlers)
@@ -104,7 +230,15 @@ def add_BenchmarkServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class BenchmarkService:
-    """National benchmarking for the oversight body (PCM-SGP credentials only).
+    """National benchmarking of the entities against the PCM quality standards, and their
+    improvement plans. The oversight body (national role) reads every result and ranking and
+    reviews the plans; an entity reads its own results, an anonymised view of its peers, and
+    keeps its own improvement plans.
+
+    Periods: a grain (MONTH by default) and the local midnight (America/Lima) of the period's
+    first day; when period_start is unset, the newest period assessed. Errors: INVALID_ARGUMENT
+    (the message starts with the field), PERMISSION_DENIED (another entity's data, or a method
+    of the national role), NOT_FOUND (a period never assessed, an unknown plan).
     """
 
     @staticmethod
@@ -178,6 +312,168 @@ class BenchmarkService:
             '/pcm.monitoring.v1.BenchmarkService/ExportResults',
             pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ExportResultsRequest.SerializeToString,
             pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ExportResultsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPeerComparison(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.BenchmarkService/GetPeerComparison',
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.GetPeerComparisonRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.GetPeerComparisonResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.BenchmarkService/RegisterPlan',
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.RegisterPlanRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.RegisterPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlans(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.BenchmarkService/ListPlans',
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ListPlansRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ListPlansResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AdvancePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.BenchmarkService/AdvancePlan',
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.AdvancePlanRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.AdvancePlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommentPlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.BenchmarkService/CommentPlan',
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.CommentPlanRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.CommentPlanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClosePlan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pcm.monitoring.v1.BenchmarkService/ClosePlan',
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ClosePlanRequest.SerializeToString,
+            pcm_dot_monitoring_dot_v1_dot_benchmark__service__pb2.ClosePlanResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -27,33 +27,112 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class BenchmarkServiceStub:
-    """National benchmarking for the oversight body (PCM-SGP credentials only)."""
+    """National benchmarking of the entities against the PCM quality standards, and their
+    improvement plans. The oversight body (national role) reads every result and ranking and
+    reviews the plans; an entity reads its own results, an anonymised view of its peers, and
+    keeps its own improvement plans.
+
+    Periods: a grain (MONTH by default) and the local midnight (America/Lima) of the period's
+    first day; when period_start is unset, the newest period assessed. Errors: INVALID_ARGUMENT
+    (the message starts with the field), PERMISSION_DENIED (another entity's data, or a method
+    of the national role), NOT_FOUND (a period never assessed, an unknown plan).
+    """
 
     @_typing.overload
     def __new__(cls, channel: _grpc.Channel) -> _Self: ...
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> BenchmarkServiceAsyncStub: ...
     GetEntityAssessment: _grpc.UnaryUnaryMultiCallable[_benchmark_service_pb2.GetEntityAssessmentRequest, _benchmark_service_pb2.GetEntityAssessmentResponse]
-    """One entity's assessment on every standard for a period."""
+    """One entity's assessment on every standard for a period, and OVERALL, each with the
+    evidence of its criteria (an entity credential: its own; the national role: any).
+    """
     ListPeerRanking: _grpc.UnaryUnaryMultiCallable[_benchmark_service_pb2.ListPeerRankingRequest, _benchmark_service_pb2.ListPeerRankingResponse]
-    """Ranking of the entities of a peer group on a standard (or overall when standard is empty)."""
+    """Ranking of the entities of a peer group (or of every entity when peer_group is empty) on a
+    standard (or OVERALL when standard_code is empty). National role only.
+    """
     ExportResults: _grpc.UnaryStreamMultiCallable[_benchmark_service_pb2.ExportResultsRequest, _benchmark_service_pb2.ExportResultsResponse]
-    """Every result of a period, streamed, for exports (CSV / open data)."""
+    """Every result of a period, streamed, for exports (CSV / open data). National role only."""
+    GetPeerComparison: _grpc.UnaryUnaryMultiCallable[_benchmark_service_pb2.GetPeerComparisonRequest, _benchmark_service_pb2.GetPeerComparisonResponse]
+    """An entity's own results with an anonymised view of its peer group: per standard (and
+    OVERALL), how many peers and the percentiles of their scores. Never another entity's id or
+    result. An entity credential: its own; the national role: any.
+    """
+    RegisterPlan: _grpc.UnaryUnaryMultiCallable[_benchmark_service_pb2.RegisterPlanRequest, _benchmark_service_pb2.RegisterPlanResponse]
+    """Register an improvement plan (an entity credential, its own entity only). The baseline is
+    the KPI's newest MONTH value now; a plan without a KPI value yet is refused
+    (FAILED_PRECONDITION); a plan_id already used by the entity is ALREADY_EXISTS.
+    """
+    ListPlans: _grpc.UnaryUnaryMultiCallable[_benchmark_service_pb2.ListPlansRequest, _benchmark_service_pb2.ListPlansResponse]
+    """Improvement plans, newest first, with progress and flags computed from the newest KPI
+    values: an entity credential reads its own, the national role every entity's. Paged.
+    """
+    AdvancePlan: _grpc.UnaryUnaryMultiCallable[_benchmark_service_pb2.AdvancePlanRequest, _benchmark_service_pb2.AdvancePlanResponse]
+    """Move a plan to its next PDCA stage (an entity credential, its own plans). A move the cycle
+    does not allow is FAILED_PRECONDITION with the reason.
+    """
+    CommentPlan: _grpc.UnaryUnaryMultiCallable[_benchmark_service_pb2.CommentPlanRequest, _benchmark_service_pb2.CommentPlanResponse]
+    """The oversight body's comment on a plan (national role only), kept in its history."""
+    ClosePlan: _grpc.UnaryUnaryMultiCallable[_benchmark_service_pb2.ClosePlanRequest, _benchmark_service_pb2.ClosePlanResponse]
+    """The oversight body closes a plan in stage ACT (national role only)."""
 
 @_typing.type_check_only
 class BenchmarkServiceAsyncStub(BenchmarkServiceStub):
-    """National benchmarking for the oversight body (PCM-SGP credentials only)."""
+    """National benchmarking of the entities against the PCM quality standards, and their
+    improvement plans. The oversight body (national role) reads every result and ranking and
+    reviews the plans; an entity reads its own results, an anonymised view of its peers, and
+    keeps its own improvement plans.
+
+    Periods: a grain (MONTH by default) and the local midnight (America/Lima) of the period's
+    first day; when period_start is unset, the newest period assessed. Errors: INVALID_ARGUMENT
+    (the message starts with the field), PERMISSION_DENIED (another entity's data, or a method
+    of the national role), NOT_FOUND (a period never assessed, an unknown plan).
+    """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetEntityAssessment: _aio.UnaryUnaryMultiCallable[_benchmark_service_pb2.GetEntityAssessmentRequest, _benchmark_service_pb2.GetEntityAssessmentResponse]  # type: ignore[assignment]
-    """One entity's assessment on every standard for a period."""
+    """One entity's assessment on every standard for a period, and OVERALL, each with the
+    evidence of its criteria (an entity credential: its own; the national role: any).
+    """
     ListPeerRanking: _aio.UnaryUnaryMultiCallable[_benchmark_service_pb2.ListPeerRankingRequest, _benchmark_service_pb2.ListPeerRankingResponse]  # type: ignore[assignment]
-    """Ranking of the entities of a peer group on a standard (or overall when standard is empty)."""
+    """Ranking of the entities of a peer group (or of every entity when peer_group is empty) on a
+    standard (or OVERALL when standard_code is empty). National role only.
+    """
     ExportResults: _aio.UnaryStreamMultiCallable[_benchmark_service_pb2.ExportResultsRequest, _benchmark_service_pb2.ExportResultsResponse]  # type: ignore[assignment]
-    """Every result of a period, streamed, for exports (CSV / open data)."""
+    """Every result of a period, streamed, for exports (CSV / open data). National role only."""
+    GetPeerComparison: _aio.UnaryUnaryMultiCallable[_benchmark_service_pb2.GetPeerComparisonRequest, _benchmark_service_pb2.GetPeerComparisonResponse]  # type: ignore[assignment]
+    """An entity's own results with an anonymised view of its peer group: per standard (and
+    OVERALL), how many peers and the percentiles of their scores. Never another entity's id or
+    result. An entity credential: its own; the national role: any.
+    """
+    RegisterPlan: _aio.UnaryUnaryMultiCallable[_benchmark_service_pb2.RegisterPlanRequest, _benchmark_service_pb2.RegisterPlanResponse]  # type: ignore[assignment]
+    """Register an improvement plan (an entity credential, its own entity only). The baseline is
+    the KPI's newest MONTH value now; a plan without a KPI value yet is refused
+    (FAILED_PRECONDITION); a plan_id already used by the entity is ALREADY_EXISTS.
+    """
+    ListPlans: _aio.UnaryUnaryMultiCallable[_benchmark_service_pb2.ListPlansRequest, _benchmark_service_pb2.ListPlansResponse]  # type: ignore[assignment]
+    """Improvement plans, newest first, with progress and flags computed from the newest KPI
+    values: an entity credential reads its own, the national role every entity's. Paged.
+    """
+    AdvancePlan: _aio.UnaryUnaryMultiCallable[_benchmark_service_pb2.AdvancePlanRequest, _benchmark_service_pb2.AdvancePlanResponse]  # type: ignore[assignment]
+    """Move a plan to its next PDCA stage (an entity credential, its own plans). A move the cycle
+    does not allow is FAILED_PRECONDITION with the reason.
+    """
+    CommentPlan: _aio.UnaryUnaryMultiCallable[_benchmark_service_pb2.CommentPlanRequest, _benchmark_service_pb2.CommentPlanResponse]  # type: ignore[assignment]
+    """The oversight body's comment on a plan (national role only), kept in its history."""
+    ClosePlan: _aio.UnaryUnaryMultiCallable[_benchmark_service_pb2.ClosePlanRequest, _benchmark_service_pb2.ClosePlanResponse]  # type: ignore[assignment]
+    """The oversight body closes a plan in stage ACT (national role only)."""
 
 class BenchmarkServiceServicer(metaclass=_abc_1.ABCMeta):
-    """National benchmarking for the oversight body (PCM-SGP credentials only)."""
+    """National benchmarking of the entities against the PCM quality standards, and their
+    improvement plans. The oversight body (national role) reads every result and ranking and
+    reviews the plans; an entity reads its own results, an anonymised view of its peers, and
+    keeps its own improvement plans.
+
+    Periods: a grain (MONTH by default) and the local midnight (America/Lima) of the period's
+    first day; when period_start is unset, the newest period assessed. Errors: INVALID_ARGUMENT
+    (the message starts with the field), PERMISSION_DENIED (another entity's data, or a method
+    of the national role), NOT_FOUND (a period never assessed, an unknown plan).
+    """
 
     @_abc_1.abstractmethod
     def GetEntityAssessment(
@@ -61,7 +140,9 @@ class BenchmarkServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _benchmark_service_pb2.GetEntityAssessmentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_benchmark_service_pb2.GetEntityAssessmentResponse, _abc.Awaitable[_benchmark_service_pb2.GetEntityAssessmentResponse]]:
-        """One entity's assessment on every standard for a period."""
+        """One entity's assessment on every standard for a period, and OVERALL, each with the
+        evidence of its criteria (an entity credential: its own; the national role: any).
+        """
 
     @_abc_1.abstractmethod
     def ListPeerRanking(
@@ -69,7 +150,9 @@ class BenchmarkServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _benchmark_service_pb2.ListPeerRankingRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_benchmark_service_pb2.ListPeerRankingResponse, _abc.Awaitable[_benchmark_service_pb2.ListPeerRankingResponse]]:
-        """Ranking of the entities of a peer group on a standard (or overall when standard is empty)."""
+        """Ranking of the entities of a peer group (or of every entity when peer_group is empty) on a
+        standard (or OVERALL when standard_code is empty). National role only.
+        """
 
     @_abc_1.abstractmethod
     def ExportResults(
@@ -77,6 +160,64 @@ class BenchmarkServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _benchmark_service_pb2.ExportResultsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_benchmark_service_pb2.ExportResultsResponse], _abc.AsyncIterator[_benchmark_service_pb2.ExportResultsResponse]]:
-        """Every result of a period, streamed, for exports (CSV / open data)."""
+        """Every result of a period, streamed, for exports (CSV / open data). National role only."""
+
+    @_abc_1.abstractmethod
+    def GetPeerComparison(
+        self,
+        request: _benchmark_service_pb2.GetPeerComparisonRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_benchmark_service_pb2.GetPeerComparisonResponse, _abc.Awaitable[_benchmark_service_pb2.GetPeerComparisonResponse]]:
+        """An entity's own results with an anonymised view of its peer group: per standard (and
+        OVERALL), how many peers and the percentiles of their scores. Never another entity's id or
+        result. An entity credential: its own; the national role: any.
+        """
+
+    @_abc_1.abstractmethod
+    def RegisterPlan(
+        self,
+        request: _benchmark_service_pb2.RegisterPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_benchmark_service_pb2.RegisterPlanResponse, _abc.Awaitable[_benchmark_service_pb2.RegisterPlanResponse]]:
+        """Register an improvement plan (an entity credential, its own entity only). The baseline is
+        the KPI's newest MONTH value now; a plan without a KPI value yet is refused
+        (FAILED_PRECONDITION); a plan_id already used by the entity is ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def ListPlans(
+        self,
+        request: _benchmark_service_pb2.ListPlansRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_benchmark_service_pb2.ListPlansResponse, _abc.Awaitable[_benchmark_service_pb2.ListPlansResponse]]:
+        """Improvement plans, newest first, with progress and flags computed from the newest KPI
+        values: an entity credential reads its own, the national role every entity's. Paged.
+        """
+
+    @_abc_1.abstractmethod
+    def AdvancePlan(
+        self,
+        request: _benchmark_service_pb2.AdvancePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_benchmark_service_pb2.AdvancePlanResponse, _abc.Awaitable[_benchmark_service_pb2.AdvancePlanResponse]]:
+        """Move a plan to its next PDCA stage (an entity credential, its own plans). A move the cycle
+        does not allow is FAILED_PRECONDITION with the reason.
+        """
+
+    @_abc_1.abstractmethod
+    def CommentPlan(
+        self,
+        request: _benchmark_service_pb2.CommentPlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_benchmark_service_pb2.CommentPlanResponse, _abc.Awaitable[_benchmark_service_pb2.CommentPlanResponse]]:
+        """The oversight body's comment on a plan (national role only), kept in its history."""
+
+    @_abc_1.abstractmethod
+    def ClosePlan(
+        self,
+        request: _benchmark_service_pb2.ClosePlanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_benchmark_service_pb2.ClosePlanResponse, _abc.Awaitable[_benchmark_service_pb2.ClosePlanResponse]]:
+        """The oversight body closes a plan in stage ACT (national role only)."""
 
 def add_BenchmarkServiceServicer_to_server(servicer: BenchmarkServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,2 @@
+"""PostgreSQL migrations of the national benchmark's tables (group ``benchmark``): the
+improvement plans and their history."""
