@@ -1,5 +1,6 @@
 """`pcm-benchmark assess`: assess and rank every entity on a month's KPIs and reported
 indicators (PCM_BENCHMARK_MONTH, default the last complete month) and write the results.
+`pcm-benchmark work`: keep the results within a minute of the KPIs (reassess, publish).
 `pcm-benchmark serve`: the BenchmarkService, gRPC (PCM_BENCHMARK_ADDRESS): results by role,
 the peer view, improvement plans."""
 
@@ -10,11 +11,16 @@ from pcm_common.startup import service_main
 from pcm_benchmark.job import run
 from pcm_benchmark.server import run as serve_grpc
 from pcm_benchmark.settings import BenchmarkSettings
+from pcm_benchmark.worker import run_worker
 
 
 def main(argv: list[str] | None = None) -> int:
     return service_main(
-        "pcm-benchmark", __doc__, BenchmarkSettings, {"assess": run, "serve": serve_grpc}, argv
+        "pcm-benchmark",
+        __doc__,
+        BenchmarkSettings,
+        {"assess": run, "serve": serve_grpc, "work": run_worker},
+        argv,
     )
 
 

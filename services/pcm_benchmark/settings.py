@@ -41,3 +41,12 @@ class BenchmarkSettings(Settings):
         description="How far (percentage points) a plan's progress may lag the straight line "
         "from registration to deadline before it is flagged OFF_TRACK.",
     )
+
+    # --- `pcm-benchmark work`: the refresh worker ---
+    benchmark_refresh_s: float = Field(
+        30.0, description="How often the worker looks for changed KPIs (results follow within it)."
+    )
+    benchmark_full_refresh_s: float = Field(
+        600.0, description="How often the worker reassesses the current month regardless."
+    )
+    benchmark_worker_metrics_port: int = Field(9110, description="/metrics port of the worker.")

@@ -1,0 +1,197 @@
+"""``pcm-benchmark work``: keep the results within a minute of the KPIs they depend on.
+
+Every ``benchmark_refresh_s`` (30 s) the worker asks ClickHouse when the MONTH KPIs of the
+current and the previous month were last written (two partitions of ``kpi_values``); a month
+whose KPIs changed since its last assessment is reassessed at once, and the current month is
+reassessed every ``benchmark_full_refresh_s`` anyway (an indicator review changes no KPI). A
+reassessment writes every result (the table keeps the newest per key) and publishes on
+``pcm.benchmark-result.v1`` the results whose level, score or rank changed (key: entity).
+
+A restart republishes each result once (the worker remembers what it published only in
+memory): consumers keep the newest per key, as with the KPI topic. Run one replica: a second
+would do the same work twice, harmlessly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from zoneinfo import ZoneInfo
+
+from clickhouse_driver import Client
+from google.protobuf.timestamp_pb2 import Timestamp
+from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.clickhouse.client import connect
+from pcm_common.kafka.envelope import wrap
+from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
+from pcm_common.kafka.topics import topic_for_domain
+from pcm_common.logging import get_logger
+from pcm_indicators.client import IndicatorsClient
+from prometheus_client import start_http_server
+
+from pcm_benchmark.job import Reports, assess_month
+from pcm_benchmark.messages import message_of
+from pcm_benchmark.metrics import (
+    LAST_REFRESH,
+    REFRESH_ERRORS,
+    REFRESH_SECONDS,
+    REFRESHES,
+    RESULTS_PUBLISHED,
+)
+from pcm_benchmark.national import Result
+from pcm_benchmark.settings import BenchmarkSettings
+from pcm_benchmark.store import stored_of
+
+log = get_logger(__name__)
+SOURCE = "/platform/benchmark"
+
+Standing = tuple[str, float, int, int, float, int, float]
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def previous_month(month: dt.date) -> dt.date:
+    return month_start(month - dt.timedelta(days=1))
+
+
+class Refresher:
+    """One pass decides which months to reassess, reassesses them and publishes the changes."""
+
+    def __init__(
+        self,
+        settings: BenchmarkSettings,
+        catalogues: Catalogues,
+        reports: Reports,
+        producer: EventProducer,
+        today: Callable[[], dt.date] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._catalogues = catalogues
+        self._reports = reports
+        self._producer = producer
+        zone = ZoneInfo(settings.benchmark_time_zone)
+        self._today = today or (lambda: dt.datetime.now(zone).date())
+        self._monotonic = monotonic
+        self._topic = topic_for_domain("benchmark_result").name(settings.topic_prefix)
+        self._kpis_seen: dict[dt.date, dt.datetime] = {}
+        self._last_full = float("-inf")
+        self._published: dict[tuple[str, dt.date, str, str, str], Standing] = {}
+
+    def due(self, client: Client) -> tuple[dict[dt.date, str], dict[dt.date, dt.datetime]]:
+        """The months to reassess now with their reason, and when each month's KPIs were last
+        written (remembered once it is reassessed)."""
+        current = month_start(self._today())
+        written = self._kpis_written(client, (previous_month(current), current))
+        months = {m: "kpis" for m, at in written.items() if self._kpis_seen.get(m) != at}
+        if self._monotonic() - self._last_full >= self._settings.benchmark_full_refresh_s:
+            months.setdefault(current, "periodic")
+        return months, written
+
+    def _kpis_written(
+        self, client: Client, months: Sequence[dt.date]
+    ) -> dict[dt.date, dt.datetime]:
+        zone = ZoneInfo(self._settings.benchmark_time_zone)
+        starts = [dt.datetime.combine(m, dt.time(), zone) for m in months]
+        rows = client.execute(
+            "SELECT period_start, max(computed_at) FROM "
+            f"{self._settings.clickhouse_database}.kpi_values "
+            "WHERE grain = 'MONTH' AND period_start IN %(starts)s GROUP BY period_start",
+            {"starts": tuple(starts)},
+        )
+        return {start.replace(tzinfo=dt.UTC).astimezone(zone).date(): at for start, at in rows}
+
+    def run_once(self) -> int:
+        """Reassess the months due; the number of results published."""
+        client = connect(self._settings)
+        published = 0
+        try:
+            months, written = self.due(client)
+            for month, reason in sorted(months.items()):
+                started = time.perf_counter()
+                results = assess_month(self._settings, self._catalogues, month, self._reports)
+                published += self._publish(month, results)
+                REFRESH_SECONDS.observe(time.perf_counter() - started)
+                REFRESHES.labels(reason).inc()
+                if month in written:
+                    self._kpis_seen[month] = written[month]
+                if reason == "periodic":
+                    self._last_full = self._monotonic()
+        finally:
+            client.disconnect()
+        LAST_REFRESH.set_to_current_time()
+        return published
+
+    def _publish(self, month: dt.date, results: Sequence[Result]) -> int:
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        changed = []
+        for result in results:
+            key = (result.catalogue_version, month, result.standard, result.entity_id, "MONTH")
+            standing: Standing = (
+                result.level,
+                round(result.score, 6),
+                result.in_peer_group.rank,
+                result.national.rank,
+                round(result.in_peer_group.percentile, 6),
+                result.in_peer_group.peer_count,
+                round(result.national.percentile, 6),
+            )
+            if self._published.get(key) != standing:
+                changed.append((key, standing, result))
+        records = [
+            (result.entity_id.encode(), self._envelope(result, month, now))
+            for _, _, result in changed
+        ]
+        self._producer.send_and_wait(self._topic, records)
+        for key, standing, _ in changed:
+            self._published[key] = standing
+        RESULTS_PUBLISHED.inc(len(changed))
+        return len(changed)
+
+    def _envelope(self, result: Result, month: dt.date, now: dt.datetime) -> bytes:
+        stored = stored_of(result, "MONTH", month, now.replace(tzinfo=None))
+        message = message_of(stored, time_zone=self._settings.benchmark_time_zone)
+        envelope = wrap(message, result.entity_id, Timestamp(seconds=int(now.timestamp())), SOURCE)
+        envelope.id = "/".join(
+            (
+                result.entity_id,
+                result.standard,
+                "MONTH",
+                f"{month:%Y-%m}",
+                result.catalogue_version,
+                str(int(now.timestamp())),
+            )
+        )
+        return envelope.SerializeToString()
+
+
+def run_worker(settings: BenchmarkSettings) -> None:
+    """Refresh until SIGTERM (metrics on ``benchmark_worker_metrics_port``)."""
+    catalogues = load_catalogues(settings.catalogue_dir)
+    start_http_server(settings.benchmark_worker_metrics_port)
+    indicators = IndicatorsClient(
+        settings.benchmark_indicators_target, settings.benchmark_token.get_secret_value()
+    )
+    producer = AcknowledgedProducer(settings.kafka_bootstrap, 30_000, "pcm-benchmark")
+    refresher = Refresher(settings, catalogues, indicators.list_indicator_values, producer)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        while not stop.is_set():
+            try:
+                published = refresher.run_once()
+                if published:
+                    log.info("benchmark refreshed", published=published)
+            except Exception:  # a store or the indicators service down: retried next pass
+                REFRESH_ERRORS.inc()
+                log.exception("benchmark refresh failed")
+            stop.wait(settings.benchmark_refresh_s)
+    finally:
+        producer.close()
+        indicators.close()

@@ -1,0 +1,72 @@
+"""The refresh worker on the real ClickHouse and Kafka: a changed KPI is reassessed on the next
+pass and only the results that changed are published."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from pcm.monitoring.v1 import benchmark_pb2
+from pcm_benchmark.settings import BenchmarkSettings
+from pcm_benchmark.worker import Refresher
+from pcm_common.catalogues import Catalogues
+from pcm_common.clickhouse.client import connect
+from pcm_common.clickhouse.migrate import migrate
+from pcm_common.kafka.admin import ensure_topics
+from pcm_common.kafka.producer import AcknowledgedProducer
+from pcm_common.kafka.topics import topic_for_domain
+from pcm_testkit.isolation import isolated
+from pcm_testkit.kafka import read_envelopes
+from pcm_testkit.kpis import kpi_value_row
+
+pytestmark = pytest.mark.integration
+
+LIMA = ZoneInfo("America/Lima")
+TODAY = dt.date(2026, 10, 20)
+OCTOBER = dt.datetime(2026, 10, 1, tzinfo=LIMA)
+
+
+def test_a_changed_kpi_is_reassessed_and_only_changes_are_published(
+    catalogues: Catalogues,
+) -> None:
+    with isolated("benchworker") as shared:
+        settings = BenchmarkSettings(**shared.model_dump(), benchmark_full_refresh_s=3600)
+        ensure_topics(settings.kafka_bootstrap, settings.topic_prefix)
+        client = connect(settings, database="default")
+        migrate(client, settings.clickhouse_database)
+        table = f"{settings.clickhouse_database}.kpi_values"
+        written = dt.datetime(2026, 10, 20, 12, 0)
+
+        def seed(entity: str, within: float, version: int, at: dt.datetime) -> None:
+            row = kpi_value_row(
+                entity, "SERVED_WITHIN_TARGET_PCT", OCTOBER, within, version=version, computed_at=at
+            )
+            client.execute(f"INSERT INTO {table} VALUES", [row])
+
+        seed("RENIEC", 65, 1, written)
+        seed("SUNARP", 50, 1, written)
+        producer = AcknowledgedProducer(settings.kafka_bootstrap, 10_000, "test")
+        try:
+            refresher = Refresher(settings, catalogues, lambda _: [], producer, lambda: TODAY)
+            first = refresher.run_once()
+            per_result = len(catalogues.entities) * (len(catalogues.standards) + 1)
+            assert first == per_result  # the first pass publishes every result once
+            assert refresher.run_once() == 0  # nothing changed: nothing reassessed
+            seed("SUNARP", 70, 2, written + dt.timedelta(minutes=1))  # the processor updates
+            changed = refresher.run_once()
+        finally:
+            producer.close()
+        topic = topic_for_domain("benchmark_result").name(settings.topic_prefix)
+        published = read_envelopes(settings.kafka_bootstrap, topic, first + changed)
+        assert len(published) == first + changed
+        latest: dict[tuple[str, str], benchmark_pb2.BenchmarkResult] = {}
+        for key, envelope in published:
+            result = envelope.benchmark_result
+            assert key == result.entity_id.encode()
+            latest[(result.entity_id, result.standard_code)] = result
+        sunarp = latest[("SUNARP", "PUNTUALIDAD")]
+        assert sunarp.level == benchmark_pb2.STANDARD_LEVEL_BASICO  # 70 % within target now
+        # SUNARP's standard and overall changed, and the ranks it now ties or passes.
+        assert 2 <= changed < per_result
+        assert latest[("RENIEC", "PUNTUALIDAD")].level == benchmark_pb2.STANDARD_LEVEL_BASICO
