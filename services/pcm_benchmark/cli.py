@@ -1,5 +1,7 @@
 """`pcm-benchmark assess`: assess and rank every entity on a month's KPIs and reported
 indicators (PCM_BENCHMARK_MONTH, default the last complete month) and write the results.
+`pcm-benchmark export`: a month's results as open data (PCM_BENCHMARK_EXPORT_MONTH, default the
+newest assessed) in PCM_BENCHMARK_EXPORT_DIR/<YYYY-MM>/.
 `pcm-benchmark work`: keep the results within a minute of the KPIs (reassess, publish).
 `pcm-benchmark serve`: the BenchmarkService, gRPC (PCM_BENCHMARK_ADDRESS): results by role,
 the peer view, improvement plans."""
@@ -9,6 +11,7 @@ from __future__ import annotations
 from pcm_common.startup import service_main
 
 from pcm_benchmark.job import run
+from pcm_benchmark.open_data_export import export
 from pcm_benchmark.server import run as serve_grpc
 from pcm_benchmark.settings import BenchmarkSettings
 from pcm_benchmark.worker import run_worker
@@ -19,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         "pcm-benchmark",
         __doc__,
         BenchmarkSettings,
-        {"assess": run, "serve": serve_grpc, "work": run_worker},
+        {"assess": run, "export": export, "serve": serve_grpc, "work": run_worker},
         argv,
     )
 

@@ -50,3 +50,9 @@ class BenchmarkSettings(Settings):
         600.0, description="How often the worker reassesses the current month regardless."
     )
     benchmark_worker_metrics_port: int = Field(9110, description="/metrics port of the worker.")
+    benchmark_export_dir: Path = Field(
+        Path("open-data"), description="Where `export` writes the open data, one <YYYY-MM>/ each."
+    )
+    benchmark_export_month: str = Field(
+        "", description="Month exported as open data, YYYY-MM (empty: the newest assessed)."
+    )
