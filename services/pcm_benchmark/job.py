@@ -17,9 +17,10 @@ from pcm_indicators.client import IndicatorsClient
 from pcm_benchmark.assessment import NONE
 from pcm_benchmark.distributions import peer_distributions
 from pcm_benchmark.evidence import evidence_of, month_kpis, reported
-from pcm_benchmark.national import OVERALL, Result, benchmark
+from pcm_benchmark.national import Result, benchmark
+from pcm_benchmark.reads import StoredResult
 from pcm_benchmark.settings import BenchmarkSettings
-from pcm_benchmark.store import write_distributions, write_results
+from pcm_benchmark.store import stored_of, write_distributions, write_results
 
 Reports = Callable[[str], Iterable[indicator_pb2.IndicatorValue]]
 """An entity's current reported values (the indicators service's ListIndicatorValues)."""
@@ -56,14 +57,14 @@ def assess_month(
     return results
 
 
-def summary(results: Sequence[Result], catalogues: Catalogues, shown: int = 5) -> list[str]:
+def summary(results: Sequence[StoredResult], catalogues: Catalogues, shown: int = 5) -> list[str]:
     """Levels per standard, and the best and last entities overall."""
     levels = [NONE, *catalogues.standard_levels]
     lines = [f"{'standard':<28}" + "".join(f"{level.lower():>12}" for level in levels)]
     for standard in catalogues.standards:
         counts = Counter(r.level for r in results if r.standard == standard.code)
         lines.append(f"{standard.code:<28}" + "".join(f"{counts[lv]:>12}" for lv in levels))
-    overall = sorted((r for r in results if r.standard == OVERALL), key=lambda r: r.national.rank)
+    overall = sorted((r for r in results if r.overall), key=lambda r: r.national_rank)
     for title, picked in (("best", overall[:shown]), ("last", overall[-shown:])):
         names = ", ".join(f"{r.entity_id} {r.score:.0f}" for r in picked)
         lines.append(f"overall {title}: {names}")
@@ -81,5 +82,6 @@ def run(settings: BenchmarkSettings) -> None:
     finally:
         client.close()
     print(f"Benchmark of {month:%Y-%m} (standards catalogue {catalogues.versions['standards']})")
-    for line in summary(results, catalogues):
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for line in summary([stored_of(r, "MONTH", month, now) for r in results], catalogues):
         print(f"  {line}")

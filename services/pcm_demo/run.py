@@ -28,9 +28,10 @@ import grpc
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaAdminClient
-from pcm.monitoring.v1 import common_pb2
-from pcm_benchmark.job import assess_month, summary
-from pcm_benchmark.settings import BenchmarkSettings
+from pcm.monitoring.v1 import benchmark_pb2, benchmark_service_pb2, common_pb2
+from pcm_benchmark import reads
+from pcm_benchmark.client import BenchmarkClient
+from pcm_benchmark.job import summary
 from pcm_common import domains
 from pcm_common.auth import ROLE_HOLDERS, Role, TokenStore
 from pcm_common.catalogues import Catalogues, load_catalogues
@@ -74,6 +75,7 @@ INTAKE_TARGET = "127.0.0.1:50051"
 COMPLAINTS_TARGET = "127.0.0.1:50052"
 INDICATORS_TARGET = "127.0.0.1:50053"
 SURVEYS_TARGET = "127.0.0.1:50054"
+BENCHMARK_TARGET = "127.0.0.1:50055"
 COMPLAINTS_WORKER_METRICS = "http://127.0.0.1:9104/metrics"
 # The push service of each gRPC service name (domains.PushRpc.service), and where it listens.
 CLIENTS: dict[str, tuple[type[PushClient], str]] = {
@@ -131,9 +133,12 @@ def main(argv: list[str] | None = None) -> int:
 
     step(2, f"issuing a token for each of the {len(catalogues.entities)} catalogue entities")
     tokens = issue_tokens(settings, catalogues)
+    national = TokenStore(settings.token_file).issue(
+        ROLE_HOLDERS[Role.NATIONAL], Role.NATIONAL, label="demo: oversight body"
+    )
 
-    step(3, "starting intake, complaints, indicators, surveys (with workers), processor")
-    services = start_services(processor, args.out)
+    step(3, "starting intake, complaints, indicators, surveys, benchmark (with workers), processor")
+    services = start_services(processor, args.out, national)
     try:
         seed = args.seed if args.seed is not None else int(time.time())
         step(4, f"generating {args.days} business days of national activity (seed {seed})")
@@ -151,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         indicators_report(settings)
         surveys_report(settings)
         satisfaction_report(settings, catalogues, args.out)
-        benchmark_report(settings, catalogues)
+        benchmark_report(settings, catalogues, tokens, national, services, args.out)
     finally:
         if not args.keep_running:
             step(7, "stopping the services")
@@ -213,11 +218,17 @@ def service_env(processor: ProcessorSettings) -> dict[str, str]:
         "PCM_POSTGRES_DATABASE": processor.postgres_database,
         "PCM_PROCESSOR_METRICS_PORT": str(processor.processor_metrics_port),
         "PCM_PROCESSOR_LAG_REFRESH_S": str(processor.processor_lag_refresh_s),
+        # Results follow the KPIs within seconds (the default looks every 30 s).
+        "PCM_BENCHMARK_REFRESH_S": "2",
     }
 
 
-def start_services(processor: ProcessorSettings, out: Path) -> list[subprocess.Popen[bytes]]:
+def start_services(
+    processor: ProcessorSettings, out: Path, national_token: str
+) -> list[subprocess.Popen[bytes]]:
     env = service_env(processor)
+    # Only the benchmark worker holds the national credential (it reads every entity's reports).
+    worker_env = {**env, "PCM_BENCHMARK_TOKEN": national_token}
     started = []
     for name, module in (
         ("intake", "pcm_intake.cli serve"),
@@ -228,18 +239,26 @@ def start_services(processor: ProcessorSettings, out: Path) -> list[subprocess.P
         ("surveys", "pcm_surveys.cli serve"),
         ("surveys-worker", "pcm_surveys.cli work"),
         ("processor", "pcm_processor.cli worker"),
+        ("benchmark", "pcm_benchmark.cli serve"),
+        ("benchmark-worker", "pcm_benchmark.cli work"),
     ):
         log = (out / f"{name}.log").open("wb")
         started.append(
             subprocess.Popen(
                 [sys.executable, "-m", *module.split()],
-                env=env,
+                env=worker_env if name == "benchmark-worker" else env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
         )
         print(f"      {name}: pid {started[-1].pid}, log {out / f'{name}.log'}")
-    for target in (INTAKE_TARGET, COMPLAINTS_TARGET, INDICATORS_TARGET, SURVEYS_TARGET):
+    for target in (
+        INTAKE_TARGET,
+        COMPLAINTS_TARGET,
+        INDICATORS_TARGET,
+        SURVEYS_TARGET,
+        BENCHMARK_TARGET,
+    ):
         serving = functools.partial(is_serving, target)
         wait_until(serving, 60, f"{target} did not become healthy", started, out)
     return started
@@ -452,19 +471,61 @@ def satisfaction_report(settings: Settings, catalogues: Catalogues, out: Path) -
     print(f"      chart: {out / 'satisfaction.png'}")
 
 
-def benchmark_report(settings: Settings, catalogues: Catalogues) -> None:
-    """This month's assessment of every entity against the standards: levels per standard, the
-    best and last overall (KPIs from ClickHouse, reports read with a national credential)."""
-    national = TokenStore(settings.token_file).issue(
-        ROLE_HOLDERS[Role.NATIONAL], Role.NATIONAL, label="demo benchmark"
-    )
+def benchmark_report(
+    settings: Settings,
+    catalogues: Catalogues,
+    tokens: dict[str, str],
+    national: str,
+    services: list[subprocess.Popen[bytes]],
+    out: Path,
+) -> None:
+    """This month's assessment, as the benchmark worker wrote it once the KPIs settled: levels
+    per standard, best and last overall; then one entity's view through the BenchmarkService."""
+    client = connect(settings)
+    db = settings.clickhouse_database
     month = datetime.now(LIMA).date().replace(day=1)
-    client = IndicatorsClient(INDICATORS_TARGET, national)
-    try:
-        bench = BenchmarkSettings(**settings.model_dump())
-        results = assess_month(bench, catalogues, month, client.list_indicator_values)
-    finally:
-        client.close()
-    print(f"\n      Standards reached in {month:%Y-%m} (table benchmark_results)")
+
+    def current() -> bool:
+        written = client.execute(
+            f"SELECT max(computed_at) FROM {db}.kpi_values "
+            "WHERE grain = 'MONTH' AND period_start = %(start)s",
+            {"start": day_start(month)},
+        )[0][0]
+        assessed = client.execute(
+            f"SELECT max(computed_at) FROM {db}.benchmark_results WHERE period_start = %(m)s",
+            {"m": month},
+        )[0][0]
+        return bool(written) and assessed >= written
+
+    wait_until(current, 120, "the benchmark worker did not assess the month", services, out)
+    results = reads.results(client, db, "MONTH", month)
+    print(f"\n      Standards reached in {month:%Y-%m} (benchmark worker -> benchmark_results)")
     for line in summary(results, catalogues):
         print(f"      {line}")
+    best = min((r for r in results if r.overall), key=lambda r: r.national_rank)
+    own = BenchmarkClient(BENCHMARK_TARGET, tokens[best.entity_id])
+    try:
+        view = own.peer_comparison()
+    finally:
+        own.close()
+    print(f"      {best.entity_id} through the BenchmarkService (its own credential):")
+    for line in peer_lines(view):
+        print(f"        {line}")
+
+
+def peer_lines(view: benchmark_service_pb2.GetPeerComparisonResponse) -> list[str]:
+    """Each standard: the entity's level and score beside its peers' median and p90."""
+    lines = []
+    for comparison in view.comparisons:
+        own, peers = comparison.own, comparison.peers
+        level = benchmark_pb2.StandardLevel.Name(own.level).removeprefix("STANDARD_LEVEL_")
+        spread = (
+            f"peers ({peers.count}) median {peers.p50:.0f}, p90 {peers.p90:.0f}"
+            if peers.shown
+            else f"peers ({peers.count}) withheld: too few"
+        )
+        lines.append(
+            f"{own.standard_code:<26} {level.lower():<11} score {own.score:5.1f}  "
+            f"rank {own.rank}/{own.peer_count}  {spread}"
+        )
+    return lines
