@@ -62,9 +62,11 @@ def periods(client: Client, database: str, grain: str = "MONTH") -> list[dt.date
 
 
 def newest_version(client: Client, database: str, grain: str, period: dt.date) -> str | None:
-    """The catalogue version of the period's most recent assessment."""
+    """The catalogue version of the period's most recent assessment (two within the same second:
+    the greater version string, so that the answer never depends on the merge order)."""
     rows = client.execute(
-        f"SELECT argMax(catalogue_version, computed_at) FROM {database}.benchmark_results "
+        "SELECT argMax(catalogue_version, (computed_at, catalogue_version)) "
+        f"FROM {database}.benchmark_results "
         "WHERE grain = %(grain)s AND period_start = %(period)s HAVING count() > 0",
         {"grain": grain, "period": period},
     )
