@@ -26,6 +26,7 @@ from .models import (
     PeerGroup,
     ProcedureRules,
     Region,
+    Scoring,
     Service,
     Standard,
     TupaTerm,
@@ -73,6 +74,8 @@ class Catalogues:
     """Thresholds KPI rules use (``parameters`` of kpis.yaml), by code."""
     indicators: tuple[Indicator, ...]
     standard_levels: tuple[str, ...]
+    scoring: Scoring
+    """How the benchmark scores, ranks and compares (standards.yaml ``scoring``)."""
     standards: tuple[Standard, ...]
     regions: tuple[Region, ...]
     peer_groups: tuple[PeerGroup, ...]

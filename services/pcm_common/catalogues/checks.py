@@ -35,6 +35,7 @@ from .models import (
     PeerGroup,
     ProcedureRules,
     Region,
+    Scoring,
     Service,
     Standard,
     TupaTerm,
@@ -63,6 +64,7 @@ class Parsed:
     kpi_parameters: tuple[KpiParameter, ...]
     procedure_rules: ProcedureRules
     standard_levels: tuple[str, ...]
+    scoring: Scoring
     indicators: list[Located[Indicator]]
     standards: list[Located[Standard]]
     regions: list[Located[Region]]

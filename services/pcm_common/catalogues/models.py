@@ -547,8 +547,21 @@ class Standard(Record):
         return achieved
 
 
+class Scoring(Record):
+    """How the national benchmark scores, ranks and compares (stated for the analyst; the rules
+    are implemented in ``pcm_benchmark``: assessment.py, ranking.py, national.py)."""
+
+    score: Text
+    overall: Text
+    ranking: Text
+    percentile: Text
+    peer_distribution: Text
+    source: Text
+
+
 class StandardsFile(CatalogueFile):
     levels: tuple[Code, ...] = Field(min_length=1)
+    scoring: Scoring
     indicators: tuple[Indicator, ...] = ()
     standards: tuple[Standard, ...] = Field(min_length=1)
 
