@@ -20,6 +20,9 @@ COMPOSE_SCHEMA := .stack/schemas/compose-spec.json
 # ships the prebuilt binary; installed under .stack/tools, not globally.
 BUF_VERSION ?= 1.75.0
 BUF := .stack/tools/node_modules/.bin/buf
+# axe-core (accessibility rules the browser tests inject into each dashboard page), same place.
+AXE_VERSION ?= 4.11.0
+AXE := .stack/tools/node_modules/axe-core/axe.min.js
 # helm (chart lint and render, used by tests/unit/test_helm.py), built from its Go module.
 HELM_VERSION ?= v3.16.4
 HELM := .stack/tools/bin/helm
@@ -78,12 +81,18 @@ $(COMPOSE_SCHEMA): Makefile
 		| $(PYTHON3) -c 'import json, sys; print(json.load(sys.stdin)["Dir"])'); \
 	install -m 0644 "$$dir/schema/compose-spec.json" $@
 
-tools: $(BUF) ## Install developer tools under .stack/tools (buf)
+tools: $(BUF) $(AXE) ## Install developer tools under .stack/tools (buf, axe-core)
 
 $(BUF): Makefile
 	mkdir -p .stack/tools
 	npm install --prefix .stack/tools --no-audit --no-fund --loglevel=error \
 		@bufbuild/buf@$(BUF_VERSION)
+	touch $@
+
+$(AXE): Makefile
+	mkdir -p .stack/tools
+	npm install --prefix .stack/tools --no-audit --no-fund --loglevel=error \
+		axe-core@$(AXE_VERSION)
 	touch $@
 
 helm: $(HELM) ## Build helm into .stack/tools/bin with go install (skipped when present)

@@ -7,7 +7,8 @@
 #   prometheus          metrics and alerts; also provides promtool for the rule unit tests
 #   postgresql-15       transactional state (Debian's server; run by the stack as a plain process)
 #   go                  fetches the Compose Specification schema (`make schemas`)
-#   npm                 installs buf, the protobuf linter (`make tools`)
+#   npm                 installs buf, the protobuf linter, and axe-core (`make tools`)
+#   chromium            the browser the dashboard's browser tests drive (Playwright)
 #   python3 venv        the project's virtualenv
 set -euo pipefail
 
@@ -33,6 +34,7 @@ have clickhouse-client || missing+=(clickhouse-client)
   || missing+=(postgresql-15)
 have go || missing+=(golang-go)
 have npm || missing+=(npm)
+have chromium || missing+=(chromium)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [[ ${#missing[@]} -eq 0 ]]; then

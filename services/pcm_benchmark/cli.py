@@ -1,5 +1,6 @@
 """`pcm-benchmark assess`: assess and rank every entity on a month's KPIs and reported
 indicators (PCM_BENCHMARK_MONTH, default the last complete month) and write the results.
+`pcm-benchmark web`: the dashboard of the results (PCM_BENCHMARK_WEB_ADDRESS).
 `pcm-benchmark export`: a month's results as open data (PCM_BENCHMARK_EXPORT_MONTH, default the
 newest assessed) in PCM_BENCHMARK_EXPORT_DIR/<YYYY-MM>/.
 `pcm-benchmark work`: keep the results within a minute of the KPIs (reassess, publish).
@@ -17,12 +18,18 @@ from pcm_benchmark.settings import BenchmarkSettings
 from pcm_benchmark.worker import run_worker
 
 
+def web(settings: BenchmarkSettings) -> None:
+    from pcm_benchmark.web.app import serve  # aiohttp and Jinja2 only for this command
+
+    serve(settings)
+
+
 def main(argv: list[str] | None = None) -> int:
     return service_main(
         "pcm-benchmark",
         __doc__,
         BenchmarkSettings,
-        {"assess": run, "export": export, "serve": serve_grpc, "work": run_worker},
+        {"assess": run, "web": web, "export": export, "serve": serve_grpc, "work": run_worker},
         argv,
     )
 

@@ -20,6 +20,25 @@ class BenchmarkSettings(Settings):
     )
     benchmark_time_zone: str = Field("America/Lima", description="Zone of the periods.")
 
+    benchmark_web_address: str = Field(
+        "127.0.0.1:8088", description="host:port the dashboard (`pcm-benchmark web`) listens on."
+    )
+    benchmark_web_tls_cert: Path | None = Field(
+        None, description="PEM certificate: the dashboard serves HTTPS (with tls_key)."
+    )
+    benchmark_web_tls_key: Path | None = Field(None, description="PEM key of tls_cert.")
+    benchmark_web_behind_tls_proxy: bool = Field(
+        False,
+        description="A TLS-terminating proxy is in front: session cookies are marked Secure "
+        "(as they are when the dashboard serves HTTPS itself) and HSTS is sent.",
+    )
+    benchmark_web_session_idle_s: float = Field(
+        1800.0, description="A dashboard session ends after this long without a request."
+    )
+    benchmark_web_session_max_s: float = Field(
+        28800.0, description="A dashboard session ends this long after sign-in, used or not."
+    )
+
     # --- `pcm-benchmark serve`: the BenchmarkService (gRPC) ---
     benchmark_address: str = Field("127.0.0.1:50055", description="gRPC listen address.")
     benchmark_metrics_port: int = Field(9109, description="/metrics port of the gRPC service.")
