@@ -65,7 +65,6 @@ from pcm_benchmark.plans_book import (
     PlanNotFound,
     StoredPlan,
 )
-from pcm_benchmark.ranking import distribution
 
 GRAINS: dict[int, str] = {
     common_pb2.GRAIN_MONTH: "MONTH",
@@ -281,32 +280,37 @@ class BenchmarkServicer(benchmark_service_pb2_grpc.BenchmarkServiceServicer):
         period = self._period(context, request.grain, request, "period_start")
         own = self._own(context, entity_id, period)
         group = own[0].peer_group
-        peers = self._results.run(
-            reads.results, period.grain, period.start, version=period.version, peer_group=group
+        stored = self._results.run(
+            reads.distributions,
+            period.grain,
+            period.start,
+            period.version,
+            peer_group=group,
+            measure_kind="standard",
         )
-        scores: dict[str, list[float]] = defaultdict(list)
-        for result in peers:
-            if result.peer_rank:  # the standard applies to it (ranked)
-                scores[result.standard].append(result.score)
+        by_standard = {d.measure: d for d in stored}
         return benchmark_service_pb2.GetPeerComparisonResponse(
             comparisons=[
                 benchmark_service_pb2.PeerComparison(
                     own=message_of(r, (), self._config.time_zone),
-                    peers=self._distribution(group, scores.get(r.standard, [])),
+                    peers=self._distribution(group, by_standard.get(r.standard)),
                 )
                 for r in own
             ]
         )
 
     def _distribution(
-        self, group: str, scores: Sequence[float]
+        self, group: str, found: reads.StoredDistribution | None
     ) -> benchmark_service_pb2.PeerDistribution:
-        found = distribution(scores)
-        answer = benchmark_service_pb2.PeerDistribution(peer_group=group, count=len(scores))
+        """The peer group's stored distribution of a standard's scores, withheld below the
+        minimum group size (a small group's percentiles would give a peer's score away)."""
+        answer = benchmark_service_pb2.PeerDistribution(
+            peer_group=group, count=found.count if found else 0
+        )
         if found is not None and found.count >= self._config.min_peers:
             answer.shown = True
             answer.p10, answer.p25, answer.p50 = found.p10, found.p25, found.p50
-            answer.p75, answer.p90 = found.p75, found.p90
+            answer.p75, answer.p90, answer.mean = found.p75, found.p90, found.mean
         return answer
 
     def _own(

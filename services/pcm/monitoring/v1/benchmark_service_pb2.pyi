@@ -280,6 +280,7 @@ class PeerDistribution(_message.Message):
     P50_FIELD_NUMBER: _builtins.int
     P75_FIELD_NUMBER: _builtins.int
     P90_FIELD_NUMBER: _builtins.int
+    MEAN_FIELD_NUMBER: _builtins.int
     peer_group: _builtins.str
     """The peer group."""
     count: _builtins.int
@@ -298,6 +299,8 @@ class PeerDistribution(_message.Message):
     """75th percentile."""
     p90: _builtins.float
     """90th percentile."""
+    mean: _builtins.float
+    """Mean of the scores."""
     def __init__(
         self,
         *,
@@ -309,10 +312,11 @@ class PeerDistribution(_message.Message):
         p50: _builtins.float = ...,
         p75: _builtins.float = ...,
         p90: _builtins.float = ...,
+        mean: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "p10", b"p10", "p25", b"p25", "p50", b"p50", "p75", b"p75", "p90", b"p90", "peer_group", b"peer_group", "shown", b"shown"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "mean", b"mean", "p10", b"p10", "p25", b"p25", "p50", b"p50", "p75", b"p75", "p90", b"p90", "peer_group", b"peer_group", "shown", b"shown"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
