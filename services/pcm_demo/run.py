@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import re
 import subprocess
@@ -76,6 +77,7 @@ COMPLAINTS_TARGET = "127.0.0.1:50052"
 INDICATORS_TARGET = "127.0.0.1:50053"
 SURVEYS_TARGET = "127.0.0.1:50054"
 BENCHMARK_TARGET = "127.0.0.1:50055"
+DASHBOARD_URL = "http://127.0.0.1:8088"
 COMPLAINTS_WORKER_METRICS = "http://127.0.0.1:9104/metrics"
 # The push service of each gRPC service name (domains.PushRpc.service), and where it listens.
 CLIENTS: dict[str, tuple[type[PushClient], str]] = {
@@ -136,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     national = TokenStore(settings.token_file).issue(
         ROLE_HOLDERS[Role.NATIONAL], Role.NATIONAL, label="demo: oversight body"
     )
+    keep_secret(args.out / "national.token", national)
+    keep_secret(args.out / "entity-tokens.json", json.dumps(tokens, indent=1))
 
     step(3, "starting intake, complaints, indicators, surveys, benchmark (with workers), processor")
     services = start_services(processor, args.out, national)
@@ -156,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         indicators_report(settings)
         surveys_report(settings)
         satisfaction_report(settings, catalogues, args.out)
-        benchmark_report(settings, catalogues, tokens, national, services, args.out)
+        benchmark_report(settings, catalogues, tokens, services, args.out)
     finally:
         if not args.keep_running:
             step(7, "stopping the services")
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             step(
                 7,
-                "services left running (intake :50051, complaints :50052, metrics :9101-:9104)",
+                "services left running (gRPC :50051-:50055, dashboard :8088, metrics :9101-:9110)",
             )
     return 0
 
@@ -241,6 +245,7 @@ def start_services(
         ("processor", "pcm_processor.cli worker"),
         ("benchmark", "pcm_benchmark.cli serve"),
         ("benchmark-worker", "pcm_benchmark.cli work"),
+        ("benchmark-web", "pcm_benchmark.cli web"),
     ):
         log = (out / f"{name}.log").open("wb")
         started.append(
@@ -261,7 +266,16 @@ def start_services(
     ):
         serving = functools.partial(is_serving, target)
         wait_until(serving, 60, f"{target} did not become healthy", started, out)
+    wait_until(dashboard_up, 60, "the dashboard did not answer", started, out)
     return started
+
+
+def dashboard_up() -> bool:
+    try:
+        with urllib.request.urlopen(f"{DASHBOARD_URL}/entrar", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
 
 
 def is_serving(target: str) -> bool:
@@ -475,7 +489,6 @@ def benchmark_report(
     settings: Settings,
     catalogues: Catalogues,
     tokens: dict[str, str],
-    national: str,
     services: list[subprocess.Popen[bytes]],
     out: Path,
 ) -> None:
@@ -511,6 +524,11 @@ def benchmark_report(
     print(f"      {best.entity_id} through the BenchmarkService (its own credential):")
     for line in peer_lines(view):
         print(f"        {line}")
+    print(
+        f"      Dashboard: {DASHBOARD_URL}/entrar, signed in with the national token in "
+        f"{out / 'national.token'} or an entity's in {out / 'entity-tokens.json'} "
+        "(with --keep-running it stays up)"
+    )
 
 
 def peer_lines(view: benchmark_service_pb2.GetPeerComparisonResponse) -> list[str]:
@@ -529,3 +547,10 @@ def peer_lines(view: benchmark_service_pb2.GetPeerComparisonResponse) -> list[st
             f"rank {own.rank}/{own.peer_count}  {spread}"
         )
     return lines
+
+
+def keep_secret(path: Path, secret: str) -> None:
+    """A demo credential for the user's own sign-in, readable by its owner only."""
+    path.unlink(missing_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(secret + "\n")
