@@ -20,5 +20,7 @@ COPY catalogues /opt/pcm/catalogues
 ENV PCM_CATALOGUE_DIR=/opt/pcm/catalogues
 USER pcm
 WORKDIR /home/pcm
-EXPOSE 50051 9101 9102 50052 9103 9104
+# gRPC 50051-50055 (intake, complaints, indicators, surveys, benchmark), metrics 9101-9110, the
+# benchmark dashboard 8088 (HTTP). Documentation only: the commands choose the ports.
+EXPOSE 50051 50052 50053 50054 50055 9101 9102 9103 9104 9105 9106 9107 9108 9109 9110 8088
 CMD ["pcm-intake", "serve"]

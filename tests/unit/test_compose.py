@@ -35,6 +35,15 @@ INDICATORS_SERVICES = {
 # The surveys service needs PostgreSQL only (no ClickHouse, no Kafka); its worker runs the two
 # outbox relays (collections, responses) to Kafka.
 SURVEYS_SERVICES = {"surveys": ("postgres",), "surveys-worker": ("kafka", "postgres")}
+# The national benchmark: the gRPC service keeps the improvement plans in PostgreSQL and reads
+# the results in ClickHouse (it migrates both at start); the worker reads KPIs from ClickHouse
+# (made, with the topics, by the processor), reported values from the indicators service, and
+# publishes to Kafka; the dashboard reads what the gRPC service's migrations made.
+BENCHMARK_SERVICES = {
+    "benchmark": ("clickhouse", "postgres"),
+    "benchmark-worker": ("clickhouse", "indicators", "kafka", "processor"),
+    "benchmark-web": ("benchmark", "clickhouse", "postgres"),
+}
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|PEPPER|TOKEN|_KEY$", re.IGNORECASE)
 
 
@@ -116,6 +125,7 @@ def test_postgres_password_and_data(compose: dict[str, Any]) -> None:
         *COMPLAINTS_SERVICES,
         *INDICATORS_SERVICES,
         *SURVEYS_SERVICES,
+        *BENCHMARK_SERVICES,
     ):
         assert compose["services"][name]["environment"]["PCM_POSTGRES_PASSWORD"] == password
     assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
@@ -197,6 +207,51 @@ def test_surveys_services_wait_for_what_they_use(compose: dict[str, Any]) -> Non
     assert "secrets" not in worker and "ports" not in worker
 
 
+def test_benchmark_services_wait_for_what_they_use(compose: dict[str, Any]) -> None:
+    for name, deps in BENCHMARK_SERVICES.items():
+        service = compose["services"][name]
+        assert service["image"] == compose["services"]["intake"]["image"]
+        assert {dep: spec["condition"] for dep, spec in service["depends_on"].items()} == {
+            dep: "service_healthy" for dep in deps
+        }, name
+        processor = compose["services"]["processor"]["environment"]
+        for key in ("PCM_CLICKHOUSE_HOST", "PCM_CLICKHOUSE_USER", "PCM_CLICKHOUSE_PASSWORD"):
+            assert service["environment"][key] == processor[key], (name, key)
+    serve = compose["services"]["benchmark"]
+    assert serve["command"] == ["pcm-benchmark", "serve"]
+    assert serve["environment"]["PCM_BENCHMARK_ADDRESS"] == "0.0.0.0:50055"
+    assert serve["ports"] == ["127.0.0.1:50055:50055"]
+    assert {secret["target"] for secret in serve["secrets"]} == {"tokens.json"}
+    assert "PCM_BENCHMARK_TOKEN" not in serve["environment"]
+
+
+def test_benchmark_worker_reads_the_indicators_with_a_national_token_from_env(
+    compose: dict[str, Any],
+) -> None:
+    worker = compose["services"]["benchmark-worker"]
+    assert worker["command"] == ["pcm-benchmark", "work"]
+    assert "secrets" not in worker and "ports" not in worker
+    assert "deploy" not in worker  # one replica: it takes no lock
+    env = worker["environment"]
+    indicators = compose["services"]["indicators"]
+    port = indicators["environment"]["PCM_INDICATORS_ADDRESS"].rsplit(":", 1)[1]
+    assert env["PCM_BENCHMARK_INDICATORS_TARGET"] == f"indicators:{port}"
+    # The credential comes from .env (interpolated), required, never a literal.
+    assert re.fullmatch(r"\$\{PCM_BENCHMARK_TOKEN:\?[^}]+\}", env["PCM_BENCHMARK_TOKEN"])
+
+
+def test_benchmark_dashboard_is_published_on_loopback(compose: dict[str, Any]) -> None:
+    web = compose["services"]["benchmark-web"]
+    assert web["command"] == ["pcm-benchmark", "web"]
+    assert web["environment"]["PCM_BENCHMARK_WEB_ADDRESS"] == "0.0.0.0:8088"
+    assert web["ports"] == ["127.0.0.1:8088:8088"]
+    assert {secret["target"] for secret in web["secrets"]} == {"tokens.json"}
+    assert "PCM_BENCHMARK_TOKEN" not in web["environment"]
+    # It serves no /metrics: its healthcheck asks its own health page.
+    assert "http://127.0.0.1:8088/salud" in " ".join(web["healthcheck"]["test"])
+    assert "expose" not in web
+
+
 def test_push_services_metrics_stay_on_the_compose_network(compose: dict[str, Any]) -> None:
     # Their series carry per-entity labels: Prometheus scrapes them inside the network.
     for name, key in (
@@ -206,6 +261,8 @@ def test_push_services_metrics_stay_on_the_compose_network(compose: dict[str, An
         ("indicators-worker", "PCM_INDICATORS_WORKER_METRICS_PORT"),
         ("surveys", "PCM_SURVEYS_METRICS_PORT"),
         ("surveys-worker", "PCM_SURVEYS_WORKER_METRICS_PORT"),
+        ("benchmark", "PCM_BENCHMARK_METRICS_PORT"),
+        ("benchmark-worker", "PCM_BENCHMARK_WORKER_METRICS_PORT"),
     ):
         service = compose["services"][name]
         port = str(service["environment"][key])
@@ -230,6 +287,8 @@ def test_prometheus_scrapes_the_compose_services(compose: dict[str, Any]) -> Non
         "indicators-worker:9106",
         "surveys:9107",
         "surveys-worker:9108",
+        "benchmark:9109",
+        "benchmark-worker:9110",
     } <= set(targets)
     for target in targets:
         host, port = target.rsplit(":", 1)

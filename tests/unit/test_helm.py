@@ -20,6 +20,7 @@ from typing import Any
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+from pcm_benchmark.settings import BenchmarkSettings
 from pcm_complaints.settings import ComplaintsSettings
 from pcm_indicators.settings import IndicatorsSettings
 from pcm_intake.settings import IntakeSettings
@@ -86,8 +87,25 @@ PRODUCTION_VALUES: dict[str, Any] = {
         "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["190.0.0.0/8"]},
     },
     "surveysWorker": {"replicaCount": 3},
+    "benchmark": {
+        "replicaCount": 3,
+        "tls": {"enabled": True, "existingSecret": "pcm-benchmark-tls"},
+        "service": {"type": "LoadBalancer", "loadBalancerSourceRanges": ["190.0.0.0/8"]},
+    },
+    "benchmarkWorker": {"token": {"existingSecret": "benchmark-national-token", "key": "token"}},
+    "benchmarkWeb": {
+        "replicaCount": 2,
+        "tls": {"enabled": True, "existingSecret": "pcm-dashboard-tls"},
+        "service": {
+            "type": "LoadBalancer",
+            "port": 443,
+            "loadBalancerSourceRanges": ["190.0.0.0/8"],
+            "externalTrafficPolicy": "Local",
+        },
+    },
     "networkPolicy": {
         "enabled": True,
+        "webFrom": [{"ipBlock": {"cidr": "190.0.0.0/8"}}],
         "metricsFrom": [
             {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
         ],
@@ -112,7 +130,11 @@ COMPONENTS = (
     "indicators-worker",
     "surveys",
     "surveys-worker",
+    "benchmark",
+    "benchmark-worker",
 )
+# The benchmark dashboard: a Deployment without a metrics port (it serves no /metrics).
+WEB = "benchmark-web"
 
 
 # --- running helm ------------------------------------------------------------------------------
@@ -321,18 +343,19 @@ def test_default_objects(default: list[Manifest]) -> None:
     assert kinds(default) == [
         "ConfigMap",
         # intake, processor, complaints, complaints-worker, indicators, indicators-worker,
-        # surveys, surveys-worker
-        *["Deployment"] * 8,
+        # surveys, surveys-worker, benchmark, benchmark-worker, benchmark-web
+        *["Deployment"] * 11,
         "Job",
-        *["PodDisruptionBudget"] * 8,
-        # intake, complaints, indicators, surveys (the workers have no inbound port)
-        *["Service"] * 4,
+        *["PodDisruptionBudget"] * 11,
+        # intake, complaints, indicators, surveys, benchmark (gRPC) and benchmark-web (HTTP); the
+        # workers have no inbound port
+        *["Service"] * 6,
         "ServiceAccount",
     ]
 
 
 def test_production_objects(production: list[Manifest]) -> None:
-    assert kinds(production).count("NetworkPolicy") == 8
+    assert kinds(production).count("NetworkPolicy") == 11
     assert kinds(production).count("ConfigMap") == 2  # settings + catalogues
     assert one(production, "Deployment", "intake")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "processor")["spec"]["replicas"] == 3
@@ -342,6 +365,9 @@ def test_production_objects(production: list[Manifest]) -> None:
     assert one(production, "Deployment", "indicators-worker")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "surveys")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "surveys-worker")["spec"]["replicas"] == 3
+    assert one(production, "Deployment", "benchmark")["spec"]["replicas"] == 3
+    assert one(production, "Deployment", "benchmark-worker")["spec"]["replicas"] == 1
+    assert one(production, "Deployment", WEB)["spec"]["replicas"] == 2
 
 
 @pytest.mark.parametrize("name", VALUE_SETS)
@@ -375,6 +401,7 @@ def test_values_file_names_secrets_but_holds_none() -> None:
     assert "password" not in values["clickhouse"]
     assert values["postgres"]["existingSecret"]
     assert "password" not in values["postgres"]
+    assert set(values["benchmarkWorker"]["token"]) == {"existingSecret", "key"}
 
 
 def test_env_names_are_platform_settings(
@@ -386,6 +413,7 @@ def test_env_names_are_platform_settings(
         *ComplaintsSettings.model_fields,
         *IndicatorsSettings.model_fields,
         *SurveysSettings.model_fields,
+        *BenchmarkSettings.model_fields,
     }
     known = {f"PCM_{field.upper()}" for field in fields}
     for manifests in rendered.values():
@@ -563,7 +591,7 @@ def test_catalogue_override_is_mounted_where_the_settings_point(
 ) -> None:
     directory = config_map(production)["data"]["PCM_CATALOGUE_DIR"]
     catalogues = one(production, "ConfigMap", "catalogues")
-    for component in COMPONENTS:
+    for component in (*COMPONENTS, WEB):
         pod = one(production, "Deployment", component)["spec"]["template"]["spec"]
         volume = next(v for v in pod["volumes"] if v["name"] == "catalogues")
         assert volume["configMap"]["name"] == catalogues["metadata"]["name"]
@@ -899,6 +927,195 @@ def test_surveys_tls_without_its_secret_is_refused(helm_env: dict[str, str]) -> 
     assert "surveys.tls.existingSecret is required" in result.stderr
 
 
+# --- benchmark -------------------------------------------------------------------------------
+
+
+def test_benchmark_serve_like_the_indicators_service(default: list[Manifest]) -> None:
+    container = complaints_container(default, "benchmark")
+    assert container["command"] == ["pcm-benchmark", "serve"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": 50055, "metrics": 9109}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["grpc"] == {"port": 50055}, probe
+    env = env_of(container)
+    assert env["PCM_BENCHMARK_ADDRESS"]["value"] == "0.0.0.0:50055"
+    assert env["PCM_BENCHMARK_METRICS_PORT"]["value"] == "9109"
+    # The improvement plans in PostgreSQL, the results and KPIs in ClickHouse.
+    assert env["PCM_POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "pcm-postgres",
+        "key": "password",
+    }
+    assert env["PCM_CLICKHOUSE_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
+        "name": "pcm-clickhouse",
+        "key": "password",
+    }
+    assert "PCM_BENCHMARK_TOKEN" not in env  # the worker's credential only
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tokens")
+    assert env["PCM_TOKEN_FILE"]["value"] == mount["mountPath"] + "/tokens.json"
+    assert one(default, "PodDisruptionBudget", "benchmark")["spec"]["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_benchmark_service_carries_grpc_only(
+    rendered: dict[str, list[Manifest]], name: str
+) -> None:
+    service = one(rendered[name], "Service", "benchmark")
+    deployment = one(rendered[name], "Deployment", "benchmark")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("grpc", 50055, "grpc")
+    ]
+
+
+def test_benchmark_tls_from_a_secret(production: list[Manifest]) -> None:
+    pod = one(production, "Deployment", "benchmark")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls["secret"]["secretName"] == "pcm-benchmark-tls"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    env = env_of(container)
+    assert env["PCM_BENCHMARK_TLS_CERT"]["value"] == mount["mountPath"] + "/tls.crt"
+    assert env["PCM_BENCHMARK_TLS_KEY"]["value"] == mount["mountPath"] + "/tls.key"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"] == {"port": "grpc"}
+
+
+def test_benchmark_worker_runs_alone_with_a_national_token(default: list[Manifest]) -> None:
+    deployment = one(default, "Deployment", "benchmark-worker")
+    # No lock: one replica, and a rollout never runs two side by side.
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["pcm-benchmark", "work"]
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("metrics", 9110)]
+    env = env_of(container)
+    assert env["PCM_BENCHMARK_WORKER_METRICS_PORT"]["value"] == "9110"
+    assert env["PCM_BENCHMARK_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "pcm-benchmark-token",
+        "key": "token",
+    }
+    assert "secretKeyRef" in env["PCM_CLICKHOUSE_PASSWORD"]["valueFrom"]
+    # No PostgreSQL, no token store: it reads KPIs and writes results in ClickHouse only.
+    assert not {"PCM_POSTGRES_PASSWORD", "PCM_TOKEN_FILE"} & env.keys()
+    # The indicators service of the same release, on its gRPC port.
+    indicators = one(default, "Service", "indicators")
+    host, port = env["PCM_BENCHMARK_INDICATORS_TARGET"]["value"].rsplit(":", 1)
+    assert host == indicators["metadata"]["name"]
+    assert int(port) in {p["port"] for p in indicators["spec"]["ports"] if p["name"] == "grpc"}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/metrics", "port": "metrics"}, probe
+    assert not [
+        m
+        for m in default
+        if m["kind"] == "Service"
+        and m["metadata"]["labels"]["app.kubernetes.io/component"] == "benchmark-worker"
+    ]
+
+
+def test_benchmark_worker_token_from_the_named_secret(production: list[Manifest]) -> None:
+    container = complaints_container(production, "benchmark-worker")
+    assert env_of(container)["PCM_BENCHMARK_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "benchmark-national-token",
+        "key": "token",
+    }
+
+
+def test_benchmark_worker_indicators_target_can_be_set(helm_env: dict[str, str]) -> None:
+    manifests = render(
+        helm_env, ["--set", "benchmarkWorker.indicatorsTarget=indicators.other.svc:50053"]
+    )
+    env = env_of(complaints_container(manifests, "benchmark-worker"))
+    assert env["PCM_BENCHMARK_INDICATORS_TARGET"]["value"] == "indicators.other.svc:50053"
+
+
+def test_benchmark_worker_refuses_a_second_replica(helm_env: dict[str, str]) -> None:
+    result = template(helm_env, ["--set", "benchmarkWorker.replicaCount=2"])
+    assert result.returncode != 0
+    assert "benchmarkWorker.replicaCount" in result.stderr
+
+
+def test_benchmark_worker_without_its_token_secret_is_refused(helm_env: dict[str, str]) -> None:
+    result = template(helm_env, ["--set", "benchmarkWorker.token.existingSecret="])
+    assert result.returncode != 0
+    assert "benchmarkWorker.token.existingSecret" in result.stderr
+
+
+def test_benchmark_web_serves_the_dashboard(default: list[Manifest]) -> None:
+    deployment = one(default, "Deployment", WEB)
+    assert deployment["spec"]["replicas"] == 1  # sessions live in the process
+    template_ = deployment["spec"]["template"]
+    container = template_["spec"]["containers"][0]
+    assert container["command"] == ["pcm-benchmark", "web"]
+    # HTTP only: the dashboard serves no /metrics, so nothing to scrape or annotate.
+    assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("http", 8088)]
+    assert not [key for key in template_["metadata"]["annotations"] if key.startswith("prometheus")]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/salud", "port": "http", "scheme": "HTTP"}
+    env = env_of(container)
+    assert env["PCM_BENCHMARK_WEB_ADDRESS"]["value"] == "0.0.0.0:8088"
+    assert env["PCM_BENCHMARK_WEB_BEHIND_TLS_PROXY"]["value"] == "false"
+    assert "secretKeyRef" in env["PCM_CLICKHOUSE_PASSWORD"]["valueFrom"]
+    assert "secretKeyRef" in env["PCM_POSTGRES_PASSWORD"]["valueFrom"]
+    assert "PCM_BENCHMARK_TOKEN" not in env
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tokens")
+    assert "subPath" not in mount  # a revoked token ends its sessions without a restart
+    assert env["PCM_TOKEN_FILE"]["value"] == mount["mountPath"] + "/tokens.json"
+    service = one(default, "Service", WEB)
+    assert service["spec"]["selector"].items() <= template_["metadata"]["labels"].items()
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["sessionAffinity"] == "ClientIP"
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("http", 8088, "http")
+    ]
+
+
+def test_benchmark_web_tls_from_a_secret(production: list[Manifest]) -> None:
+    pod = one(production, "Deployment", WEB)["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    tls = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert tls["secret"]["secretName"] == "pcm-dashboard-tls"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    env = env_of(container)
+    assert env["PCM_BENCHMARK_WEB_TLS_CERT"]["value"] == mount["mountPath"] + "/tls.crt"
+    assert env["PCM_BENCHMARK_WEB_TLS_KEY"]["value"] == mount["mountPath"] + "/tls.key"
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["scheme"] == "HTTPS", probe
+    service = one(production, "Service", WEB)
+    assert service["spec"]["externalTrafficPolicy"] == "Local"
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(443, "http")]
+
+
+def test_benchmark_web_behind_a_tls_proxy(helm_env: dict[str, str]) -> None:
+    manifests = render(helm_env, ["--set", "benchmarkWeb.behindTlsProxy=true"])
+    env = env_of(complaints_container(manifests, WEB))
+    assert env["PCM_BENCHMARK_WEB_BEHIND_TLS_PROXY"]["value"] == "true"
+
+
+def test_benchmark_network_policies(helm_env: dict[str, str], production: list[Manifest]) -> None:
+    manifests = render(helm_env, ["--set", "networkPolicy.enabled=true"])
+    in_cluster: list[dict[str, Any]] = [{"namespaceSelector": {}}]
+    assert ingress_by_port(one(manifests, "NetworkPolicy", "benchmark")) == {
+        "grpc": None,
+        "metrics": in_cluster,
+    }
+    assert ingress_by_port(one(manifests, "NetworkPolicy", "benchmark-worker")) == {
+        "metrics": in_cluster
+    }
+    assert ingress_by_port(one(manifests, "NetworkPolicy", WEB)) == {"http": None}
+    web = one(production, "NetworkPolicy", WEB)
+    assert ingress_by_port(web) == {"http": PRODUCTION_VALUES["networkPolicy"]["webFrom"]}
+
+
+@pytest.mark.parametrize("component", ["benchmark", "benchmarkWeb"])
+def test_benchmark_tls_without_its_secret_is_refused(
+    helm_env: dict[str, str], component: str
+) -> None:
+    result = template(helm_env, ["--set", f"{component}.tls.enabled=true"])
+    assert result.returncode != 0
+    assert f"{component}.tls.existingSecret is required" in result.stderr
+
+
 # --- metrics stay inside the cluster -----------------------------------------------------------
 
 
@@ -936,13 +1153,14 @@ def test_load_balancers_expose_grpc_ports_only(production: list[Manifest]) -> No
         for m in production
         if m["kind"] == "Service" and m["spec"]["type"] == "LoadBalancer"
     }
-    assert set(balancers) == {"intake", "complaints", "indicators", "surveys"}
+    assert set(balancers) == {"intake", "complaints", "indicators", "surveys", "benchmark", WEB}
     for component, service in balancers.items():
         assert service["spec"]["loadBalancerSourceRanges"] == ["190.0.0.0/8"], component
-        ports = service["spec"]["ports"]
-        assert [(p["name"], p["targetPort"], p["appProtocol"]) for p in ports] == [
-            ("grpc", "grpc", "grpc")
-        ], component
+        ports = [(p["name"], p["targetPort"], p["appProtocol"]) for p in service["spec"]["ports"]]
+        if component == WEB:  # the dashboard, the one user-facing HTTP port (HTTPS here)
+            assert ports == [("http", "http", "https")]
+        else:
+            assert ports == [("grpc", "grpc", "grpc")], component
 
 
 def test_metrics_only_from_the_cluster_by_default(helm_env: dict[str, str]) -> None:
@@ -955,9 +1173,10 @@ def test_metrics_only_from_the_cluster_by_default(helm_env: dict[str, str]) -> N
         for m in manifests
         if m["kind"] == "NetworkPolicy"
     }
-    assert set(policies) == set(COMPONENTS)
-    for component, policy in policies.items():
-        assert ingress_by_port(policy)["metrics"] == in_cluster, component
+    assert set(policies) == {*COMPONENTS, WEB}
+    for component in COMPONENTS:
+        assert ingress_by_port(policies[component])["metrics"] == in_cluster, component
+    assert ingress_by_port(policies[WEB]) == {"http": None}  # no metrics port to admit
     assert ingress_by_port(policies["intake"]) == {
         "grpc": None,  # entities push from anywhere
         "metrics": in_cluster,
@@ -1036,3 +1255,38 @@ def test_notes_warn_about_a_surveys_worker_without_standby(
         "WARNING: surveysWorker.replicaCount is 0: no survey collection or response reaches Kafka"
         in notes
     )
+
+
+def test_notes_explain_the_benchmark(helm_env: dict[str, str], tmp_path: Path) -> None:
+    notes = render_notes(helm_env, tmp_path, [])
+    assert "need four Secrets" in notes
+    assert "create secret generic pcm-benchmark-token" in notes
+    assert "--from-literal=token=" in notes
+    assert "pcm-pcm-monitoring-benchmark.pcm.svc:50055" in notes
+    assert "the benchmark service serves plaintext gRPC" in notes
+    assert "port-forward svc/pcm-pcm-monitoring-benchmark-web 8088:8088" in notes
+    assert "the benchmark dashboard serves plain HTTP" in notes
+    assert "benchmarkWorker.replicaCount" not in notes
+    notes = render_notes(
+        helm_env,
+        tmp_path / "proxy",
+        ["--set", "benchmarkWeb.behindTlsProxy=true", "--set", "benchmarkWeb.replicaCount=2"],
+    )
+    assert "the benchmark dashboard serves plain HTTP" not in notes
+    assert "benchmarkWeb.replicaCount is 2: dashboard sessions live in each replica" in notes
+
+
+def test_notes_warn_about_the_benchmark_worker(helm_env: dict[str, str], tmp_path: Path) -> None:
+    notes = render_notes(helm_env, tmp_path, ["--set", "benchmarkWorker.replicaCount=0"])
+    assert "WARNING: benchmarkWorker.replicaCount is 0: benchmark results no longer" in notes
+    assert "need three Secrets" in notes
+    assert "pcm-benchmark-token" not in notes
+    tls = ["--set", "indicators.tls.enabled=true", "--set", "indicators.tls.existingSecret=x"]
+    notes = render_notes(helm_env, tmp_path / "tls", tls)
+    assert "the benchmark worker speaks plaintext gRPC to the indicators service" in notes
+    notes = render_notes(
+        helm_env,
+        tmp_path / "target",
+        [*tls, "--set", "benchmarkWorker.indicatorsTarget=indicators-plain:50053"],
+    )
+    assert "speaks plaintext gRPC to the indicators service" not in notes

@@ -89,3 +89,54 @@ def test_outbox_alerts_cover_every_outbox() -> None:
         assert covered == declared, alert
     for prefix in declared:
         assert f"absent({prefix}_leader)" in exprs["OutboxNoWorkerLeader"], prefix
+
+
+def test_benchmark_alerts_read_declared_metrics_of_scraped_jobs() -> None:
+    # The benchmark alerts name series of services/pcm_benchmark/metrics.py, and the jobs they
+    # select by name are scraped, on the ports the benchmark settings default to, in both
+    # Prometheus configs.
+    from pcm_benchmark.settings import BenchmarkSettings
+
+    declared = set(
+        re.findall(
+            r'"(pcm_benchmark_[a-z_]+)"',
+            (REPO / "services" / "pcm_benchmark" / "metrics.py").read_text(),
+        )
+    )
+    rules = yaml.safe_load((PROM_DIR / "rules" / "benchmark.yml").read_text())
+    alerts = {
+        rule["alert"]: rule["expr"]
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    }
+    assert set(alerts) == {
+        "BenchmarkStoreUnavailable",
+        "BenchmarkWorkerDown",
+        "BenchmarkResultsStale",
+        "BenchmarkRefreshFailing",
+    }
+    for alert, expr in alerts.items():
+        used = set(re.findall(r"pcm_benchmark_[a-z_]+", expr))
+        assert used, alert
+        assert used <= declared, (alert, used - declared)
+        for job in re.findall(r'job="([^"]+)"', expr):
+            assert job == "pcm-benchmark-worker", (alert, job)
+    fields = BenchmarkSettings.model_fields
+    ports = {
+        "pcm-benchmark": fields["benchmark_metrics_port"].default,
+        "pcm-benchmark-worker": fields["benchmark_worker_metrics_port"].default,
+    }
+    for config, host in (
+        ("prometheus.yml", {"pcm-benchmark": "127.0.0.1", "pcm-benchmark-worker": "127.0.0.1"}),
+        (
+            "prometheus.compose.yml",
+            {"pcm-benchmark": "benchmark", "pcm-benchmark-worker": "benchmark-worker"},
+        ),
+    ):
+        jobs = {
+            job["job_name"]: [t for s in job["static_configs"] for t in s["targets"]]
+            for job in yaml.safe_load((PROM_DIR / config).read_text())["scrape_configs"]
+        }
+        for job, port in ports.items():
+            assert jobs[job] == [f"{host[job]}:{port}"], (config, job)
