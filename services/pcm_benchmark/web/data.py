@@ -69,6 +69,18 @@ class Reader:
             )
         )
 
+    def score_distributions(
+        self, period: dt.date, version: str, peer_group: str
+    ) -> dict[str, reads.StoredDistribution]:
+        """The peer group's stored distribution of each standard's scores (OVERALL included),
+        computed with the assessment by the catalogue's nearest-rank rule."""
+        found = self._call(
+            lambda c: reads.distributions(
+                c, self._database, GRAIN, period, version, peer_group, "standard"
+            )
+        )
+        return {d.measure: d for d in found}
+
     def criteria(self, period: dt.date, version: str, entity_id: str) -> list[StoredCriterion]:
         return self._call(
             lambda c: reads.criteria(c, self._database, GRAIN, period, version, entity_id)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -967,12 +966,15 @@ def _peers(
     page.context["peer_count"] = size
     page.context["peers_hidden"] = size < MIN_PEERS_SHOWN
     rows = []
+    version = next(iter(mine.values())).catalogue_version if mine else None
+    spread = reader.score_distributions(period, version, entity.peer_group) if version else {}
     if size >= MIN_PEERS_SHOWN:
         for code, members in ranked.items():
-            if len(members) < MIN_PEERS_SHOWN:
+            scores = spread.get(code)
+            if len(members) < MIN_PEERS_SHOWN or scores is None:
                 continue
             counts = Counter(r.level for r in members)
-            q1, median, q3 = statistics.quantiles([r.score for r in members], n=4)
+            q1, median, q3 = scores.p25, scores.p50, scores.p75
             own = mine.get(code)
             rows.append(
                 (
