@@ -15,6 +15,9 @@ class BenchmarkSettings(Settings):
     benchmark_indicators_target: str = Field(
         "127.0.0.1:50053", description="The indicators service the reported values come from."
     )
+    benchmark_indicators_ca: Path | None = Field(
+        None, description="PEM CA certificate of the indicators service when it serves TLS."
+    )
     benchmark_token: SecretStr = Field(
         SecretStr(""), description="A national credential (reads every entity's reports)."
     )

@@ -25,10 +25,13 @@ from clickhouse_driver import Client
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.clickhouse.client import connect
+from pcm_common.clickhouse.migrate import migrate
+from pcm_common.kafka.admin import ensure_topics
 from pcm_common.kafka.envelope import wrap
 from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
+from pcm_common.startup import retrying
 from pcm_indicators.client import IndicatorsClient
 from prometheus_client import start_http_server
 
@@ -174,8 +177,13 @@ def run_worker(settings: BenchmarkSettings) -> None:
     """Refresh until SIGTERM (metrics on ``benchmark_worker_metrics_port``)."""
     catalogues = load_catalogues(settings.catalogue_dir)
     start_http_server(settings.benchmark_worker_metrics_port)
+    # Its topic and tables exist before the first pass, whoever else has started.
+    retrying(lambda: ensure_topics(settings.kafka_bootstrap, settings.topic_prefix))
+    retrying(lambda: migrate(connect(settings, database="default"), settings.clickhouse_database))
     indicators = IndicatorsClient(
-        settings.benchmark_indicators_target, settings.benchmark_token.get_secret_value()
+        settings.benchmark_indicators_target,
+        settings.benchmark_token.get_secret_value(),
+        ca_certificate=settings.benchmark_indicators_ca,
     )
     producer = AcknowledgedProducer(settings.kafka_bootstrap, 30_000, "pcm-benchmark")
     refresher = Refresher(settings, catalogues, indicators.list_indicator_values, producer)
