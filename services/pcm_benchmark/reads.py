@@ -219,3 +219,63 @@ def distributions(
         },
     )
     return [StoredDistribution(*row) for row in rows]
+
+
+STEADY_POINTS = 5.0
+"""A score change within this many points either way is steady, beyond it improving or falling
+behind (a criterion of a three-criterion standard is 33 points: any single criterion counts)."""
+
+
+@dataclass(frozen=True)
+class Trend:
+    """An entity's score on a standard (or OVERALL) now, a month before and a year before (each
+    month under its newest catalogue version); None where it was not assessed."""
+
+    standard: str
+    score: float
+    month_before: float | None
+    year_before: float | None
+
+    @staticmethod
+    def direction(change: float | None) -> str:
+        if change is None:
+            return "UNKNOWN"
+        if change > STEADY_POINTS:
+            return "IMPROVING"
+        if change < -STEADY_POINTS:
+            return "FALLING_BEHIND"
+        return "STEADY"
+
+    @property
+    def month_over_month(self) -> float | None:
+        return None if self.month_before is None else self.score - self.month_before
+
+    @property
+    def year_over_year(self) -> float | None:
+        return None if self.year_before is None else self.score - self.year_before
+
+
+def trends(
+    client: Client, database: str, grain: str, period: dt.date, entity_id: str
+) -> list[Trend]:
+    """Month-over-month and year-over-year score changes of an entity, by standard."""
+    month_before = (period - dt.timedelta(days=1)).replace(day=1)
+    year_before = period.replace(year=period.year - 1)
+    rows = client.execute(
+        "SELECT period_start, standard, argMax(score, (computed_at, catalogue_version)) "
+        f"FROM {database}.benchmark_results WHERE grain = %(grain)s "
+        "AND entity_id = %(entity)s AND period_start IN %(periods)s "
+        "GROUP BY period_start, standard",
+        {"grain": grain, "entity": entity_id, "periods": (period, month_before, year_before)},
+    )
+    scores = {(start, standard): float(score) for start, standard, score in rows}
+    return [
+        Trend(
+            standard,
+            score,
+            scores.get((month_before, standard)),
+            scores.get((year_before, standard)),
+        )
+        for (start, standard), score in sorted(scores.items())
+        if start == period
+    ]

@@ -407,6 +407,10 @@ def test_entity_page_shows_gaps_trends_and_plans(
     assert "E07-A1" in gap_text and "No cumple" in gap_text  # 85 % < 90 % for AVANZADO
     evidence = punctuality.locator("table", has=page.locator("caption", has_text="Evidencia"))
     assert "Cumple" in evidence.inner_text()
+    # Against September (95 % within target, AVANZADO's A1 met): one criterion lost.
+    changes = page.locator("table", has=page.locator("caption", has_text="Cambio de puntaje"))
+    row = changes.locator("tbody tr", has=page.locator("th, td", has_text="Puntualidad"))
+    assert "Retrocede" in row.inner_text() and "Sin dato previo" in row.inner_text()
     trends = page.locator("table", has=page.locator("caption", has_text="KPI mensuales"))
     assert "octubre de 2026" in trends.inner_text() and "85" in trends.inner_text()
     overdue = page.locator("table", has=page.locator("caption", has_text="por día"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pcm_benchmark.ranking import Standing, distribution, standings
+from pcm_benchmark.reads import STEADY_POINTS, Trend
 
 
 def test_ties_share_the_best_rank_and_the_next_rank_skips() -> None:
@@ -32,3 +33,12 @@ def test_peer_distribution_is_nearest_rank() -> None:
     assert distribution([]) is None
     single = distribution([42.0])
     assert single is not None and single.p10 == single.p90 == pytest.approx(42.0)
+
+
+def test_trend_directions_beyond_the_steady_band() -> None:
+    assert Trend.direction(None) == "UNKNOWN"
+    assert Trend.direction(STEADY_POINTS) == "STEADY"
+    assert Trend.direction(STEADY_POINTS + 0.1) == "IMPROVING"
+    assert Trend.direction(-STEADY_POINTS - 0.1) == "FALLING_BEHIND"
+    trend = Trend("PUNTUALIDAD", 50.0, 66.7, None)
+    assert trend.month_over_month == 50.0 - 66.7 and trend.year_over_year is None

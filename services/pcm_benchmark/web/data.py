@@ -69,6 +69,9 @@ class Reader:
             )
         )
 
+    def score_trends(self, period: dt.date, entity_id: str) -> list[reads.Trend]:
+        return self._call(lambda c: reads.trends(c, self._database, GRAIN, period, entity_id))
+
     def score_distributions(
         self, period: dt.date, version: str, peer_group: str
     ) -> dict[str, reads.StoredDistribution]:

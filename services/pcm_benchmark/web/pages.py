@@ -16,7 +16,7 @@ from pcm_common.catalogues.models import Entity, add_months
 
 from pcm_benchmark.assessment import NONE, Outcome
 from pcm_benchmark.national import OVERALL
-from pcm_benchmark.reads import StoredCriterion, StoredResult
+from pcm_benchmark.reads import STEADY_POINTS, StoredCriterion, StoredResult, Trend
 from pcm_benchmark.web import labels
 from pcm_benchmark.web.charts import Bar, Point, bar_chart, line_chart
 from pcm_benchmark.web.data import KpiPoint, Reader
@@ -560,6 +560,7 @@ def entity_page(
     if overall is not None:
         page.context["overall_level"] = labels.level(overall.level)
     page.add(_results_table(own, catalogues, names))
+    page.add(_changes_table(reader.score_trends(period, entity_id), names))
     version = overall.catalogue_version if overall else (own[0].catalogue_version if own else "")
     criteria = reader.criteria(period, version, entity_id) if version else []
     sections = []
@@ -639,6 +640,64 @@ def _results_table(
             "no_evidence",
             "insufficient_sample",
             "not_applicable",
+        ),
+    )
+
+
+DIRECTIONS = {
+    "IMPROVING": "Mejora",
+    "FALLING_BEHIND": "Retrocede",
+    "STEADY": "Estable",
+    "UNKNOWN": "Sin dato previo",
+}
+
+
+def _change(change: float | None) -> Cell:
+    if change is None:
+        return number(None, "—")
+    shown = labels.number(change)
+    return number(round(change, 1), f"+{shown}" if change > 0 else shown)
+
+
+def _changes_table(trends: Sequence[Trend], names: dict[str, str]) -> Table:
+    """Score changes against the month before and the same month a year before."""
+    rows = tuple(
+        (
+            text(t.standard, labels.standard_name(t.standard, names)),
+            _score(t.score),
+            _change(t.month_over_month),
+            badge(
+                Trend.direction(t.month_over_month),
+                DIRECTIONS[Trend.direction(t.month_over_month)],
+            ),
+            _change(t.year_over_year),
+            badge(
+                Trend.direction(t.year_over_year),
+                DIRECTIONS[Trend.direction(t.year_over_year)],
+            ),
+        )
+        for t in trends
+    )
+    return Table(
+        "cambios",
+        f"Cambio de puntaje: frente al mes anterior y al mismo mes del año anterior (más de "
+        f"{labels.number(STEADY_POINTS)} puntos: mejora o retrocede)",
+        (
+            "Estándar",
+            "Puntaje",
+            "Cambio mensual",
+            "Tendencia mensual",
+            "Cambio anual",
+            "Tendencia anual",
+        ),
+        rows,
+        csv_headers=(
+            "standard",
+            "score",
+            "month_over_month",
+            "month_trend",
+            "year_over_year",
+            "year_trend",
         ),
     )
 

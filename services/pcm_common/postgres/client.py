@@ -8,6 +8,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
 from pcm_common.settings import Settings
 
@@ -85,17 +86,32 @@ def pool(
 def create_database(settings: Settings, replace: bool = False) -> None:
     """Create ``settings.postgres_database`` (dropped first with ``replace``): test runs and the
     demo get a database of their own. Needs a role with CREATEDB (the local stack's has it)."""
-    name = sql.Identifier(settings.postgres_database)
+    if replace:
+        drop_database(settings)
     with connect(settings, dbname="postgres", autocommit=True) as admin:
-        if replace:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {}").format(sql.Identifier(settings.postgres_database))
+        )
+
+
+# An autovacuum worker on the database is a backend our role may not terminate: FORCE then fails
+# with InsufficientPrivilege until the worker is done (a second at most on a test database).
+_DROP_RETRY = Retrying(
+    retry=retry_if_exception_type(psycopg.errors.InsufficientPrivilege),
+    wait=wait_fixed(0.2),
+    stop=stop_after_delay(30),
+    reraise=True,
+)
 
 
 def drop_database(settings: Settings) -> None:
-    name = sql.Identifier(settings.postgres_database)
-    with connect(settings, dbname="postgres", autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+    """Drop ``settings.postgres_database``, ending the sessions still connected to it."""
+    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+        sql.Identifier(settings.postgres_database)
+    )
+    for attempt in _DROP_RETRY.copy():
+        with attempt, connect(settings, dbname="postgres", autocommit=True) as admin:
+            admin.execute(drop)
 
 
 def open_pool(
