@@ -12,10 +12,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.cookiejar
+import os
+import re
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,6 +32,7 @@ from pcm_benchmark import reads
 from pcm_benchmark.job import assess_month
 from pcm_benchmark.national import OVERALL
 from pcm_benchmark.settings import BenchmarkSettings
+from pcm_common.auth import ROLE_HOLDERS, Role, TokenStore
 from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.clickhouse.client import connect
 from pcm_common.clickhouse.migrate import migrate
@@ -32,6 +42,7 @@ LIMA = ZoneInfo("America/Lima")
 DATABASE = "pcm_bench_benchmark"
 SLICES = 25  # all/all plus 24 channel and service slices, as the processor keeps them
 TARGET_RANKING_MS = 300
+TARGET_PAGE_MS = 500
 
 
 def say(message: str) -> None:
@@ -90,16 +101,77 @@ def timed(runs: int, work: Callable[[], object]) -> tuple[float, float]:
     return statistics.median(spent), spent[max(0, round(0.95 * runs) - 1)]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def dashboard(catalogue_dir: Path, work: Path) -> Iterator[tuple[str, str]]:
+    """A `pcm-benchmark web` process on the scratch database; its URL and a national token."""
+    tokens = work / "tokens.json"
+    national = TokenStore(tokens).issue(ROLE_HOLDERS[Role.NATIONAL], Role.NATIONAL, "bench")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PCM_CLICKHOUSE_DATABASE": DATABASE,
+        "PCM_TOKEN_FILE": str(tokens),
+        "PCM_CATALOGUE_DIR": str(catalogue_dir),
+        "PCM_BENCHMARK_WEB_ADDRESS": f"127.0.0.1:{port}",
+        "PCM_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pcm_benchmark.cli", "web"],
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],  # the stack's secrets resolve from the root
+        stdout=subprocess.DEVNULL,
+        stderr=(work / "web.log").open("wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/salud", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            raise SystemExit(f"the dashboard did not start: {work / 'web.log'}")
+        yield url, national
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def signed_in(url: str, token: str) -> urllib.request.OpenerDirector:
+    """A browser-like opener with the session cookie of a sign-in (CSRF token from the form)."""
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())
+    )
+    with opener.open(f"{url}/entrar", timeout=10) as page:
+        form = page.read().decode()
+    found = re.search(r'name="csrf" value="([^"]+)"', form)
+    assert found is not None, "no CSRF token in the sign-in form"
+    body = urllib.parse.urlencode({"csrf": found.group(1), "token": token}).encode()
+    request = urllib.request.Request(f"{url}/entrar", data=body, headers={"Origin": url})
+    with opener.open(request, timeout=10) as answer:
+        assert answer.status == 200
+    return opener
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--entities", type=int, default=NATIONAL_ENTITIES)
     parser.add_argument("--months", type=int, default=12)
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        catalogues = load_catalogues(
-            write_national_catalogues(Path(tmp) / "catalogues", args.entities, 7)
-        )
+    scratch = tempfile.TemporaryDirectory()
+    work = Path(scratch.name)
+    catalogue_dir = write_national_catalogues(work / "catalogues", args.entities, 7)
+    catalogues = load_catalogues(catalogue_dir)
     periods = months(args.months, dt.date.today().replace(day=1) - dt.timedelta(days=1))
     say(
         f"benchmark: {len(catalogues.entities):,} entities, {len(catalogues.standards)} "
@@ -142,6 +214,20 @@ def main() -> int:
         ("peer-group ranking read", timed(args.runs, peer_ranking)),
         ("entity results + evidence", timed(args.runs, entity_page)),
     ]
+    with dashboard(catalogue_dir, work) as (url, token):
+        browser = signed_in(url, token)
+
+        def get(path: str) -> Callable[[], object]:
+            def fetch() -> object:
+                with browser.open(f"{url}{path}", timeout=300) as answer:
+                    return answer.read()
+
+            return fetch
+
+        figures += [
+            ("dashboard overview page", timed(args.runs, get("/nacional"))),
+            ("dashboard entity page", timed(args.runs, get(f"/entidad/{entity}"))),
+        ]
     say("")
     say(
         f"benchmark assessment per month   {statistics.mean(spent):.2f} s "
@@ -155,7 +241,11 @@ def main() -> int:
         f"benchmark ranking of {count:,} entities: p95 / target {TARGET_RANKING_MS} ms = "
         f"{ratio:.2f}"
     )
-    client.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+    pages = max(figures[3][1][1], figures[4][1][1]) / TARGET_PAGE_MS
+    say(f"benchmark dashboard pages: slowest p95 / target {TARGET_PAGE_MS} ms = {pages:.2f}")
+    if not args.keep:
+        client.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+    scratch.cleanup()
     return 0
 
 

@@ -20,11 +20,16 @@ class ChdbExecutor:
         self._session.query("SET output_format_json_quote_64bit_integers = 0")
 
     def execute(self, sql: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in self.query(sql)[1]]
+
+    def query(self, sql: str) -> tuple[list[str], list[list[Any]]]:
+        """The column types and rows of a statement (none for one that returns nothing)."""
         is_select = sql.lstrip().upper().startswith(("SELECT", "DESCRIBE", "SHOW"))
         result = self._session.query(sql, "JSONCompact" if is_select else "CSV")
         if not is_select:
-            return []
-        return [tuple(row) for row in json.loads(result.data())["data"]]
+            return [], []
+        answer = json.loads(result.data())
+        return [column["type"] for column in answer["meta"]], answer["data"]
 
     def close(self) -> None:
         self._session.close()

@@ -61,11 +61,43 @@ class Reader:
         return self._call(lambda c: reads.periods(c, self._database, GRAIN))
 
     def results(
-        self, period: dt.date, *, standard: str | None = None, entity_id: str | None = None
+        self,
+        period: dt.date,
+        *,
+        standard: str | None = None,
+        entity_id: str | None = None,
+        peer_group: str | None = None,
     ) -> list[StoredResult]:
         return self._call(
             lambda c: reads.results(
-                c, self._database, GRAIN, period, standard=standard, entity_id=entity_id
+                c,
+                self._database,
+                GRAIN,
+                period,
+                standard=standard,
+                entity_id=entity_id,
+                peer_group=peer_group,
+            )
+        )
+
+    def level_counts(
+        self,
+        period: dt.date,
+        *,
+        entity_ids: Sequence[str] | None = None,
+        peer_group: str | None = None,
+    ) -> dict[str, dict[str, int]]:
+        """Standard -> level (or NOT_APPLICABLE) -> entities, counted in ClickHouse."""
+        if entity_ids is not None and not entity_ids:
+            return {}
+        return self._call(
+            lambda c: reads.level_counts(
+                c,
+                self._database,
+                GRAIN,
+                period,
+                entity_ids=entity_ids,
+                peer_group=peer_group,
             )
         )
 

@@ -16,7 +16,13 @@ from pcm_common.catalogues.models import Entity, add_months
 
 from pcm_benchmark.assessment import NONE, Outcome
 from pcm_benchmark.national import OVERALL
-from pcm_benchmark.reads import STEADY_POINTS, StoredCriterion, StoredResult, Trend
+from pcm_benchmark.reads import (
+    NOT_APPLICABLE,
+    STEADY_POINTS,
+    StoredCriterion,
+    StoredResult,
+    Trend,
+)
 from pcm_benchmark.web import labels
 from pcm_benchmark.web.charts import Bar, Point, bar_chart, line_chart
 from pcm_benchmark.web.data import KpiPoint, Reader
@@ -185,32 +191,36 @@ def _rank(rank: int, count: int) -> Cell:
     return number(rank or None, f"{rank} de {count}" if rank else "—")
 
 
+def level_counts_of(results: Iterable[StoredResult]) -> dict[str, dict[str, int]]:
+    """Standard -> level (or NOT_APPLICABLE) -> entities, of results already read."""
+    counts: dict[str, Counter[str]] = {}
+    for r in results:
+        applies = r.national_rank or r.standard == OVERALL
+        counts.setdefault(r.standard, Counter())[r.level if applies else NOT_APPLICABLE] += 1
+    return {standard: dict(levels) for standard, levels in counts.items()}
+
+
 def distribution_table(
-    key: str, caption: str, results: Iterable[StoredResult], catalogues: Catalogues
+    key: str, caption: str, counts: Mapping[str, Mapping[str, int]], catalogues: Catalogues
 ) -> Table:
     """Per standard, how many entities reached each level (and to how many it does not apply)."""
     ladder = _ladder(catalogues)
     names = _standard_names(catalogues)
-    by_standard: dict[str, Counter[str]] = {code: Counter() for code in _standard_codes(catalogues)}
-    for r in results:
-        by_standard.setdefault(r.standard, Counter())[
-            r.level if r.national_rank or r.standard == OVERALL else "NOT_APPLICABLE"
-        ] += 1
     rows = tuple(
         (
             text(code, labels.standard_name(code, names)),
-            *(number(counts[lv], str(counts[lv])) for lv in ladder),
-            number(counts["NOT_APPLICABLE"], str(counts["NOT_APPLICABLE"])),
+            *(number(levels.get(lv, 0), str(levels.get(lv, 0))) for lv in ladder),
+            number(levels.get(NOT_APPLICABLE, 0), str(levels.get(NOT_APPLICABLE, 0))),
         )
-        for code, counts in by_standard.items()
-        if sum(counts.values())
+        for code in _standard_codes(catalogues)
+        if sum((levels := counts.get(code, {})).values())
     )
     return Table(
         key,
         caption,
         ("Estándar", *(labels.level(lv) for lv in ladder), "No aplica"),
         rows,
-        csv_headers=("standard", *ladder, "NOT_APPLICABLE"),
+        csv_headers=("standard", *ladder, NOT_APPLICABLE),
     )
 
 
@@ -372,17 +382,23 @@ def overview(reader: Reader, catalogues: Catalogues, query: Mapping[str, str]) -
     }
     if period is None:
         return page
-    admitted = [r for r in reader.results(period) if filters.admits(catalogues.entity(r.entity_id))]
+    admitted_ids = (
+        [e.entity_id for e in catalogues.entities if filters.admits(e)] if filters.active else None
+    )
     distribution = page.add(
         distribution_table(
             "distribucion",
             f"Entidades por nivel alcanzado y estándar, {labels.month(period)}",
-            admitted,
+            reader.level_counts(period, entity_ids=admitted_ids),
             catalogues,
         )
     )
     page.context["distribution_figures"] = distribution_figures(distribution, "dist")
-    chosen = [r for r in admitted if r.standard == standard]
+    chosen = [
+        r
+        for r in reader.results(period, standard=standard)
+        if filters.admits(catalogues.entity(r.entity_id))
+    ]
     page.add(
         ranking_table(
             "ranking",
@@ -459,7 +475,10 @@ def standard_page(
     ]
     distribution = page.add(
         distribution_table(
-            "distribucion", f"Entidades por nivel, {labels.month(period)}", admitted, catalogues
+            "distribucion",
+            f"Entidades por nivel, {labels.month(period)}",
+            level_counts_of(admitted),
+            catalogues,
         )
     )
     page.context["distribution_figures"] = distribution_figures(distribution, "dist")
@@ -494,8 +513,8 @@ _REASONS = (
     (re.compile(r"^the reported value was rejected$"), "el valor reportado fue observado"),
     (re.compile(r"^expired on (.+)$"), r"venció el \1"),
     (
-        re.compile(r"^reported for a later period \(ending (.+)\)$"),
-        r"reportado para un periodo posterior (que termina el \1)",
+        re.compile(r"^reported for a later period \(from (.+)\)$"),
+        r"reportado para un periodo posterior (que empieza el \1)",
     ),
     (
         re.compile(r"^sample (\S+) below the KPI's minimum$"),
@@ -1016,12 +1035,12 @@ def _peers(
     entity stands; no other entity's name or value."""
     names = _standard_names(catalogues)
     ladder = _ladder(catalogues)
-    results = [r for r in reader.results(period) if r.peer_group == entity.peer_group]
+    counts = reader.level_counts(period, peer_group=entity.peer_group)
     ranked = {
-        code: [r for r in results if r.standard == code and r.peer_rank]
+        code: sum(n for level, n in counts.get(code, {}).items() if level != NOT_APPLICABLE)
         for code in _standard_codes(catalogues)
     }
-    size = max((len(v) for v in ranked.values()), default=0)
+    size = max(ranked.values(), default=0)
     page.context["peer_count"] = size
     page.context["peers_hidden"] = size < MIN_PEERS_SHOWN
     rows = []
@@ -1030,16 +1049,16 @@ def _peers(
     if size >= MIN_PEERS_SHOWN:
         for code, members in ranked.items():
             scores = spread.get(code)
-            if len(members) < MIN_PEERS_SHOWN or scores is None:
+            if members < MIN_PEERS_SHOWN or scores is None:
                 continue
-            counts = Counter(r.level for r in members)
+            levels = counts.get(code, {})
             q1, median, q3 = scores.p25, scores.p50, scores.p75
             own = mine.get(code)
             rows.append(
                 (
                     text(code, labels.standard_name(code, names)),
-                    number(len(members), str(len(members))),
-                    *(number(counts[lv], str(counts[lv])) for lv in ladder),
+                    number(members, str(members)),
+                    *(number(levels.get(lv, 0), str(levels.get(lv, 0))) for lv in ladder),
                     _score(q1),
                     _score(median),
                     _score(q3),

@@ -1,16 +1,18 @@
 """Improvement plans on the entity page, read from the plan book (``pcm_benchmark.plans_book``,
-PostgreSQL) when that module is installed: without it, the page says no plan is registered."""
+PostgreSQL). A page waits at most ``PLANS_WAIT_S`` for it: when PostgreSQL does not answer, the
+plans section says so and the rest of the page still shows."""
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from pcm_common.logging import get_logger
+from pcm_common.postgres.client import pool
 from pcm_common.settings import Settings
+
+from pcm_benchmark.plans_book import PlanBook
 
 log = get_logger(__name__)
 STAGES = {
@@ -23,6 +25,8 @@ STAGES = {
 """The plan's stage in its PDCA cycle (plans.Stage)."""
 LISTED = 200
 """Plans shown per entity, newest registration first."""
+PLANS_WAIT_S = 3.0
+"""Longest wait for a plan-book connection before the page shows without its plans."""
 
 
 @dataclass(frozen=True)
@@ -56,19 +60,12 @@ def no_plan_book(entity_id: str) -> list[Plan] | None:
 
 
 def plan_book_lister(settings: Settings) -> tuple[PlanLister, Callable[[], None]]:
-    """A lister over the plan book if the module exists (and its pool's closer)."""
-    try:
-        module: Any = importlib.import_module("pcm_benchmark.plans_book")
-    except ImportError:
-        return no_plan_book, lambda: None
-    book_type = getattr(module, "PlanBook", None)
-    if book_type is None or not hasattr(book_type, "list"):
-        return no_plan_book, lambda: None
-    from pcm_common.postgres.client import pool
-
-    connections = pool(settings, max_size=4, application_name="pcm-benchmark-web")
+    """A lister over the plan book, and its pool's closer."""
+    connections = pool(
+        settings, max_size=4, timeout_s=PLANS_WAIT_S, application_name="pcm-benchmark-web"
+    )
     connections.open(wait=False)
-    book = book_type(connections)
+    book = PlanBook(connections)
 
     def listed(entity_id: str) -> list[Plan] | None:
         try:
@@ -83,7 +80,7 @@ def plan_book_lister(settings: Settings) -> tuple[PlanLister, Callable[[], None]
                 p.standard_code,
                 p.criterion_id,
                 p.kpi_code,
-                str(getattr(p.stage, "value", p.stage)),
+                p.stage.value,
                 float(p.baseline),
                 float(p.target),
                 p.registered_on,
