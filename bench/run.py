@@ -230,6 +230,20 @@ FIGURES: tuple[Figure, ...] = (
         rf"entity results \+ evidence\s+p50 [\d.]+ ms, p95 {NUMBER} ms",
         False,
     ),
+    (
+        "benchmark_bench",
+        "dashboard overview page p95 (2,700 entities)",
+        "ms",
+        rf"dashboard overview page\s+p50 [\d.]+ ms, p95 {NUMBER} ms",
+        False,
+    ),
+    (
+        "benchmark_bench",
+        "dashboard entity page p95",
+        "ms",
+        rf"dashboard entity page\s+p50 [\d.]+ ms, p95 {NUMBER} ms",
+        False,
+    ),
 )
 
 
