@@ -1,5 +1,6 @@
-"""`pcm-benchmark assess`: assess and rank every entity on a month's KPIs and reported
-indicators (PCM_BENCHMARK_MONTH, default the last complete month) and write the results.
+"""`pcm-benchmark assess`: assess and rank every entity on a period's KPIs and reported
+indicators (PCM_BENCHMARK_MONTH, default the last complete month; PCM_BENCHMARK_GRAIN QUARTER or
+YEAR assesses the quarter or year holding it, on its months so far) and write the results.
 `pcm-benchmark web`: the dashboard of the results (PCM_BENCHMARK_WEB_ADDRESS).
 `pcm-benchmark export`: a month's results as open data (PCM_BENCHMARK_EXPORT_MONTH, default the
 newest assessed) in PCM_BENCHMARK_EXPORT_DIR/<YYYY-MM>/.

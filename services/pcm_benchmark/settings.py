@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pcm_common.settings import Settings
 from pydantic import Field, SecretStr
@@ -11,6 +12,11 @@ from pydantic import Field, SecretStr
 class BenchmarkSettings(Settings):
     benchmark_month: str = Field(
         "", description="Month assessed, YYYY-MM (empty: the last complete month in Lima)."
+    )
+    benchmark_grain: Literal["MONTH", "QUARTER", "YEAR"] = Field(
+        "MONTH",
+        description="`assess`: the period assessed is the month, quarter or year holding "
+        "benchmark_month (a quarter or year on its months up to that month).",
     )
     benchmark_indicators_target: str = Field(
         "127.0.0.1:50053", description="The indicators service the reported values come from."

@@ -3,9 +3,11 @@
 Every ``benchmark_refresh_s`` (30 s) the worker asks ClickHouse when the MONTH KPIs of the
 current and the previous month were last written (two partitions of ``kpi_values``); a month
 whose KPIs changed since its last assessment is reassessed at once, and the current month is
-reassessed every ``benchmark_full_refresh_s`` anyway (an indicator review changes no KPI). A
-reassessment writes every result (the table keeps the newest per key) and publishes on
-``pcm.benchmark-result.v1`` the results whose level, score or rank changed (key: entity).
+reassessed every ``benchmark_full_refresh_s`` anyway (an indicator review changes no KPI). The
+quarter and the year holding a reassessed month are reassessed with it (on their months so far,
+``rollup.py``). A reassessment writes every result (the table keeps the newest per key) and
+publishes on ``pcm.benchmark-result.v1`` the results whose level, score or rank changed (key:
+entity).
 
 A restart republishes each result once (the worker remembers what it published only in
 memory): consumers keep the newest per key, as with the KPI topic. Run one replica: a second
@@ -24,6 +26,7 @@ from zoneinfo import ZoneInfo
 from clickhouse_driver import Client
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm_common.catalogues import Catalogues, load_catalogues
+from pcm_common.catalogues.models import period_start
 from pcm_common.clickhouse.client import connect
 from pcm_common.clickhouse.migrate import migrate
 from pcm_common.kafka.admin import ensure_topics
@@ -35,7 +38,7 @@ from pcm_common.startup import retrying
 from pcm_indicators.client import IndicatorsClient
 from prometheus_client import start_http_server
 
-from pcm_benchmark.job import Reports, assess_month
+from pcm_benchmark.job import Reports, assess_period, period_label
 from pcm_benchmark.messages import message_of
 from pcm_benchmark.metrics import (
     LAST_REFRESH,
@@ -115,10 +118,15 @@ class Refresher:
         published = 0
         try:
             months, written = self.due(client)
+            current = month_start(self._today())
             for month, reason in sorted(months.items()):
                 started = time.perf_counter()
-                results = assess_month(self._settings, self._catalogues, month, self._reports)
-                published += self._publish(month, results)
+                for grain in ("MONTH", "QUARTER", "YEAR"):
+                    start = period_start(month, grain)
+                    results = assess_period(
+                        self._settings, self._catalogues, grain, start, self._reports, current
+                    )
+                    published += self._publish(grain, start, results)
                 REFRESH_SECONDS.observe(time.perf_counter() - started)
                 REFRESHES.labels(reason).inc()
                 if month in written:
@@ -130,11 +138,11 @@ class Refresher:
         LAST_REFRESH.set_to_current_time()
         return published
 
-    def _publish(self, month: dt.date, results: Sequence[Result]) -> int:
+    def _publish(self, grain: str, start: dt.date, results: Sequence[Result]) -> int:
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         changed = []
         for result in results:
-            key = (result.catalogue_version, month, result.standard, result.entity_id, "MONTH")
+            key = (result.catalogue_version, start, result.standard, result.entity_id, grain)
             standing: Standing = (
                 result.level,
                 round(result.score, 6),
@@ -147,7 +155,7 @@ class Refresher:
             if self._published.get(key) != standing:
                 changed.append((key, standing, result))
         records = [
-            (result.entity_id.encode(), self._envelope(result, month, now))
+            (result.entity_id.encode(), self._envelope(result, grain, start, now))
             for _, _, result in changed
         ]
         self._producer.send_and_wait(self._topic, records)
@@ -156,16 +164,16 @@ class Refresher:
         RESULTS_PUBLISHED.inc(len(changed))
         return len(changed)
 
-    def _envelope(self, result: Result, month: dt.date, now: dt.datetime) -> bytes:
-        stored = stored_of(result, "MONTH", month, now.replace(tzinfo=None))
+    def _envelope(self, result: Result, grain: str, start: dt.date, now: dt.datetime) -> bytes:
+        stored = stored_of(result, grain, start, now.replace(tzinfo=None))
         message = message_of(stored, time_zone=self._settings.benchmark_time_zone)
         envelope = wrap(message, result.entity_id, Timestamp(seconds=int(now.timestamp())), SOURCE)
         envelope.id = "/".join(
             (
                 result.entity_id,
                 result.standard,
-                "MONTH",
-                f"{month:%Y-%m}",
+                grain,
+                period_label(grain, start),
                 result.catalogue_version,
                 str(int(now.timestamp())),
             )

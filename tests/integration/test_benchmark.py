@@ -13,7 +13,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import common_pb2, indicator_pb2
 from pcm_benchmark import reads
-from pcm_benchmark.job import assess_month
+from pcm_benchmark.job import assess_month, assess_period
 from pcm_benchmark.settings import BenchmarkSettings
 from pcm_common.catalogues import Catalogues, load_catalogues
 from pcm_common.clickhouse.client import connect
@@ -147,3 +147,42 @@ def test_a_new_catalogue_version_is_assessed_beside_the_old(
         assert level("2099.1") == "NONE"
         assert reads.newest_version(client, db, "MONTH", OCTOBER) == "2099.1"
         assert level(None) == "NONE"
+
+
+def test_a_quarter_and_a_year_assessed_on_their_months(catalogues: Catalogues) -> None:
+    """A quarter's ratio is Σ numerators / Σ denominators of its months (not the mean of the
+    monthly percentages); its snapshot KPI is its last month's; results kept per grain."""
+    with isolated("bench") as shared:
+        settings = BenchmarkSettings(**shared.model_dump())
+        client = connect(settings, database="default")
+        db = settings.clickhouse_database
+        migrate(client, db)
+
+        def month_row(month: int, code: str, value: float, denominator: float) -> dict[str, object]:
+            start = dt.datetime.combine(dt.date(2026, month, 1), dt.time(), LIMA)
+            return kpi_value_row("RENIEC", code, start, value, denominator=denominator)
+
+        rows = [
+            month_row(7, "SERVED_WITHIN_TARGET_PCT", 40, 100),  # 40 of 100
+            month_row(8, "SERVED_WITHIN_TARGET_PCT", 90, 300),  # 270 of 300
+            month_row(10, "SERVED_WITHIN_TARGET_PCT", 100, 100),  # another quarter
+        ]
+        client.execute(f"INSERT INTO {db}.kpi_values VALUES", rows)
+        july = dt.date(2026, 7, 1)
+        assess_period(settings, catalogues, "QUARTER", july, lambda _: [])
+        assess_period(settings, catalogues, "YEAR", dt.date(2026, 1, 1), lambda _: [])
+        evidence = dict(
+            client.execute(
+                "SELECT toString(grain), (value, numerator, denominator, outcome) "
+                f"FROM {db}.benchmark_criteria FINAL WHERE entity_id = 'RENIEC' "
+                "AND criterion_id = 'E07-B1'"
+            )
+        )
+        assert evidence["QUARTER"] == (77.5, 310.0, 400.0, "MET")  # (40 + 270) / 400
+        assert evidence["YEAR"] == (82.0, 410.0, 500.0, "MET")  # October too
+        (quarter,) = reads.results(
+            client, db, "QUARTER", july, entity_id="RENIEC", standard="PUNTUALIDAD"
+        )
+        assert quarter.grain == "QUARTER" and quarter.period_start == july
+        assert reads.periods(client, db, "QUARTER") == [july]
+        assert reads.periods(client, db, "MONTH") == []

@@ -7,7 +7,7 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
-from pcm.monitoring.v1 import benchmark_pb2
+from pcm.monitoring.v1 import benchmark_pb2, common_pb2
 from pcm_benchmark.settings import BenchmarkSettings
 from pcm_benchmark.worker import Refresher
 from pcm_common.catalogues import Catalogues
@@ -51,7 +51,8 @@ def test_a_changed_kpi_is_reassessed_and_only_changes_are_published(
             refresher = Refresher(settings, catalogues, lambda _: [], producer, lambda: TODAY)
             first = refresher.run_once()
             per_result = len(catalogues.entities) * (len(catalogues.standards) + 1)
-            assert first == per_result  # the first pass publishes every result once
+            # The first pass publishes every result once: of the month, its quarter and year.
+            assert first == 3 * per_result
             assert refresher.run_once() == 0  # nothing changed: nothing reassessed
             seed("SUNARP", 70, 2, written + dt.timedelta(minutes=1))  # the processor updates
             changed = refresher.run_once()
@@ -60,13 +61,16 @@ def test_a_changed_kpi_is_reassessed_and_only_changes_are_published(
         topic = topic_for_domain("benchmark_result").name(settings.topic_prefix)
         published = read_envelopes(settings.kafka_bootstrap, topic, first + changed)
         assert len(published) == first + changed
-        latest: dict[tuple[str, str], benchmark_pb2.BenchmarkResult] = {}
+        latest: dict[tuple[str, str, int], benchmark_pb2.BenchmarkResult] = {}
         for key, envelope in published:
             result = envelope.benchmark_result
             assert key == result.entity_id.encode()
-            latest[(result.entity_id, result.standard_code)] = result
-        sunarp = latest[("SUNARP", "PUNTUALIDAD")]
-        assert sunarp.level == benchmark_pb2.STANDARD_LEVEL_BASICO  # 70 % within target now
-        # SUNARP's standard and overall changed, and the ranks it now ties or passes.
-        assert 2 <= changed < per_result
-        assert latest[("RENIEC", "PUNTUALIDAD")].level == benchmark_pb2.STANDARD_LEVEL_BASICO
+            latest[(result.entity_id, result.standard_code, result.grain)] = result
+        for grain in (common_pb2.GRAIN_MONTH, common_pb2.GRAIN_QUARTER, common_pb2.GRAIN_YEAR):
+            sunarp = latest[("SUNARP", "PUNTUALIDAD", grain)]
+            assert sunarp.level == benchmark_pb2.STANDARD_LEVEL_BASICO  # 70 % within target now
+            reniec = latest[("RENIEC", "PUNTUALIDAD", grain)]
+            assert reniec.level == benchmark_pb2.STANDARD_LEVEL_BASICO
+        # SUNARP's standard and overall changed, and the ranks it now ties or passes, in the
+        # month, its quarter and its year.
+        assert 6 <= changed < per_result

@@ -229,6 +229,23 @@ class Fn(StrEnum):
 
 _SAMPLED = frozenset({Fn.MEAN, Fn.P90, Fn.MAX})
 """Aggregates computed on a count of observations (their sample size)."""
+_ADDITIVE = frozenset({Fn.COUNT, Fn.COUNT_DISTINCT, Fn.SUM})
+"""Measures whose monthly numerators add up to the quarter's or year's (each counted id
+belongs to one month: the processor dates a ticket, a case's due date or an answer once)."""
+
+
+class Rollup(StrEnum):
+    """How a KPI's QUARTER and YEAR values follow from its MONTH values (the benchmark assesses
+    quarters and years from the processor's months)."""
+
+    SUM = "sum"
+    """Numerators and denominators added up: counts, sums, ratios of them, means (sum / n)."""
+    LAST = "last"
+    """The value of the period's last month: a snapshot at the period's close."""
+    MAX = "max"
+    """The highest monthly value (a level the entity held for a whole month of the period)."""
+    NONE = "none"
+    """Not derivable from months (a percentile): no evidence at QUARTER or YEAR."""
 
 
 FilterValue = bool | int | str | tuple[str, ...]
@@ -274,6 +291,10 @@ class Kpi(Record):
     ``insufficient_sample``. 0: always enough (counts, sums, levels)."""
     min_sample_source: Text | None = None
     """Where the minimum comes from (the rule behind it, for the analyst)."""
+    rollup: Rollup | None = None
+    """How QUARTER and YEAR follow from MONTH; unset: derived (``period_rollup``)."""
+    rollup_source: Text | None = None
+    """Why a declared rollup is right (required with ``rollup``)."""
     # Set on the per-driver KPIs the catalogue derives (SATISFACTION_PCT_TIEMPO, ...).
     driver: Code | None = None
     parent: Code | None = None
@@ -300,7 +321,30 @@ class Kpi(Record):
             raise FieldError(
                 "min_sample_source", "required with min_sample: say where it comes from"
             )
+        if self.rollup is not None and not self.rollup_source:
+            raise FieldError("rollup_source", "required with rollup: say why it holds")
+        if self.rollup is Rollup.SUM and self._derived_rollup() is not Rollup.SUM:
+            raise FieldError(
+                "rollup", "sum needs counts, sums or means over events (not a snapshot)"
+            )
         return self
+
+    def _derived_rollup(self) -> Rollup:
+        if self.basis == "period_close":
+            return Rollup.LAST
+        measures = [m for m in (self.aggregate, self.numerator, self.denominator) if m]
+        if all(m.fn in _ADDITIVE for m in measures):
+            return Rollup.SUM
+        if self.aggregate is not None and self.aggregate.fn is Fn.MEAN:
+            return Rollup.SUM  # stored as sum / n
+        return Rollup.NONE
+
+    @property
+    def period_rollup(self) -> Rollup:
+        """How QUARTER and YEAR values follow from MONTH values: declared, or derived (a
+        snapshot takes the last month; counts, sums, their ratios and means add up; the
+        rest cannot be derived)."""
+        return self.rollup or self._derived_rollup()
 
     @property
     def is_ratio(self) -> bool:
