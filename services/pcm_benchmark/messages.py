@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 from google.protobuf.timestamp_pb2 import Timestamp
-from pcm.monitoring.v1 import benchmark_pb2, common_pb2
+from pcm.monitoring.v1 import benchmark_pb2, benchmark_service_pb2, common_pb2
 
-from pcm_benchmark.reads import StoredCriterion, StoredResult
+from pcm_benchmark.reads import StoredCriterion, StoredResult, Trend
 
 GRAINS = {
     "MONTH": common_pb2.GRAIN_MONTH,
@@ -22,6 +22,11 @@ LEVELS = {
     "BASICO": benchmark_pb2.STANDARD_LEVEL_BASICO,
     "INTERMEDIO": benchmark_pb2.STANDARD_LEVEL_INTERMEDIO,
     "AVANZADO": benchmark_pb2.STANDARD_LEVEL_AVANZADO,
+}
+DIRECTIONS = {
+    name.removeprefix("TREND_DIRECTION_"): number
+    for name, number in benchmark_service_pb2.TrendDirection.items()
+    if number
 }
 OUTCOMES = {
     name.removeprefix("CRITERION_OUTCOME_"): number
@@ -84,3 +89,18 @@ def message_of(
         national_count=stored.national_count,
         national_percentile=stored.national_percentile,
     )
+
+
+def trend_message(trend: Trend) -> benchmark_service_pb2.ScoreTrend:
+    """A score's change against the period before and a year before, judged (``Trend``)."""
+    message = benchmark_service_pb2.ScoreTrend(
+        standard_code=trend.standard,
+        score=trend.score,
+        vs_previous=DIRECTIONS[Trend.direction(trend.period_over_period)],
+        vs_year_before=DIRECTIONS[Trend.direction(trend.year_over_year)],
+    )
+    if trend.previous is not None:
+        message.previous_score = trend.previous
+    if trend.year_before is not None:
+        message.year_before_score = trend.year_before
+    return message

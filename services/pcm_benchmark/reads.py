@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clickhouse_driver import Client
+from pcm_common.catalogues.models import add_months
 
 from pcm_benchmark.national import OVERALL
 
@@ -273,12 +274,13 @@ behind (a criterion of a three-criterion standard is 33 points: any single crite
 
 @dataclass(frozen=True)
 class Trend:
-    """An entity's score on a standard (or OVERALL) now, a month before and a year before (each
-    month under its newest catalogue version); None where it was not assessed."""
+    """An entity's score on a standard (or OVERALL) now, the period before and a year before
+    (each period under its newest catalogue version); None where it was not assessed."""
 
     standard: str
     score: float
-    month_before: float | None
+    previous: float | None
+    """The score of the period before (month, quarter or year)."""
     year_before: float | None
 
     @staticmethod
@@ -292,33 +294,39 @@ class Trend:
         return "STEADY"
 
     @property
-    def month_over_month(self) -> float | None:
-        return None if self.month_before is None else self.score - self.month_before
+    def period_over_period(self) -> float | None:
+        return None if self.previous is None else self.score - self.previous
 
     @property
     def year_over_year(self) -> float | None:
         return None if self.year_before is None else self.score - self.year_before
 
 
+def previous_start(grain: str, period: dt.date) -> dt.date:
+    """The start of the period of ``grain`` before the one starting on ``period``."""
+    return add_months(period, -{"MONTH": 1, "QUARTER": 3}.get(grain, 12))
+
+
 def trends(
     client: Client, database: str, grain: str, period: dt.date, entity_id: str
 ) -> list[Trend]:
-    """Month-over-month and year-over-year score changes of an entity, by standard."""
-    month_before = (period - dt.timedelta(days=1)).replace(day=1)
+    """Score changes of an entity by standard against the period before (the month, quarter or
+    year before) and the same period a year before."""
+    before = previous_start(grain, period)
     year_before = period.replace(year=period.year - 1)
     rows = client.execute(
         "SELECT period_start, standard, argMax(score, (computed_at, catalogue_version)) "
         f"FROM {database}.benchmark_results WHERE grain = %(grain)s "
         "AND entity_id = %(entity)s AND period_start IN %(periods)s "
         "GROUP BY period_start, standard",
-        {"grain": grain, "entity": entity_id, "periods": (period, month_before, year_before)},
+        {"grain": grain, "entity": entity_id, "periods": (period, before, year_before)},
     )
     scores = {(start, standard): float(score) for start, standard, score in rows}
     return [
         Trend(
             standard,
             score,
-            scores.get((month_before, standard)),
+            scores.get((before, standard)),
             scores.get((year_before, standard)),
         )
         for (start, standard), score in sorted(scores.items())

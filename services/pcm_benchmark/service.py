@@ -34,7 +34,7 @@ from pcm_common.validation import check_id
 from psycopg_pool import PoolTimeout
 
 from pcm_benchmark import reads
-from pcm_benchmark.messages import message_of
+from pcm_benchmark.messages import message_of, trend_message
 from pcm_benchmark.metrics import (
     AUTH_FAILURES,
     DENIED,
@@ -208,10 +208,15 @@ class BenchmarkServicer(benchmark_service_pb2_grpc.BenchmarkServiceServicer):
         by_standard: dict[str, list[reads.StoredCriterion]] = defaultdict(list)
         for criterion in evidence:
             by_standard[criterion.standard].append(criterion)
+        trends = self._results.run(reads.trends, period.grain, period.start, entity_id)
         return benchmark_service_pb2.GetEntityAssessmentResponse(
             results=[
                 message_of(r, by_standard.get(r.standard, ()), self._config.time_zone) for r in own
-            ]
+            ],
+            trends=sorted(
+                (trend_message(t) for t in trends),
+                key=lambda t: self._order.get(t.standard_code, len(self._order)),
+            ),
         )
 
     @observed

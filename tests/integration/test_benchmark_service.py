@@ -24,7 +24,7 @@ from pcm.monitoring.v1 import (
     improvement_plan_pb2,
     indicator_pb2,
 )
-from pcm_benchmark.job import assess_month
+from pcm_benchmark.job import assess_month, assess_period
 from pcm_benchmark.server import create_server
 from pcm_benchmark.settings import BenchmarkSettings
 from pcm_common.auth import Role, TokenStore
@@ -472,3 +472,27 @@ def test_plans_are_listed_by_role_filtered_and_paged(bench: Bench) -> None:
     assert bench.refused("ListPlans", "RENIEC", entity_id="ONP").code() == CODE.PERMISSION_DENIED
     garbage = bench.refused("ListPlans", "national", page_token="garbage")
     assert garbage.code() == CODE.INVALID_ARGUMENT
+
+
+def test_an_assessment_carries_its_trends_and_quarters_are_read_alike(
+    bench: Bench, catalogues: Catalogues
+) -> None:
+    september = dt.date(2026, 9, 1)
+    bench.insert_kpis([kpi_row("RENIEC", "SERVED_WITHIN_TARGET_PCT", 50, month=september)])
+    assess_month(bench.settings, catalogues, september, lambda _: [])
+    answer = bench.call("GetEntityAssessment", "RENIEC", period_start=midnight(OCTOBER))
+    trends = {t.standard_code: t for t in answer.trends}
+    assert list(trends) == [s.code for s in catalogues.standards] + ["OVERALL"]
+    on_time = trends["PUNTUALIDAD"]  # NONE (0) in September, AVANZADO (100) in October
+    assert (on_time.score, on_time.previous_score) == (100.0, 0.0)
+    assert on_time.vs_previous == benchmark_service_pb2.TREND_DIRECTION_IMPROVING
+    assert not on_time.HasField("year_before_score")  # October 2025 was never assessed
+    assert on_time.vs_year_before == benchmark_service_pb2.TREND_DIRECTION_UNKNOWN
+    # The fourth quarter, on its months so far (October): read by grain like a month.
+    assess_period(bench.settings, catalogues, "QUARTER", OCTOBER, lambda _: [])
+    quarter = bench.call("GetEntityAssessment", "RENIEC", grain=common_pb2.GRAIN_QUARTER)
+    result = next(r for r in quarter.results if r.standard_code == "PUNTUALIDAD")
+    assert result.grain == common_pb2.GRAIN_QUARTER and result.period_start == midnight(OCTOBER)
+    assert result.level == benchmark_pb2.STANDARD_LEVEL_AVANZADO
+    quarter_trend = next(t for t in quarter.trends if t.standard_code == "PUNTUALIDAD")
+    assert quarter_trend.vs_previous == benchmark_service_pb2.TREND_DIRECTION_UNKNOWN

@@ -79,4 +79,4 @@ def test_assessment_written_and_read_back(client: Any, catalogues: Catalogues) -
     (trend,) = [
         t for t in reads.trends(client, DB, "MONTH", OCTOBER, "RENIEC") if t.standard == OVERALL
     ]
-    assert trend.month_before is None and trend.year_before is None
+    assert trend.previous is None and trend.year_before is None

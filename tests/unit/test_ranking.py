@@ -41,4 +41,4 @@ def test_trend_directions_beyond_the_steady_band() -> None:
     assert Trend.direction(STEADY_POINTS + 0.1) == "IMPROVING"
     assert Trend.direction(-STEADY_POINTS - 0.1) == "FALLING_BEHIND"
     trend = Trend("PUNTUALIDAD", 50.0, 66.7, None)
-    assert trend.month_over_month == 50.0 - 66.7 and trend.year_over_year is None
+    assert trend.period_over_period == 50.0 - 66.7 and trend.year_over_year is None

@@ -684,10 +684,10 @@ def _changes_table(trends: Sequence[Trend], names: dict[str, str]) -> Table:
         (
             text(t.standard, labels.standard_name(t.standard, names)),
             _score(t.score),
-            _change(t.month_over_month),
+            _change(t.period_over_period),
             badge(
-                Trend.direction(t.month_over_month),
-                DIRECTIONS[Trend.direction(t.month_over_month)],
+                Trend.direction(t.period_over_period),
+                DIRECTIONS[Trend.direction(t.period_over_period)],
             ),
             _change(t.year_over_year),
             badge(

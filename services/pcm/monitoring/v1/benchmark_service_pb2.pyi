@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from pcm.monitoring.v1 import benchmark_pb2 as _benchmark_pb2
 from pcm.monitoring.v1 import common_pb2 as _common_pb2
 from pcm.monitoring.v1 import improvement_plan_pb2 as _improvement_plan_pb2
@@ -21,6 +22,35 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _TrendDirection:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TrendDirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TrendDirection.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TREND_DIRECTION_UNSPECIFIED: _TrendDirection.ValueType  # 0
+    TREND_DIRECTION_UNKNOWN: _TrendDirection.ValueType  # 1
+    """The earlier period was not assessed."""
+    TREND_DIRECTION_IMPROVING: _TrendDirection.ValueType  # 2
+    """More than 5 points better."""
+    TREND_DIRECTION_STEADY: _TrendDirection.ValueType  # 3
+    """Within 5 points."""
+    TREND_DIRECTION_FALLING_BEHIND: _TrendDirection.ValueType  # 4
+    """More than 5 points worse."""
+
+class TrendDirection(_TrendDirection, metaclass=_TrendDirectionEnumTypeWrapper): ...
+
+TREND_DIRECTION_UNSPECIFIED: TrendDirection.ValueType  # 0
+TREND_DIRECTION_UNKNOWN: TrendDirection.ValueType  # 1
+"""The earlier period was not assessed."""
+TREND_DIRECTION_IMPROVING: TrendDirection.ValueType  # 2
+"""More than 5 points better."""
+TREND_DIRECTION_STEADY: TrendDirection.ValueType  # 3
+"""Within 5 points."""
+TREND_DIRECTION_FALLING_BEHIND: TrendDirection.ValueType  # 4
+"""More than 5 points worse."""
+Global___TrendDirection: _TypeAlias = TrendDirection  # noqa: Y015
 
 @_typing.final
 class GetEntityAssessmentRequest(_message.Message):
@@ -57,24 +87,84 @@ class GetEntityAssessmentResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESULTS_FIELD_NUMBER: _builtins.int
+    TRENDS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[_benchmark_pb2.BenchmarkResult]:
         """One result per standard, then OVERALL (by standard code), with the criteria's evidence on
         each standard's result.
         """
 
+    @_builtins.property
+    def trends(self) -> _containers.RepeatedCompositeFieldContainer[Global___ScoreTrend]:
+        """The score's change per standard (and OVERALL) against the period before (the month,
+        quarter or year before) and the same period a year before, each under its newest
+        catalogue version.
+        """
+
     def __init__(
         self,
         *,
         results: _abc.Iterable[_benchmark_pb2.BenchmarkResult] | None = ...,
+        trends: _abc.Iterable[Global___ScoreTrend] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results", "trends", b"trends"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetEntityAssessmentResponse: _TypeAlias = GetEntityAssessmentResponse  # noqa: Y015
+
+@_typing.final
+class ScoreTrend(_message.Message):
+    """An entity's score on a standard now against two earlier periods of the same grain."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STANDARD_CODE_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_SCORE_FIELD_NUMBER: _builtins.int
+    YEAR_BEFORE_SCORE_FIELD_NUMBER: _builtins.int
+    VS_PREVIOUS_FIELD_NUMBER: _builtins.int
+    VS_YEAR_BEFORE_FIELD_NUMBER: _builtins.int
+    standard_code: _builtins.str
+    """The standard, or OVERALL."""
+    score: _builtins.float
+    """The score now (0..100)."""
+    previous_score: _builtins.float
+    """The score of the period before; unset when that period was not assessed."""
+    year_before_score: _builtins.float
+    """The score of the same period a year before; unset when it was not assessed."""
+    vs_previous: Global___TrendDirection.ValueType
+    """score - previous_score, judged: a change beyond the service's steady band (5 points)
+    improves or falls behind; UNKNOWN without previous_score.
+    """
+    vs_year_before: Global___TrendDirection.ValueType
+    """score - year_before_score, judged the same way."""
+    def __init__(
+        self,
+        *,
+        standard_code: _builtins.str = ...,
+        score: _builtins.float = ...,
+        previous_score: _builtins.float | None = ...,
+        year_before_score: _builtins.float | None = ...,
+        vs_previous: Global___TrendDirection.ValueType = ...,
+        vs_year_before: Global___TrendDirection.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_previous_score", b"_previous_score", "_year_before_score", b"_year_before_score", "previous_score", b"previous_score", "year_before_score", b"year_before_score"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_previous_score", b"_previous_score", "_year_before_score", b"_year_before_score", "previous_score", b"previous_score", "score", b"score", "standard_code", b"standard_code", "vs_previous", b"vs_previous", "vs_year_before", b"vs_year_before", "year_before_score", b"year_before_score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__previous_score: _TypeAlias = _typing.Literal["previous_score"]  # noqa: Y015
+    _WhichOneofArgType__previous_score: _TypeAlias = _typing.Literal["_previous_score", b"_previous_score"]  # noqa: Y015
+    _WhichOneofReturnType__year_before_score: _TypeAlias = _typing.Literal["year_before_score"]  # noqa: Y015
+    _WhichOneofArgType__year_before_score: _TypeAlias = _typing.Literal["_year_before_score", b"_year_before_score"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__previous_score) -> _WhichOneofReturnType__previous_score | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__year_before_score) -> _WhichOneofReturnType__year_before_score | None: ...
+
+Global___ScoreTrend: _TypeAlias = ScoreTrend  # noqa: Y015
 
 @_typing.final
 class ListPeerRankingRequest(_message.Message):
