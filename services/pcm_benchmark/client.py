@@ -3,7 +3,14 @@ while the answer says nothing was done)."""
 
 from __future__ import annotations
 
-from pcm.monitoring.v1 import benchmark_service_pb2, benchmark_service_pb2_grpc
+from collections.abc import Mapping
+
+from pcm.monitoring.v1 import (
+    benchmark_service_pb2,
+    benchmark_service_pb2_grpc,
+    catalogue_service_pb2,
+    catalogue_service_pb2_grpc,
+)
 from pcm_common.push.client import PushClient
 
 
@@ -27,5 +34,29 @@ class BenchmarkClient(PushClient):
         request = benchmark_service_pb2.GetPeerComparisonRequest(entity_id=entity_id)
         answer: benchmark_service_pb2.GetPeerComparisonResponse = self.call(
             self.stub.GetPeerComparison, request
+        )
+        return answer
+
+
+class CatalogueClient(PushClient):
+    """The CatalogueService beside the benchmark: publish (national role) and read versions."""
+
+    stub_type = catalogue_service_pb2_grpc.CatalogueServiceStub
+
+    def publish(
+        self, files: Mapping[str, str], author: str, note: str, validate_only: bool = False
+    ) -> catalogue_service_pb2.PublishCataloguesResponse:
+        """Validate and publish catalogue files (name -> YAML text), with who and why."""
+        request = catalogue_service_pb2.PublishCataloguesRequest(
+            files=[
+                catalogue_service_pb2.CatalogueFile(name=name, content=content)
+                for name, content in files.items()
+            ],
+            author=author,
+            note=note,
+            validate_only=validate_only,
+        )
+        answer: catalogue_service_pb2.PublishCataloguesResponse = self.call(
+            self.stub.PublishCatalogues, request
         )
         return answer

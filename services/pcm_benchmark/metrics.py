@@ -81,3 +81,7 @@ RESULTS_PUBLISHED = Counter(
     "pcm_benchmark_results_published_total",
     "BenchmarkResult events published because a level, score or rank changed.",
 )
+CATALOGUES_PUBLISHED = Counter(
+    "pcm_benchmark_catalogues_published_total",
+    "Catalogue versions newly published through the CatalogueService.",
+)

@@ -1,5 +1,6 @@
 """Composition root of the benchmark service (``pcm-benchmark serve``): settings, catalogues,
-ClickHouse (results, KPIs), the plan book (PostgreSQL), gRPC with health, reflection, optional
+ClickHouse (results, KPIs), the plan book and the catalogue registry (PostgreSQL), the
+BenchmarkService and the CatalogueService on one gRPC server with health, reflection, optional
 TLS, metrics and a graceful stop (``pcm_common.grpc_server.serve``)."""
 
 from __future__ import annotations
@@ -8,19 +9,26 @@ import datetime as dt
 from collections.abc import Callable
 
 import grpc
-from pcm.monitoring.v1 import benchmark_service_pb2, benchmark_service_pb2_grpc
+from pcm.monitoring.v1 import (
+    benchmark_service_pb2,
+    benchmark_service_pb2_grpc,
+    catalogue_service_pb2,
+    catalogue_service_pb2_grpc,
+)
 from pcm_common.catalogues import load_catalogues
 from pcm_common.clickhouse.client import connect as clickhouse
 from pcm_common.grpc_server import Lifecycle, ServerOptions, TlsFiles, serve
 from pcm_common.postgres.client import open_pool
 from pcm_common.push.wiring import token_store
 
+from pcm_benchmark.catalogue_service import CatalogueServicer
 from pcm_benchmark.metrics import UNDECODABLE
 from pcm_benchmark.plans_book import PlanBook
 from pcm_benchmark.service import BenchmarkServicer, ResultStore, ServiceConfig
 from pcm_benchmark.settings import BenchmarkSettings
 
 SERVICE = benchmark_service_pb2.DESCRIPTOR.services_by_name["BenchmarkService"]
+CATALOGUE_SERVICE = catalogue_service_pb2.DESCRIPTOR.services_by_name["CatalogueService"]
 
 
 def lifecycle(
@@ -30,8 +38,9 @@ def lifecycle(
     """How the service runs; ``now`` is the clock plans are judged by (tests move it)."""
     catalogues = load_catalogues(settings.catalogue_dir)
     connections = open_pool(settings, settings.benchmark_workers + 1, "pcm-benchmark")
+    tokens = token_store(settings)
     servicer = BenchmarkServicer(
-        token_store(settings),
+        tokens,
         catalogues,
         ResultStore(lambda: clickhouse(settings), settings.clickhouse_database),
         PlanBook(connections),
@@ -44,6 +53,9 @@ def lifecycle(
         ),
         now,
     )
+    publishing = CatalogueServicer(
+        tokens, catalogues, connections, settings.benchmark_retry_after_s
+    )
     return Lifecycle(
         name="pcm-benchmark",
         options=ServerOptions(
@@ -55,9 +67,12 @@ def lifecycle(
         registrars=[
             lambda server: benchmark_service_pb2_grpc.add_BenchmarkServiceServicer_to_server(
                 servicer, server
-            )
+            ),
+            lambda server: catalogue_service_pb2_grpc.add_CatalogueServiceServicer_to_server(
+                publishing, server
+            ),
         ],
-        service_names=[SERVICE.full_name],
+        service_names=[SERVICE.full_name, CATALOGUE_SERVICE.full_name],
         undecodable=UNDECODABLE,
         metrics_port=settings.benchmark_metrics_port,
         metrics_host=settings.metrics_host,

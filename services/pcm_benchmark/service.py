@@ -11,7 +11,6 @@ plans (review access); anything else is PERMISSION_DENIED with its ErrorReason.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import threading
 import time
 from collections import defaultdict
@@ -21,22 +20,20 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import grpc
-import psycopg
 from clickhouse_driver import Client
 from clickhouse_driver.errors import Error as ClickHouseError
 from pcm.monitoring.v1 import benchmark_service_pb2, benchmark_service_pb2_grpc, common_pb2
 from pcm_common.auth import Access, Principal, Role, TokenStore, authorize, denial_message
 from pcm_common.catalogues import Catalogues
 from pcm_common.catalogues.models import period_start as period_of
-from pcm_common.grpc_server import abort_with, authenticate
+from pcm_common.grpc_server import abort_with
 from pcm_common.push.reading import invalid_argument, page_size
 from pcm_common.validation import check_id
-from psycopg_pool import PoolTimeout
 
 from pcm_benchmark import reads
+from pcm_benchmark.guard import Guarded, StoreDown, observed, status_name
 from pcm_benchmark.messages import message_of, trend_message
 from pcm_benchmark.metrics import (
-    AUTH_FAILURES,
     DENIED,
     PLAN_CHANGES,
     PLAN_MOVES_REFUSED,
@@ -44,7 +41,6 @@ from pcm_benchmark.metrics import (
     REQUEST_SECONDS,
     REQUESTS,
     RESULTS_EXPORTED,
-    STORE_ERRORS,
 )
 from pcm_benchmark.national import OVERALL
 from pcm_benchmark.plan_kpis import LatestKpi, latest_kpis
@@ -71,16 +67,7 @@ GRAINS: dict[int, str] = {
     common_pb2.GRAIN_QUARTER: "QUARTER",
     common_pb2.GRAIN_YEAR: "YEAR",
 }
-STORE_UNAVAILABLE = "ERROR_REASON_STORE_UNAVAILABLE"
 T = TypeVar("T")
-
-
-class StoreDown(Exception):
-    """A store did not answer: the call is UNAVAILABLE (retry)."""
-
-    def __init__(self, store: str, message: str) -> None:
-        super().__init__(message)
-        self.store = store
 
 
 class ResultStore:
@@ -122,53 +109,7 @@ class Period:
     version: str
 
 
-def observed(method: Callable[..., T]) -> Callable[..., T]:
-    """Count and time a unary method; a store that did not answer ends it UNAVAILABLE."""
-    name = method.__name__
-
-    @functools.wraps(method)
-    def wrapper(self: BenchmarkServicer, request: Any, context: grpc.ServicerContext) -> T:
-        started = time.perf_counter()
-        try:
-            with self.stores(context):
-                return method(self, request, context)
-        finally:
-            REQUEST_SECONDS.labels(method=name).observe(time.perf_counter() - started)
-            REQUESTS.labels(method=name, code=_code(context)).inc()
-
-    return wrapper
-
-
-def _code(context: grpc.ServicerContext) -> str:
-    code = getattr(context, "code", lambda: None)()
-    return "OK" if code is None else str(code.name)
-
-
-class _Stores:
-    """Turns a store failure into UNAVAILABLE with a retry hint (a context manager)."""
-
-    def __init__(self, context: grpc.ServicerContext, retry_after_s: float) -> None:
-        self._context = context
-        self._retry_after_s = retry_after_s
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: Any, error: BaseException | None, trace: Any) -> None:
-        if isinstance(error, (psycopg.OperationalError, PoolTimeout)):
-            error = StoreDown("postgres", "plan store (PostgreSQL) unavailable")
-        if isinstance(error, StoreDown):
-            STORE_ERRORS.labels(store=error.store).inc()
-            abort_with(
-                self._context,
-                grpc.StatusCode.UNAVAILABLE,
-                STORE_UNAVAILABLE,
-                f"{error}; retry (retry after {self._retry_after_s:g} s)",
-                retry_after_s=self._retry_after_s,
-            )
-
-
-class BenchmarkServicer(benchmark_service_pb2_grpc.BenchmarkServiceServicer):
+class BenchmarkServicer(Guarded, benchmark_service_pb2_grpc.BenchmarkServiceServicer):
     def __init__(
         self,
         tokens: TokenStore,
@@ -178,7 +119,7 @@ class BenchmarkServicer(benchmark_service_pb2_grpc.BenchmarkServiceServicer):
         config: ServiceConfig,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
-        self._tokens = tokens
+        super().__init__(tokens, config.retry_after_s)
         self._catalogues = catalogues
         self._results = results
         self._book = book
@@ -187,9 +128,6 @@ class BenchmarkServicer(benchmark_service_pb2_grpc.BenchmarkServiceServicer):
         self._now = now
         self._order = {s.code: n for n, s in enumerate(catalogues.standards)}
         self._order[OVERALL] = len(self._order)
-
-    def stores(self, context: grpc.ServicerContext) -> _Stores:
-        return _Stores(context, self._config.retry_after_s)
 
     # --- results -------------------------------------------------------------------------
 
@@ -225,7 +163,7 @@ class BenchmarkServicer(benchmark_service_pb2_grpc.BenchmarkServiceServicer):
         request: benchmark_service_pb2.ListPeerRankingRequest,
         context: grpc.ServicerContext,
     ) -> benchmark_service_pb2.ListPeerRankingResponse:
-        self._national(context, "list rankings")
+        self._national_only(context, "list rankings")
         standard = request.standard_code or OVERALL
         if standard not in self._order:
             invalid_argument(context, f"standard_code: {standard[:40]!r} is not a standard")
@@ -261,7 +199,7 @@ class BenchmarkServicer(benchmark_service_pb2_grpc.BenchmarkServiceServicer):
         started = time.perf_counter()
         try:
             with self.stores(context):
-                self._national(context, "export results")
+                self._national_only(context, "export results")
                 period = self._period(context, request.grain, request, "period_start")
                 found = self._results.run(
                     reads.results, period.grain, period.start, version=period.version
@@ -273,7 +211,7 @@ class BenchmarkServicer(benchmark_service_pb2_grpc.BenchmarkServiceServicer):
                 )
         finally:
             REQUEST_SECONDS.labels(method="ExportResults").observe(time.perf_counter() - started)
-            REQUESTS.labels(method="ExportResults", code=_code(context)).inc()
+            REQUESTS.labels(method="ExportResults", code=status_name(context)).inc()
 
     @observed
     def GetPeerComparison(  # noqa: N802 (gRPC method name)
@@ -574,9 +512,6 @@ class BenchmarkServicer(benchmark_service_pb2_grpc.BenchmarkServiceServicer):
 
     # --- who may -------------------------------------------------------------------------
 
-    def _caller(self, context: grpc.ServicerContext) -> Principal:
-        return authenticate(context, self._tokens, AUTH_FAILURES)
-
     def _authorize(
         self, context: grpc.ServicerContext, principal: Principal, access: Access, entity_id: str
     ) -> None:
@@ -608,19 +543,10 @@ class BenchmarkServicer(benchmark_service_pb2_grpc.BenchmarkServiceServicer):
             invalid_argument(context, "entity_id: required")
         return principal
 
-    def _national(self, context: grpc.ServicerContext, what: str) -> Principal:
-        principal = self._caller(context)
-        if principal.role is not Role.NATIONAL:
-            reason = "ERROR_REASON_ROLE_NOT_ALLOWED"
-            DENIED.labels(reason=reason).inc()
-            abort_with(
-                context,
-                grpc.StatusCode.PERMISSION_DENIED,
-                reason,
-                f"only the national role may {what}; a {principal.role.value} credential may "
-                "read its own results (GetEntityAssessment, GetPeerComparison)",
-            )
-        return principal
+    def _national_only(self, context: grpc.ServicerContext, what: str) -> Principal:
+        return self._national(
+            context, what, "read its own results (GetEntityAssessment, GetPeerComparison)"
+        )
 
 
 def _actor(principal: Principal) -> Actor:

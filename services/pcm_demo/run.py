@@ -31,7 +31,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaAdminClient
 from pcm.monitoring.v1 import benchmark_pb2, benchmark_service_pb2, common_pb2
 from pcm_benchmark import reads
-from pcm_benchmark.client import BenchmarkClient
+from pcm_benchmark.client import BenchmarkClient, CatalogueClient
 from pcm_benchmark.job import summary
 from pcm_common import domains
 from pcm_common.auth import ROLE_HOLDERS, Role, TokenStore
@@ -161,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         surveys_report(settings)
         satisfaction_report(settings, catalogues, args.out)
         benchmark_report(settings, catalogues, tokens, services, args.out)
+        catalogues_report(catalogues, national)
     finally:
         if not args.keep_running:
             step(7, "stopping the services")
@@ -529,6 +530,24 @@ def benchmark_report(
         f"{out / 'national.token'} or an entity's in {out / 'entity-tokens.json'} "
         "(with --keep-running it stays up)"
     )
+
+
+def catalogues_report(catalogues: Catalogues, national_token: str) -> None:
+    """The oversight body publishes the catalogues in force through the CatalogueService."""
+    files = {
+        name: (catalogues.directory / f"{name}.yaml").read_text(encoding="utf-8")
+        for name in catalogues.versions
+    }
+    client = CatalogueClient(BENCHMARK_TARGET, national_token)
+    try:
+        answer = client.publish(files, "Demo SGP", "Catálogos del demo")
+    finally:
+        client.close()
+    published = ", ".join(
+        f"{c.catalogue} {c.version}{'' if c.newly_published else ' (already)'}"
+        for c in answer.catalogues
+    )
+    print(f"      Catalogues published by the national role (CatalogueService): {published}")
 
 
 def peer_lines(view: benchmark_service_pb2.GetPeerComparisonResponse) -> list[str]:

@@ -20,6 +20,8 @@ from pcm.monitoring.v1 import (
     benchmark_pb2,
     benchmark_service_pb2,
     benchmark_service_pb2_grpc,
+    catalogue_service_pb2,
+    catalogue_service_pb2_grpc,
     common_pb2,
     improvement_plan_pb2,
     indicator_pb2,
@@ -496,3 +498,113 @@ def test_an_assessment_carries_its_trends_and_quarters_are_read_alike(
     assert result.level == benchmark_pb2.STANDARD_LEVEL_AVANZADO
     quarter_trend = next(t for t in quarter.trends if t.standard_code == "PUNTUALIDAD")
     assert quarter_trend.vs_previous == benchmark_service_pb2.TREND_DIRECTION_UNKNOWN
+
+
+# --- CatalogueService (served beside the BenchmarkService) ---------------------------------
+
+
+def publish(bench: Bench, token: str, **fields: Any) -> Any:
+    stub = catalogue_service_pb2_grpc.CatalogueServiceStub(bench.channel)
+    metadata = (("authorization", f"Bearer {bench.tokens[token]}"),)
+    if "ListCatalogueVersions" in fields.pop("method", ""):
+        request = catalogue_service_pb2.ListCatalogueVersionsRequest(**fields)
+        return stub.ListCatalogueVersions(request, metadata=metadata, timeout=30)
+    request = catalogue_service_pb2.PublishCataloguesRequest(**fields)
+    return stub.PublishCatalogues(request, metadata=metadata, timeout=30)
+
+
+def kpis_file(catalogues: Catalogues, version: str, edit: str = "") -> Any:
+    text = (catalogues.directory / "kpis.yaml").read_text(encoding="utf-8")
+    old = catalogues.versions["kpis"]
+    text = text.replace(f'version: "{old}"', f'version: "{version}"', 1) + edit
+    return catalogue_service_pb2.CatalogueFile(name="kpis", content=text)
+
+
+def recorded(bench: Bench) -> list[tuple[str, str, str, str]]:
+    with postgres(bench.settings) as conn:
+        rows = conn.execute(
+            "SELECT catalogue, version, author, note FROM catalogue_versions ORDER BY 1, 2"
+        ).fetchall()
+    return [tuple(str(v) for v in row) for row in rows]  # type: ignore[misc]
+
+
+def test_the_national_role_publishes_a_catalogue_version_through_the_api(
+    bench: Bench, catalogues: Catalogues
+) -> None:
+    # An entity may read the rules but not publish them.
+    denied = pytest.raises(grpc.RpcError)
+    with denied as caught:
+        publish(bench, "RENIEC", files=[kpis_file(catalogues, "2099.1")], author="A", note="N")
+    assert caught.value.code() == CODE.PERMISSION_DENIED
+    # A dry run answers as if and records nothing.
+    dry = publish(
+        bench,
+        "national",
+        files=[kpis_file(catalogues, "2099.1")],
+        author="Ana Quispe",
+        note="Umbrales 2099",
+        validate_only=True,
+    )
+    kpis = next(c for c in dry.catalogues if c.catalogue == "kpis")
+    assert kpis.version == "2099.1" and not kpis.newly_published
+    assert not kpis.HasField("published_at")
+    assert recorded(bench) == []
+    # Published: the file sent and the service's own others, with the author and credential.
+    done = publish(
+        bench,
+        "national",
+        files=[kpis_file(catalogues, "2099.1")],
+        author="Ana Quispe",
+        note="Umbrales 2099",
+    )
+    assert {c.catalogue: c.newly_published for c in done.catalogues} == dict.fromkeys(
+        catalogues.versions, True
+    )
+    rows = recorded(bench)
+    assert ("kpis", "2099.1", "Ana Quispe (PCM-SGP)", "Umbrales 2099") in rows
+    assert len(rows) == len(catalogues.versions)
+    again = publish(
+        bench, "national", files=[kpis_file(catalogues, "2099.1")], author="B", note="again"
+    )
+    assert not any(c.newly_published for c in again.catalogues)  # nothing new: unchanged
+    # Anyone authenticated reads the history.
+    listed = publish(bench, "SUNARP", method="ListCatalogueVersions", catalogue="kpis")
+    assert [(v.version, v.author) for v in listed.versions] == [("2099.1", "Ana Quispe (PCM-SGP)")]
+
+
+def test_a_catalogue_that_would_not_load_or_reuses_a_version_is_refused(
+    bench: Bench, catalogues: Catalogues
+) -> None:
+    def refused(**fields: Any) -> grpc.RpcError:
+        with pytest.raises(grpc.RpcError) as caught:
+            publish(bench, "national", author="Ana Quispe", note="prueba", **fields)
+        return caught.value
+
+    before = recorded(bench)
+    broken = kpis_file(catalogues, "2099.2", edit="\n  - code: lowercase_code\n")
+    error = refused(files=[broken])
+    assert error.code() == CODE.INVALID_ARGUMENT
+    assert error.details().startswith("files[kpis]")
+    standards = (catalogues.directory / "standards.yaml").read_text(encoding="utf-8")
+    unknown_kpi = standards.replace("kpi: SERVED_WITHIN_TARGET_PCT", "kpi: NO_SUCH_KPI", 1)
+    orphan = catalogue_service_pb2.CatalogueFile(
+        name="standards",
+        content=unknown_kpi.replace(
+            f'version: "{catalogues.versions["standards"]}"', 'version: "2099.9"', 1
+        ),
+    )
+    error = refused(files=[orphan])
+    assert error.code() == CODE.INVALID_ARGUMENT and "NO_SUCH_KPI" in error.details()
+    # The version in force, edited: refused (the running platform assesses with its own copy).
+    edited = kpis_file(catalogues, catalogues.versions["kpis"], edit="\n# otra nota\n")
+    error = refused(files=[edited])
+    assert error.code() == CODE.INVALID_ARGUMENT and "new version" in error.details()
+    assert refused(files=[]).details().startswith("files:")
+    assert (
+        refused(files=[kpis_file(catalogues, "2099.3")] * 2).details().startswith("files[1].name")
+    )
+    assert recorded(bench) == before  # nothing recorded by any refusal
+    # A published version's content is forever: other content under it is ALREADY_EXISTS.
+    publish(bench, "national", files=[kpis_file(catalogues, "2099.4")], author="A", note="N")
+    error = refused(files=[kpis_file(catalogues, "2099.4", edit="\n# cambiado\n")])
+    assert error.code() == CODE.ALREADY_EXISTS and error.details().startswith("files[kpis]")

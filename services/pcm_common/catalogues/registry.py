@@ -32,41 +32,66 @@ class PublishedVersion:
     """Published by this call (False: it was already, with the same content)."""
 
 
+class VersionTaken(CatalogueError):
+    """The version is already published with other content (a version names one content)."""
+
+
+class _NothingRecorded(Exception):
+    """Ends a validate-only publication's transaction: everything it wrote is rolled back."""
+
+
 def publish(
-    conn: psycopg.Connection[tuple[object, ...]], catalogues: Catalogues, author: str, note: str
+    conn: psycopg.Connection[tuple[object, ...]],
+    catalogues: Catalogues,
+    author: str,
+    note: str,
+    validate_only: bool = False,
 ) -> list[PublishedVersion]:
-    """Record every versioned catalogue file of ``catalogues`` (already validated by loading)."""
+    """Record every versioned catalogue file of ``catalogues`` (already validated by loading);
+    ``validate_only``: answer as if, and record nothing."""
     if not author.strip() or not note.strip():
         raise ValueError("author and note are required: say who publishes and why")
+    try:
+        with conn.transaction():
+            published = _record(conn, catalogues, author, note)
+            if validate_only:
+                raise _NothingRecorded
+    except _NothingRecorded:
+        pass
+    return published
+
+
+def _record(
+    conn: psycopg.Connection[tuple[object, ...]], catalogues: Catalogues, author: str, note: str
+) -> list[PublishedVersion]:
     published = []
-    with conn.transaction():
-        for name, version in sorted(catalogues.versions.items()):
-            path = catalogues.directory / f"{name}.yaml"
-            content = path.read_text(encoding="utf-8")
-            digest = hashlib.sha256(content.encode()).hexdigest()
-            row = conn.execute(
-                "INSERT INTO catalogue_versions "
-                "(catalogue, version, sha256, content, author, note) VALUES "
-                "(%s, %s, %s, %s, %s, %s) ON CONFLICT (catalogue, version) DO NOTHING "
-                "RETURNING published_at",
-                (name, version, digest, content, author.strip(), note.strip()),
-            ).fetchone()
-            if row is not None:
-                published.append(
-                    PublishedVersion(name, version, digest, author, note, _aware(row[0]), True)
-                )
-                continue
-            existing = _version(conn, name, version)
-            if existing.sha256 != digest:
-                raise CatalogueError(
-                    path,
-                    None,
-                    "version",
-                    f"{version} is already published with other content "
-                    f"(on {existing.published_at:%Y-%m-%d} by {existing.author}): "
-                    "give the new content a new version",
-                )
-            published.append(existing)
+    for name, version in sorted(catalogues.versions.items()):
+        path = catalogues.directory / f"{name}.yaml"
+        content = path.read_text(encoding="utf-8")
+        digest = hashlib.sha256(content.encode()).hexdigest()
+        row = conn.execute(
+            "INSERT INTO catalogue_versions "
+            "(catalogue, version, sha256, content, author, note) VALUES "
+            "(%s, %s, %s, %s, %s, %s) ON CONFLICT (catalogue, version) DO NOTHING "
+            "RETURNING published_at",
+            (name, version, digest, content, author.strip(), note.strip()),
+        ).fetchone()
+        if row is not None:
+            published.append(
+                PublishedVersion(name, version, digest, author, note, _aware(row[0]), True)
+            )
+            continue
+        existing = _version(conn, name, version)
+        if existing.sha256 != digest:
+            raise VersionTaken(
+                path,
+                None,
+                "version",
+                f"{version} is already published with other content "
+                f"(on {existing.published_at:%Y-%m-%d} by {existing.author}): "
+                "give the new content a new version",
+            )
+        published.append(existing)
     return published
 
 
