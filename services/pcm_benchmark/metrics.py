@@ -77,6 +77,10 @@ LAST_REFRESH = Gauge(
     "pcm_benchmark_last_refresh_timestamp_seconds",
     "When the worker last finished a pass without error (unix time).",
 )
+WORKER_LEADER = Gauge(
+    "pcm_benchmark_worker_leader",
+    "1 on the worker replica holding the refresh lock (it alone refreshes), else 0.",
+)
 RESULTS_PUBLISHED = Counter(
     "pcm_benchmark_results_published_total",
     "BenchmarkResult events published because a level, score or rank changed.",

@@ -10,8 +10,9 @@ publishes on ``pcm.benchmark-result.v1`` the results whose level, score or rank 
 entity).
 
 A restart republishes each result once (the worker remembers what it published only in
-memory): consumers keep the newest per key, as with the KPI topic. Run one replica: a second
-would do the same work twice, harmlessly.
+memory): consumers keep the newest per key, as with the KPI topic. Replicas elect one leader
+(a PostgreSQL session advisory lock, ``pcm_common.postgres.leader``): it alone refreshes; a
+standby takes over within a pass of the leader's death (its first pass republishes once).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
+import psycopg
 from clickhouse_driver import Client
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm_common.catalogues import Catalogues, load_catalogues
@@ -34,6 +36,7 @@ from pcm_common.kafka.envelope import wrap
 from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
+from pcm_common.postgres.leader import LeaderLock
 from pcm_common.startup import retrying
 from pcm_indicators.client import IndicatorsClient
 from prometheus_client import start_http_server
@@ -46,6 +49,7 @@ from pcm_benchmark.metrics import (
     REFRESH_SECONDS,
     REFRESHES,
     RESULTS_PUBLISHED,
+    WORKER_LEADER,
 )
 from pcm_benchmark.national import Result
 from pcm_benchmark.settings import BenchmarkSettings
@@ -198,16 +202,33 @@ def run_worker(settings: BenchmarkSettings) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    lock = LeaderLock(settings, "pcm-benchmark-worker")
     try:
         while not stop.is_set():
-            try:
-                published = refresher.run_once()
-                if published:
-                    log.info("benchmark refreshed", published=published)
-            except Exception:  # a store or the indicators service down: retried next pass
-                REFRESH_ERRORS.inc()
-                log.exception("benchmark refresh failed")
+            refresh_as_leader(lock, refresher)
             stop.wait(settings.benchmark_refresh_s)
     finally:
+        lock.release()
+        WORKER_LEADER.set(0)
         producer.close()
         indicators.close()
+
+
+def refresh_as_leader(lock: LeaderLock, refresher: Refresher) -> None:
+    """One pass if this replica leads (takes the lock when free); a standby only waits."""
+    try:
+        leading = lock.alive() or lock.held()
+    except psycopg.Error as error:  # PostgreSQL down: nobody can prove leadership
+        lock.release()
+        leading = False
+        log.warning("benchmark worker: leader lock unavailable", error=str(error))
+    WORKER_LEADER.set(1 if leading else 0)
+    if not leading:
+        return
+    try:
+        published = refresher.run_once()
+        if published:
+            log.info("benchmark refreshed", published=published)
+    except Exception:  # a store or the indicators service down: retried next pass
+        REFRESH_ERRORS.inc()
+        log.exception("benchmark refresh failed")

@@ -19,7 +19,6 @@ The table must have the columns of ``OUTBOX_COLUMNS`` (see pcm_complaints/migrat
 
 from __future__ import annotations
 
-import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +32,7 @@ from psycopg_pool import ConnectionPool
 
 from pcm_common.kafka.producer import BrokerUnavailable, EventProducer
 from pcm_common.logging import get_logger
-from pcm_common.postgres.client import connect
+from pcm_common.postgres.leader import LeaderLock
 from pcm_common.settings import Settings
 
 log = get_logger(__name__)
@@ -179,7 +178,7 @@ class OutboxWorker:
     ) -> None:
         self._settings = settings
         self._name = name
-        self._lock = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        self._lock = LeaderLock(settings, name)
         self._relay = relay
         self._outbox = outbox
         self._metrics = metrics
@@ -190,7 +189,6 @@ class OutboxWorker:
         self._idle_s = idle_s
         self._on_stop = on_stop
         self.stopping = threading.Event()
-        self._leader: psycopg.Connection[TupleRow] | None = None
 
     def run(self) -> None:
         while not self.stopping.is_set():
@@ -220,22 +218,17 @@ class OutboxWorker:
 
     def _lead(self) -> bool:
         """Hold the leader lock on a connection of our own (released if it dies)."""
-        if self._leader is not None and not self._leader.closed:
+        if self._lock.connection is not None and not self._lock.connection.closed:
             return True
-        conn = connect(self._settings, autocommit=True, application_name=self._name)
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self._lock,)).fetchone()
-        if row is None or not row[0]:
-            conn.close()
+        if not self._lock.held():
             return False
-        conn.execute(f"LISTEN {self._outbox.channel}")
-        self._leader = conn
+        assert self._lock.connection is not None
+        self._lock.connection.execute(f"LISTEN {self._outbox.channel}")
         log.info("worker leads", worker=self._name)
         return True
 
     def _drop_leadership(self) -> None:
-        if self._leader is not None:
-            self._leader.close()
-            self._leader = None
+        self._lock.release()
         # Only the leader reports: a former leader's figures would go stale (and keep alerts
         # firing that the new leader already cleared).
         self._metrics.leader.set(0)
@@ -262,9 +255,9 @@ class OutboxWorker:
         self._relay.refresh_gauges()
 
     def _wait_for_commits(self) -> None:
-        assert self._leader is not None
+        assert self._lock.connection is not None
         # Also proves the leader connection alive: a dead one raises and leadership is dropped.
-        for _ in self._leader.notifies(timeout=self._idle_s, stop_after=1):
+        for _ in self._lock.connection.notifies(timeout=self._idle_s, stop_after=1):
             pass
 
 

@@ -1,5 +1,5 @@
-"""The refresh worker on the real ClickHouse and Kafka: a changed KPI is reassessed on the next
-pass and only the results that changed are published."""
+"""The refresh worker on the real ClickHouse, Kafka and PostgreSQL: a changed KPI is reassessed on
+the next pass and only the results that changed are published; replicas elect one leader."""
 
 from __future__ import annotations
 
@@ -9,16 +9,20 @@ from zoneinfo import ZoneInfo
 import pytest
 from pcm.monitoring.v1 import benchmark_pb2, common_pb2
 from pcm_benchmark.settings import BenchmarkSettings
-from pcm_benchmark.worker import Refresher
+from pcm_benchmark.worker import Refresher, refresh_as_leader
 from pcm_common.catalogues import Catalogues
 from pcm_common.clickhouse.client import connect
 from pcm_common.clickhouse.migrate import migrate
 from pcm_common.kafka.admin import ensure_topics
 from pcm_common.kafka.producer import AcknowledgedProducer
 from pcm_common.kafka.topics import topic_for_domain
+from pcm_common.postgres.client import connect as postgres
+from pcm_common.postgres.leader import LeaderLock
 from pcm_testkit.isolation import isolated
 from pcm_testkit.kafka import read_envelopes
 from pcm_testkit.kpis import kpi_value_row
+from pcm_testkit.waiting import wait_until
+from prometheus_client import REGISTRY
 
 pytestmark = pytest.mark.integration
 
@@ -74,3 +78,43 @@ def test_a_changed_kpi_is_reassessed_and_only_changes_are_published(
         # SUNARP's standard and overall changed, and the ranks it now ties or passes, in the
         # month, its quarter and its year.
         assert 6 <= changed < per_result
+
+
+class CountingRefresher:
+    """Stands in for the Refresher: counts the passes it was asked for."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+
+    def run_once(self) -> int:
+        self.passes += 1
+        return 0
+
+
+def test_replicas_elect_one_leader_and_a_standby_takes_over_when_it_dies() -> None:
+    with isolated("benchleader") as shared:
+        settings = BenchmarkSettings(**shared.model_dump())
+        first, second = LeaderLock(settings, "w"), LeaderLock(settings, "w")
+        leading, standby = CountingRefresher(), CountingRefresher()
+        try:
+            for _ in range(3):
+                refresh_as_leader(first, leading)  # type: ignore[arg-type]
+                refresh_as_leader(second, standby)  # type: ignore[arg-type]
+            assert (leading.passes, standby.passes) == (3, 0)
+            assert REGISTRY.get_sample_value("pcm_benchmark_worker_leader") == 0  # the last call
+            # The leader's session dies (a kill -9, a network cut): PostgreSQL drops its lock.
+            assert first.connection is not None
+            pid = first.connection.info.backend_pid
+            with postgres(settings, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            wait_until(
+                lambda: (refresh_as_leader(second, standby), standby.passes)[1] > 0,
+                10,
+                "the standby did not take over",
+            )
+            assert REGISTRY.get_sample_value("pcm_benchmark_worker_leader") == 1
+            refresh_as_leader(first, leading)  # the old leader finds its lock gone: standby now
+            assert leading.passes == 3
+        finally:
+            first.release()
+            second.release()

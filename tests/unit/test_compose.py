@@ -41,7 +41,7 @@ SURVEYS_SERVICES = {"surveys": ("postgres",), "surveys-worker": ("kafka", "postg
 # publishes to Kafka; the dashboard reads what the gRPC service's migrations made.
 BENCHMARK_SERVICES = {
     "benchmark": ("clickhouse", "postgres"),
-    "benchmark-worker": ("clickhouse", "indicators", "kafka", "processor"),
+    "benchmark-worker": ("clickhouse", "indicators", "kafka", "postgres", "processor"),
     "benchmark-web": ("benchmark", "clickhouse", "postgres"),
 }
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|PEPPER|TOKEN|_KEY$", re.IGNORECASE)
@@ -231,7 +231,7 @@ def test_benchmark_worker_reads_the_indicators_with_a_national_token_from_env(
     worker = compose["services"]["benchmark-worker"]
     assert worker["command"] == ["pcm-benchmark", "work"]
     assert "secrets" not in worker and "ports" not in worker
-    assert "deploy" not in worker  # one replica: it takes no lock
+    assert "deploy" not in worker  # one replica by default (scale it for a standby)
     env = worker["environment"]
     indicators = compose["services"]["indicators"]
     port = indicators["environment"]["PCM_INDICATORS_ADDRESS"].rsplit(":", 1)[1]

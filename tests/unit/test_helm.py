@@ -366,7 +366,7 @@ def test_production_objects(production: list[Manifest]) -> None:
     assert one(production, "Deployment", "surveys")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "surveys-worker")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "benchmark")["spec"]["replicas"] == 3
-    assert one(production, "Deployment", "benchmark-worker")["spec"]["replicas"] == 1
+    assert one(production, "Deployment", "benchmark-worker")["spec"]["replicas"] == 2
     assert one(production, "Deployment", WEB)["spec"]["replicas"] == 2
 
 
@@ -981,11 +981,12 @@ def test_benchmark_tls_from_a_secret(production: list[Manifest]) -> None:
         assert container[probe]["tcpSocket"] == {"port": "grpc"}
 
 
-def test_benchmark_worker_runs_alone_with_a_national_token(default: list[Manifest]) -> None:
+def test_benchmark_worker_runs_a_leader_and_a_standby_with_a_national_token(
+    default: list[Manifest],
+) -> None:
     deployment = one(default, "Deployment", "benchmark-worker")
-    # No lock: one replica, and a rollout never runs two side by side.
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # A leader and a standby (the lock in PostgreSQL).
+    assert deployment["spec"]["replicas"] == 2
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["pcm-benchmark", "work"]
     assert [(p["name"], p["containerPort"]) for p in container["ports"]] == [("metrics", 9110)]
@@ -996,8 +997,9 @@ def test_benchmark_worker_runs_alone_with_a_national_token(default: list[Manifes
         "key": "token",
     }
     assert "secretKeyRef" in env["PCM_CLICKHOUSE_PASSWORD"]["valueFrom"]
-    # No PostgreSQL, no token store: it reads KPIs and writes results in ClickHouse only.
-    assert not {"PCM_POSTGRES_PASSWORD", "PCM_TOKEN_FILE"} & env.keys()
+    # PostgreSQL for the leader lock; no token store (it holds a token, it checks none).
+    assert "secretKeyRef" in env["PCM_POSTGRES_PASSWORD"]["valueFrom"]
+    assert "PCM_TOKEN_FILE" not in env
     # The indicators service of the same release, on its gRPC port.
     indicators = one(default, "Service", "indicators")
     host, port = env["PCM_BENCHMARK_INDICATORS_TARGET"]["value"].rsplit(":", 1)
@@ -1029,8 +1031,8 @@ def test_benchmark_worker_indicators_target_can_be_set(helm_env: dict[str, str])
     assert env["PCM_BENCHMARK_INDICATORS_TARGET"]["value"] == "indicators.other.svc:50053"
 
 
-def test_benchmark_worker_refuses_a_second_replica(helm_env: dict[str, str]) -> None:
-    result = template(helm_env, ["--set", "benchmarkWorker.replicaCount=2"])
+def test_benchmark_worker_refuses_a_negative_replica_count(helm_env: dict[str, str]) -> None:
+    result = template(helm_env, ["--set", "benchmarkWorker.replicaCount=-1"])
     assert result.returncode != 0
     assert "benchmarkWorker.replicaCount" in result.stderr
 

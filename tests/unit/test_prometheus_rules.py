@@ -115,6 +115,7 @@ def test_benchmark_alerts_read_declared_metrics_of_scraped_jobs() -> None:
         "BenchmarkWorkerDown",
         "BenchmarkResultsStale",
         "BenchmarkRefreshFailing",
+        "BenchmarkNoWorkerLeader",
     }
     for alert, expr in alerts.items():
         used = set(re.findall(r"pcm_benchmark_[a-z_]+", expr))
