@@ -1,7 +1,7 @@
 """The dashboard in a real browser (Debian's headless Chromium, driven by Playwright) on the real
-ClickHouse: two assessed months seeded as the processor and the benchmark job write them, the
-pages checked for what they show, who may see them, their CSV downloads, and with axe-core for
-zero WCAG 2.1 A/AA violations. Screenshots go to .stack/artefacts/browser/."""
+ClickHouse: two assessed months, two quarters and a year seeded as the processor and the benchmark
+job write them, the pages checked for what they show, who may see them, their CSV downloads, and
+with axe-core for zero WCAG 2.1 A/AA violations. Screenshots go to .stack/artefacts/browser/."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp import web
 from pcm.monitoring.v1 import indicator_pb2
-from pcm_benchmark.job import assess_month
+from pcm_benchmark.job import assess_month, assess_period
 from pcm_benchmark.settings import BenchmarkSettings
 from pcm_benchmark.web.app import Dashboard, create_app
 from pcm_benchmark.web.data import Reader
@@ -53,6 +53,7 @@ CHROMIUM_ARGS = [
 ]
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 LIMA = ZoneInfo("America/Lima")
+JULY, AUGUST = dt.date(2026, 7, 1), dt.date(2026, 8, 1)
 SEPTEMBER, OCTOBER = dt.date(2026, 9, 1), dt.date(2026, 10, 1)
 HIGH_DEMAND = "ORGANISMO_NACIONAL_ALTA_DEMANDA"
 
@@ -61,6 +62,10 @@ SERVED = {
     SEPTEMBER: {"RENIEC": 70, "SUNARP": 95, "ONP": 85, "ESSALUD": 50, "SUNAT": 92, "MINSA": 65},
     OCTOBER: {"RENIEC": 95, "SUNARP": 85, "ONP": 62, "ESSALUD": 91, "SUNAT": 81, "MINSA": 70},
 }
+# July and August are not assessed on their own: they make the third quarter unlike any month
+# (SUNARP 81.7 % there, ONP 93 % and first in punctuality).
+EARLIER = {"RENIEC": 70, "SUNARP": 75, "ONP": 97, "ESSALUD": 60, "SUNAT": 88, "MINSA": 66}
+QUARTER_SERVED = {JULY: EARLIER, AUGUST: EARLIER, **SERVED}
 
 
 def kpi_row(
@@ -86,7 +91,7 @@ def kpi_row(
 
 def seeded_rows() -> list[dict[str, object]]:
     rows = []
-    for month, served in SERVED.items():
+    for month, served in QUARTER_SERVED.items():
         for entity, value in served.items():
             rows += [
                 kpi_row(entity, "SERVED_WITHIN_TARGET_PCT", value, month),
@@ -157,6 +162,13 @@ def site(
         )
         for month in SERVED:
             assess_month(settings, catalogues, month, no_reports)
+        # The third quarter is over; the fourth and the year are assessed on their months so
+        # far, as the worker does.
+        assess_period(settings, catalogues, "QUARTER", JULY, no_reports)
+        assess_period(settings, catalogues, "QUARTER", OCTOBER, no_reports, through=OCTOBER)
+        assess_period(
+            settings, catalogues, "YEAR", dt.date(2026, 1, 1), no_reports, through=OCTOBER
+        )
         store = TokenStore(tokens_file, reload_interval_s=0.0)
         national = store.issue("PCM-SGP", Role.NATIONAL, "dashboard test")
         reniec = store.issue("RENIEC")
@@ -330,6 +342,34 @@ def test_overview_shows_distribution_ranking_and_movers(
     down = page.locator("table", has=page.locator("caption", has_text="más bajan"))
     assert "▼ baja" in down.inner_text()
     assert_accessible(page, "overview")
+    # Every grain's periods in one selector, grouped; a quarter is chosen like a month.
+    chooser = page.get_by_label("Periodo evaluado")
+    groups = chooser.locator("optgroup").evaluate_all("groups => groups.map(g => g.label)")
+    assert groups == ["Meses", "Trimestres", "Años"]
+    assert chooser.locator("option").all_inner_texts() == [
+        "octubre de 2026",
+        "septiembre de 2026",
+        "4.º trimestre de 2026",
+        "3.er trimestre de 2026",
+        "año 2026",
+    ]
+    chooser.select_option("2026-T4")
+    page.get_by_role("button", name="Aplicar").click()
+    page.wait_for_url("**periodo=2026-T4**")
+    assert "4.º trimestre de 2026" in page.get_by_role("heading", level=1).inner_text()
+    assert chooser.locator("option:checked").inner_text() == "4.º trimestre de 2026"
+    # The movers compare with the quarter before, not with September.
+    movers = page.locator("section", has=page.locator("#movimientos-titulo"))
+    assert "3.er trimestre de 2026" in movers.locator("p").first.inner_text()
+    assert "Puesto anterior (3.er trimestre de 2026)" in movers.inner_text()
+    # Links to the other pages keep the quarter.
+    sunarp = page.get_by_role("link", name=catalogues.entity("SUNARP").name).first
+    assert sunarp.get_attribute("href") == "/entidad/SUNARP?periodo=2026-T4"
+    standard = page.get_by_role("link", name=re.compile(r"Puntualidad")).first
+    assert standard.get_attribute("href") == "/estandar/PUNTUALIDAD?periodo=2026-T4"
+    home = page.get_by_role("navigation").get_by_role("link", name="Panorama nacional")
+    assert home.get_attribute("href") == "/nacional?periodo=2026-T4"
+    assert_accessible(page, "overview-quarter")
 
 
 def test_filters_change_the_ranking(
@@ -380,6 +420,18 @@ def test_csv_export_has_the_rows_shown(
     assert answer.headers["content-disposition"].startswith(
         'attachment; filename="nacional-ranking-2026-10.csv"'
     )
+    # The third quarter's ranking: ONP first (93 % within target over July to September), last
+    # but one in October.
+    quarter = context.request.get(
+        f"{site.url}/nacional?periodo=2026-T3&estandar=PUNTUALIDAD&descargar=ranking"
+    )
+    assert 'filename="nacional-ranking-2026-T3.csv"' in quarter.headers["content-disposition"]
+    ranked = list(csv.DictReader(io.StringIO(quarter.body().decode("utf-8-sig"))))
+    assert (ranked[0]["entity_id"], ranked[0]["national_rank"], ranked[0]["level"]) == (
+        "ONP",
+        "1",
+        "INTERMEDIO",
+    )
 
 
 def test_standard_page(context: BrowserContext, site: Site, catalogues: Catalogues) -> None:
@@ -392,6 +444,15 @@ def test_standard_page(context: BrowserContext, site: Site, catalogues: Catalogu
     assert criteria.locator("tbody tr").count() == sum(len(c) for c in standard.levels.values())
     assert ranking_entities(page)[0] == catalogues.entity("RENIEC").name
     assert_accessible(page, "standard")
+    page.goto(f"{site.url}/estandar/PUNTUALIDAD?periodo=2026-T3")
+    assert "3.er trimestre de 2026" in page.get_by_role("heading", level=1).inner_text()
+    assert ranking_entities(page)[0] == catalogues.entity("ONP").name
+    onp = page.get_by_role("link", name=catalogues.entity("ONP").name)
+    assert onp.get_attribute("href") == "/entidad/ONP?periodo=2026-T3"
+    # A malformed period, or one never assessed, is not found, whatever its grain.
+    for asked in ("2026-13", "2026-T5", "2026-t3", "octubre", "2026-T1", "2025", "2026-08"):
+        answer = context.request.get(f"{site.url}/estandar/PUNTUALIDAD?periodo={asked}")
+        assert answer.status == 404, asked
 
 
 def test_entity_page_shows_gaps_trends_and_plans(
@@ -429,6 +490,42 @@ def test_entity_page_shows_gaps_trends_and_plans(
         in page.locator("table", has=page.locator("caption", has_text="pares")).inner_text()
     )
     assert_accessible(page, "entity")
+    # The fourth quarter, compared with the third (three criteria met, 50 points), where
+    # October was compared with September: Puntualidad improves instead of falling behind.
+    page.get_by_label("Periodo evaluado").select_option(label="4.º trimestre de 2026")
+    page.get_by_role("button", name="Ver periodo").click()
+    page.wait_for_url("**/entidad/SUNARP?periodo=2026-T4")
+    assert "4.º trimestre de 2026" in page.get_by_role("heading", level=1).inner_text()
+    changes = page.locator("table", has=page.locator("caption", has_text="Cambio de puntaje"))
+    assert "frente al periodo anterior (3.er trimestre de 2026)" in changes.inner_text()
+    row = changes.locator("tbody tr", has=page.locator("th, td", has_text="Puntualidad"))
+    assert "Mejora" in row.inner_text()
+    # The KPI charts stay monthly, and say so.
+    captions = page.locator("#tendencias-titulo ~ .figures figcaption").all_inner_texts()
+    assert captions and all("serie mensual" in c for c in captions)
+    mine = page.get_by_role("navigation").get_by_role("link", name="Mi entidad")
+    assert mine.get_attribute("href") == "/entidad/SUNARP?periodo=2026-T4"
+    with page.expect_download() as downloading:
+        page.get_by_role("link", name=re.compile(r"^Descargar CSV\W+Cambio de puntaje")).click()
+    download = downloading.value
+    assert download.suggested_filename == "entidad-SUNARP-cambios-2026-T4.csv"
+    text = Path(download.path()).read_text("utf-8-sig")
+    assert text.splitlines()[0] == (
+        "standard,score,change_vs_previous,trend_vs_previous,change_vs_year_before,"
+        "trend_vs_year_before"
+    )
+    punctuality_change = next(
+        r for r in csv.DictReader(io.StringIO(text)) if r["standard"] == "PUNTUALIDAD"
+    )
+    assert punctuality_change["change_vs_previous"] == "16.7"
+    assert punctuality_change["trend_vs_previous"] == "IMPROVING"
+    assert punctuality_change["trend_vs_year_before"] == "UNKNOWN"
+    assert_accessible(page, "entity-quarter")
+    # The third quarter's own evidence: 81.7 % within target over July to September.
+    page.goto(f"{site.url}/entidad/SUNARP?periodo=2026-T3")
+    punctuality = page.locator("section.standard", has=page.locator("#st-PUNTUALIDAD"))
+    evidence = punctuality.locator("table", has=page.locator("caption", has_text="Evidencia"))
+    assert "81,7" in evidence.locator("tr", has_text="E07-A1").inner_text()
 
 
 def test_an_entity_session_is_refused_other_pages(context: BrowserContext, site: Site) -> None:

@@ -31,8 +31,9 @@ from pcm_common.clickhouse.client import connect
 from pcm_common.logging import get_logger
 
 from pcm_benchmark.settings import BenchmarkSettings
-from pcm_benchmark.web import labels, pages
+from pcm_benchmark.web import pages
 from pcm_benchmark.web.data import Reader, StoreUnavailable
+from pcm_benchmark.web.periods import Period
 from pcm_benchmark.web.plans import PlanLister, no_plan_book, plan_book_lister
 from pcm_benchmark.web.sessions import COOKIE, Session, SessionStore
 from pcm_benchmark.web.tables import to_csv
@@ -83,7 +84,6 @@ class Dashboard:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.templates.filters["month"] = labels.month
         self.standards = [(s.code, f"{s.number}. {s.name}") for s in catalogues.standards]
 
     # --- sessions ----------------------------------------------------------------------------
@@ -126,8 +126,14 @@ class Dashboard:
 
     # --- rendering ---------------------------------------------------------------------------
     def render(
-        self, request: web.Request, template: str, status: int = 200, **context: Any
+        self,
+        request: web.Request,
+        template: str,
+        status: int = 200,
+        nav_query: str = "",
+        **context: Any,
     ) -> web.Response:
+        """``nav_query``: what the navigation links keep of this page's query (its period)."""
         session: Session | None = request.get(SESSION)
         principal = session.principal if session else None
         body = self.templates.get_template(template).render(
@@ -136,6 +142,7 @@ class Dashboard:
             notice=request.get(NOTICE, ""),
             standards_nav=self.standards,
             path=request.path,
+            nav_query=nav_query,
             **context,
         )
         return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
@@ -365,8 +372,8 @@ async def _show(request: web.Request, build: Callable[[], pages.Page], slug: str
         if table is None:
             raise pages.NotFound(wanted)
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{slug}-{wanted}")
-        if period is not None:
-            name += f"-{period:%Y-%m}"
+        if isinstance(period, Period):
+            name += f"-{period.value}"
         return web.Response(
             body=to_csv(table),
             content_type="text/csv",
@@ -381,8 +388,14 @@ async def _show(request: web.Request, build: Callable[[], pages.Page], slug: str
     def csv_url(key: str) -> str:
         return f"{request.path}?{urlencode({**query, 'descargar': key})}"
 
+    # A period chosen on one page stays chosen on the pages the navigation leads to.
+    nav_query = (
+        f"?{urlencode({'periodo': period.value})}"
+        if isinstance(period, Period) and query.get("periodo")
+        else ""
+    )
     context: dict[str, Any] = {**page.context, "title": page.title, "tables": page.tables}
-    return dashboard.render(request, page.template, csv_url=csv_url, **context)
+    return dashboard.render(request, page.template, nav_query=nav_query, csv_url=csv_url, **context)
 
 
 async def overview(request: web.Request) -> web.StreamResponse:

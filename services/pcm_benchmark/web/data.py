@@ -1,7 +1,8 @@
-"""What the dashboard reads from ClickHouse: the benchmark results through ``reads.py``, and the
-KPI series an entity page charts (``kpi_values``, entity level, newest version), which
-``reads.py`` does not have. Blocking calls, made from the request's worker thread; each thread
-keeps its own client (clickhouse-driver clients are not thread-safe)."""
+"""What the dashboard reads from ClickHouse: the benchmark results through ``reads.py``; and what
+``reads.py`` does not have: the assessed periods of every grain at once, and the KPI series an
+entity page charts (``kpi_values``, entity level, newest version). Blocking calls, made from the
+request's worker thread; each thread keeps its own client (clickhouse-driver clients are not
+thread-safe)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from clickhouse_driver.errors import Error as ClickHouseError
 
 from pcm_benchmark import reads
 from pcm_benchmark.reads import StoredCriterion, StoredResult
+from pcm_benchmark.web.periods import GRAINS, Period, ordered
 
-GRAIN = "MONTH"
 T = TypeVar("T")
 
 
@@ -56,13 +57,21 @@ class Reader:
             self._local.client = None  # reconnect on the next call
             raise StoreUnavailable(type(error).__name__) from error
 
-    def periods(self) -> list[dt.date]:
-        """Assessed months, newest first."""
-        return self._call(lambda c: reads.periods(c, self._database, GRAIN))
+    def periods(self) -> list[Period]:
+        """Every assessed month, quarter and year (``periods.ordered``), read at once: the
+        period selector lists all three grains on every page."""
+        rows = self._call(
+            lambda c: c.execute(
+                f"SELECT DISTINCT grain, period_start FROM {self._database}.benchmark_results "
+                "WHERE grain IN %(grains)s",
+                {"grains": GRAINS},
+            )
+        )
+        return ordered(Period(grain, start) for grain, start in rows)
 
     def results(
         self,
-        period: dt.date,
+        period: Period,
         *,
         standard: str | None = None,
         entity_id: str | None = None,
@@ -72,8 +81,8 @@ class Reader:
             lambda c: reads.results(
                 c,
                 self._database,
-                GRAIN,
-                period,
+                period.grain,
+                period.start,
                 standard=standard,
                 entity_id=entity_id,
                 peer_group=peer_group,
@@ -82,7 +91,7 @@ class Reader:
 
     def level_counts(
         self,
-        period: dt.date,
+        period: Period,
         *,
         entity_ids: Sequence[str] | None = None,
         peer_group: str | None = None,
@@ -94,31 +103,35 @@ class Reader:
             lambda c: reads.level_counts(
                 c,
                 self._database,
-                GRAIN,
-                period,
+                period.grain,
+                period.start,
                 entity_ids=entity_ids,
                 peer_group=peer_group,
             )
         )
 
-    def score_trends(self, period: dt.date, entity_id: str) -> list[reads.Trend]:
-        return self._call(lambda c: reads.trends(c, self._database, GRAIN, period, entity_id))
+    def score_trends(self, period: Period, entity_id: str) -> list[reads.Trend]:
+        return self._call(
+            lambda c: reads.trends(c, self._database, period.grain, period.start, entity_id)
+        )
 
     def score_distributions(
-        self, period: dt.date, version: str, peer_group: str
+        self, period: Period, version: str, peer_group: str
     ) -> dict[str, reads.StoredDistribution]:
         """The peer group's stored distribution of each standard's scores (OVERALL included),
         computed with the assessment by the catalogue's nearest-rank rule."""
         found = self._call(
             lambda c: reads.distributions(
-                c, self._database, GRAIN, period, version, peer_group, "standard"
+                c, self._database, period.grain, period.start, version, peer_group, "standard"
             )
         )
         return {d.measure: d for d in found}
 
-    def criteria(self, period: dt.date, version: str, entity_id: str) -> list[StoredCriterion]:
+    def criteria(self, period: Period, version: str, entity_id: str) -> list[StoredCriterion]:
         return self._call(
-            lambda c: reads.criteria(c, self._database, GRAIN, period, version, entity_id)
+            lambda c: reads.criteria(
+                c, self._database, period.grain, period.start, version, entity_id
+            )
         )
 
     def kpi_series(

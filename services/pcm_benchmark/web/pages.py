@@ -26,6 +26,13 @@ from pcm_benchmark.reads import (
 from pcm_benchmark.web import labels
 from pcm_benchmark.web.charts import Bar, Point, bar_chart, line_chart
 from pcm_benchmark.web.data import KpiPoint, Reader
+from pcm_benchmark.web.periods import (
+    GRAINS,
+    GROUP_LABELS,
+    MalformedPeriod,
+    Period,
+    previous_assessed,
+)
 from pcm_benchmark.web.plans import Plan, PlanLister, PlansUnavailable
 from pcm_benchmark.web.tables import Cell, Table, badge, number, text
 
@@ -45,6 +52,12 @@ class Option:
     value: str
     label: str
     selected: bool = False
+
+
+@dataclass(frozen=True)
+class OptionGroup:
+    label: str
+    options: list[Option]
 
 
 @dataclass(frozen=True)
@@ -142,22 +155,32 @@ def filter_controls(catalogues: Catalogues, filters: Filters) -> list[dict[str, 
     ]
 
 
-def chosen_period(reader: Reader, asked: str | None) -> tuple[dt.date | None, list[dt.date]]:
-    """The month asked for (``periodo=YYYY-MM``) or the newest assessed one."""
+def chosen_period(reader: Reader, asked: str | None) -> tuple[Period | None, list[Period]]:
+    """The period asked for (``periodo``: ``2026-10``, ``2026-T4`` or ``2026``), or by default
+    the newest assessed month (the newest period of another grain when no month was assessed).
+    A malformed or never assessed period is not found, alike."""
     periods = reader.periods()
     if not asked:
         return (periods[0] if periods else None), periods
     try:
-        month = dt.date.fromisoformat(f"{asked}-01")
-    except ValueError as error:
+        period = Period.parse(asked)
+    except MalformedPeriod as error:
         raise NotFound(f"periodo {asked!r}") from error
-    if month not in periods:
+    if period not in periods:
         raise NotFound(f"periodo {asked}")
-    return month, periods
+    return period, periods
 
 
-def period_options(periods: Sequence[dt.date], chosen: dt.date | None) -> list[Option]:
-    return [Option(f"{p:%Y-%m}", labels.month(p), p == chosen) for p in periods]
+def period_groups(periods: Sequence[Period], chosen: Period | None) -> list[OptionGroup]:
+    """The period selector's choices, one group per grain that has an assessed period."""
+    return [
+        OptionGroup(
+            GROUP_LABELS[grain],
+            [Option(p.value, p.label, p == chosen) for p in periods if p.grain == grain],
+        )
+        for grain in GRAINS
+        if any(p.grain == grain for p in periods)
+    ]
 
 
 # --- shared pieces ----------------------------------------------------------------------------
@@ -175,8 +198,8 @@ def _ladder(catalogues: Catalogues) -> list[str]:
     return [NONE, *catalogues.standard_levels]
 
 
-def entity_href(entity_id: str, period: dt.date) -> str:
-    return f"/entidad/{entity_id}?{urlencode({'periodo': f'{period:%Y-%m}'})}"
+def entity_href(entity_id: str, period: Period) -> str:
+    return f"/entidad/{entity_id}?{urlencode({'periodo': period.value})}"
 
 
 def _rounded(value: float | None, digits: int = 1) -> float | None:
@@ -246,7 +269,7 @@ def ranking_table(
     caption: str,
     results: Sequence[StoredResult],
     catalogues: Catalogues,
-    period: dt.date,
+    period: Period,
 ) -> Table:
     groups = {g.code: g.name for g in catalogues.peer_groups}
     regions = {r.code: r.name for r in catalogues.regions}
@@ -313,8 +336,8 @@ def movers_tables(
     current: Sequence[StoredResult],
     previous: Sequence[StoredResult],
     catalogues: Catalogues,
-    period: dt.date,
-    before: dt.date,
+    period: Period,
+    before: Period,
 ) -> tuple[Table, Table]:
     then = {r.entity_id: r.national_rank for r in previous if r.national_rank}
     moves = [
@@ -345,7 +368,7 @@ def movers_tables(
         return Table(
             key,
             caption,
-            ("Entidad", f"Puesto en {labels.month(before)}", "Puesto actual", "Cambio"),
+            ("Entidad", f"Puesto anterior ({before.label})", "Puesto actual", "Cambio"),
             rows,
             csv_headers=("entity_id", "previous_rank", "rank", "change"),
             empty="Ninguna entidad cambió de puesto en este sentido.",
@@ -370,7 +393,7 @@ def overview(reader: Reader, catalogues: Catalogues, query: Mapping[str, str]) -
     page = Page("Panorama nacional", "overview.html")
     page.context |= {
         "period": period,
-        "periods": period_options(periods, period),
+        "periods": period_groups(periods, period),
         "filters": filter_controls(catalogues, filters),
         "filtered": filters.active,
         "standard": standard,
@@ -388,7 +411,7 @@ def overview(reader: Reader, catalogues: Catalogues, query: Mapping[str, str]) -
     distribution = page.add(
         distribution_table(
             "distribucion",
-            f"Entidades por nivel alcanzado y estándar, {labels.month(period)}",
+            f"Entidades por nivel alcanzado y estándar, {period.label}",
             reader.level_counts(period, entity_ids=admitted_ids),
             catalogues,
         )
@@ -402,17 +425,17 @@ def overview(reader: Reader, catalogues: Catalogues, query: Mapping[str, str]) -
     page.add(
         ranking_table(
             "ranking",
-            f"Ranking: {labels.standard_name(standard, names)}, {labels.month(period)}",
+            f"Ranking: {labels.standard_name(standard, names)}, {period.label}",
             chosen,
             catalogues,
             period,
         )
     )
-    older = [p for p in periods if p < period]
-    page.context["previous"] = older[0] if older else None
-    if older:
-        previous = reader.results(older[0], standard=standard)
-        up, down = movers_tables(chosen, previous, catalogues, period, older[0])
+    before = previous_assessed(period, periods)
+    page.context["previous"] = before
+    if before is not None:
+        previous = reader.results(before, standard=standard)
+        up, down = movers_tables(chosen, previous, catalogues, period, before)
         page.add(up)
         page.add(down)
     return page
@@ -434,7 +457,7 @@ def standard_page(
     page.context |= {
         "standard": standard,
         "period": period,
-        "periods": period_options(periods, period),
+        "periods": period_groups(periods, period),
         "filters": filter_controls(catalogues, filters),
         "filtered": filters.active,
     }
@@ -476,7 +499,7 @@ def standard_page(
     distribution = page.add(
         distribution_table(
             "distribucion",
-            f"Entidades por nivel, {labels.month(period)}",
+            f"Entidades por nivel, {period.label}",
             level_counts_of(admitted),
             catalogues,
         )
@@ -485,7 +508,7 @@ def standard_page(
     page.add(
         ranking_table(
             "ranking",
-            f"Ranking del estándar, {labels.month(period)}",
+            f"Ranking del estándar, {period.label}",
             admitted,
             catalogues,
             period,
@@ -562,7 +585,7 @@ def entity_page(
         "sector": labels.code_label(entity.sector),
         "government_level": labels.GOVERNMENT_LEVELS[entity.government_level.value],
         "period": period,
-        "periods": period_options(periods, period),
+        "periods": period_groups(periods, period),
         "national": national,
     }
     try:
@@ -570,7 +593,7 @@ def entity_page(
     except PlansUnavailable:
         plans, plans_failed = [], True
     if period is None:
-        _plans(page, reader, entity_id, period, plans, plans_failed)
+        _plans(page, reader, entity_id, None, None, plans, plans_failed)
         return page
     own = reader.results(period, entity_id=entity_id)
     by_standard = {r.standard: r for r in own}
@@ -579,7 +602,7 @@ def entity_page(
     if overall is not None:
         page.context["overall_level"] = labels.level(overall.level)
     page.add(_results_table(own, catalogues, names))
-    page.add(_changes_table(reader.score_trends(period, entity_id), names))
+    page.add(_changes_table(reader.score_trends(period, entity_id), names, period))
     version = overall.catalogue_version if overall else (own[0].catalogue_version if own else "")
     criteria = reader.criteria(period, version, entity_id) if version else []
     sections = []
@@ -601,12 +624,27 @@ def entity_page(
             }
         )
     page.context["sections"] = sections
-    _trends(page, reader, catalogues, entity_id, period)
-    _overdue(page, reader, entity_id, period)
-    _satisfaction(page, reader, catalogues, entity_id, period)
+    # KPIs are computed per month only: the sections built on them show the period's months.
+    month = period.closing_month(periods)
+    page.context["monthly_note"] = (
+        ""
+        if period.grain == "MONTH"
+        else f"Los KPI se calculan solo por mes: para el {period.label} esta sección muestra "
+        f"los {TREND_MONTHS} meses hasta {labels.month(month)}, su mes más reciente."
+    )
+    _trends(page, reader, catalogues, entity_id, period, month)
+    _overdue(page, reader, entity_id, period, month)
+    _satisfaction(page, reader, catalogues, entity_id, period, month)
     _peers(page, reader, catalogues, entity, period, by_standard)
-    _plans(page, reader, entity_id, period, plans, plans_failed)
+    _plans(page, reader, entity_id, period, month, plans, plans_failed)
     return page
+
+
+def _month_of(period: Period, month: dt.date) -> str:
+    """The month standing for the period, named; for a quarter or a year, said to be so."""
+    if period.grain == "MONTH":
+        return labels.month(month)
+    return f"{labels.month(month)} (el mes más reciente del {period.label})"
 
 
 def _results_table(
@@ -678,8 +716,9 @@ def _change(change: float | None) -> Cell:
     return number(round(change, 1), f"+{shown}" if change > 0 else shown)
 
 
-def _changes_table(trends: Sequence[Trend], names: dict[str, str]) -> Table:
-    """Score changes against the month before and the same month a year before."""
+def _changes_table(trends: Sequence[Trend], names: dict[str, str], period: Period) -> Table:
+    """Score changes against the period before (month, quarter or year) and the same period a
+    year before; for a year the two are the same year."""
     rows = tuple(
         (
             text(t.standard, labels.standard_name(t.standard, names)),
@@ -699,24 +738,26 @@ def _changes_table(trends: Sequence[Trend], names: dict[str, str]) -> Table:
     )
     return Table(
         "cambios",
-        f"Cambio de puntaje: frente al mes anterior y al mismo mes del año anterior (más de "
-        f"{labels.number(STEADY_POINTS)} puntos: mejora o retrocede)",
+        f"Cambio de puntaje frente al periodo anterior ({period.previous().label}) y al mismo "
+        f"periodo del año anterior ({period.year_before().label}); más de "
+        f"{labels.number(STEADY_POINTS)} puntos: mejora o retrocede",
         (
             "Estándar",
             "Puntaje",
-            "Cambio mensual",
-            "Tendencia mensual",
-            "Cambio anual",
-            "Tendencia anual",
+            "Cambio frente al periodo anterior",
+            "Tendencia frente al periodo anterior",
+            "Cambio frente al año anterior",
+            "Tendencia frente al año anterior",
         ),
         rows,
+        # One spelling for every grain, so a CSV reader need not know which one it got.
         csv_headers=(
             "standard",
             "score",
-            "month_over_month",
-            "month_trend",
-            "year_over_year",
-            "year_trend",
+            "change_vs_previous",
+            "trend_vs_previous",
+            "change_vs_year_before",
+            "trend_vs_year_before",
         ),
     )
 
@@ -853,11 +894,18 @@ def _short_month(day: dt.date) -> str:
 
 
 def _trends(
-    page: Page, reader: Reader, catalogues: Catalogues, entity_id: str, period: dt.date
+    page: Page,
+    reader: Reader,
+    catalogues: Catalogues,
+    entity_id: str,
+    period: Period,
+    month: dt.date,
 ) -> None:
-    first = add_months(period, -(TREND_MONTHS - 1))
+    """The KPIs' monthly series over the 12 months up to ``month`` (the period's, when it is a
+    quarter or a year: there are no quarterly or yearly KPI values to chart)."""
+    first = add_months(month, -(TREND_MONTHS - 1))
     months = [add_months(first, i) for i in range(TREND_MONTHS)]
-    series = reader.kpi_series(entity_id, labels.TREND_KPIS, "MONTH", first, add_months(period, 1))
+    series = reader.kpi_series(entity_id, labels.TREND_KPIS, "MONTH", first, add_months(month, 1))
     figures = []
     columns: list[dict[dt.date, KpiPoint]] = []
     for i, code in enumerate(labels.TREND_KPIS):
@@ -874,13 +922,23 @@ def _trends(
         ]
         known = [p for p in points if p.value is not None]
         described = "; ".join(f"{p.label}: {p.shown} %" for p in known) if known else "sin datos"
-        title = f"{kpi.name} (%), últimos {TREND_MONTHS} meses"
+        title = (
+            f"{kpi.name} (%), últimos {TREND_MONTHS} meses"
+            if period.grain == "MONTH"
+            else f"{kpi.name} (%), {TREND_MONTHS} meses hasta {labels.month(month)}"
+        )
+        caption = (
+            title
+            if period.grain == "MONTH"
+            else f"{title}: serie mensual, porque los KPI se calculan por mes y no por "
+            f"{period.noun}"
+        )
         figures.append(
             Figure(
                 line_chart(
                     f"tendencia-{i}", title, f"Valores mensuales: {described}.", points, 100, ""
                 ),
-                title,
+                caption,
             )
         )
     page.context["trend_figures"] = figures
@@ -913,21 +971,22 @@ def _trends(
     )
 
 
-def _overdue(page: Page, reader: Reader, entity_id: str, period: dt.date) -> None:
-    end = add_months(period, 1)
-    first = add_months(period, -(TREND_MONTHS - 1))
-    daily = reader.kpi_series(entity_id, [labels.OVERDUE_KPI], "DAY", period, end)[
+def _overdue(page: Page, reader: Reader, entity_id: str, period: Period, month: dt.date) -> None:
+    """The overdue complaints at each day's close in ``month`` and at each month's close."""
+    end = add_months(month, 1)
+    first = add_months(month, -(TREND_MONTHS - 1))
+    daily = reader.kpi_series(entity_id, [labels.OVERDUE_KPI], "DAY", month, end)[
         labels.OVERDUE_KPI
     ]
     monthly = reader.kpi_series(entity_id, [labels.OVERDUE_KPI], "MONTH", first, end)[
         labels.OVERDUE_KPI
     ]
     values = {p.period: p.value for p in daily}
-    days = [period + dt.timedelta(days=i) for i in range((end - period).days)]
+    days = [month + dt.timedelta(days=i) for i in range((end - month).days)]
     points = [Point(f"{d.day}", values.get(d), labels.number(values.get(d), 0)) for d in days]
     known = [(d, values[d]) for d in days if values.get(d) is not None]
     described = "; ".join(f"día {d.day}: {labels.number(v, 0)}" for d, v in known) or "sin datos"
-    title = f"Reclamos pendientes vencidos al cierre de cada día, {labels.month(period)}"
+    title = f"Reclamos pendientes vencidos al cierre de cada día, {_month_of(period, month)}"
     page.context["overdue_figure"] = Figure(
         line_chart("vencidos", title, f"{described}.", points, None, "", step=18, label_every=5),
         title,
@@ -935,7 +994,7 @@ def _overdue(page: Page, reader: Reader, entity_id: str, period: dt.date) -> Non
     page.add(
         Table(
             "vencidos-dia",
-            f"Reclamos pendientes vencidos por día, {labels.month(period)}",
+            f"Reclamos pendientes vencidos por día, {_month_of(period, month)}",
             ("Día", "Reclamos vencidos"),
             tuple(
                 (
@@ -965,12 +1024,17 @@ def _overdue(page: Page, reader: Reader, entity_id: str, period: dt.date) -> Non
 
 
 def _satisfaction(
-    page: Page, reader: Reader, catalogues: Catalogues, entity_id: str, period: dt.date
+    page: Page,
+    reader: Reader,
+    catalogues: Catalogues,
+    entity_id: str,
+    period: Period,
+    month: dt.date,
 ) -> None:
     codes = [
         f"SATISFACTION_{kind}_{d.code}" for d in catalogues.drivers for kind in ("MEAN", "PCT")
     ]
-    found = reader.kpi_series(entity_id, codes, "MONTH", period, add_months(period, 1))
+    found = reader.kpi_series(entity_id, codes, "MONTH", month, add_months(month, 1))
     rows = []
     bars = []
     for driver in catalogues.drivers:
@@ -997,7 +1061,7 @@ def _satisfaction(
         )
         if pct is not None and pct.value is not None:
             bars.append(Bar(driver.name, pct.value, f"{labels.number(pct.value)} %"))
-    title = f"Personas satisfechas por conductor (%), {labels.month(period)}"
+    title = f"Personas satisfechas por conductor (%), {_month_of(period, month)}"
     page.context["satisfaction_figure"] = (
         Figure(
             bar_chart(
@@ -1015,7 +1079,7 @@ def _satisfaction(
     page.add(
         Table(
             "satisfaccion",
-            f"Satisfacción por conductor, {labels.month(period)}",
+            f"Satisfacción por conductor, {_month_of(period, month)}",
             ("Conductor", "Media (1 a 5)", "% satisfechos", "Respuestas"),
             tuple(rows),
             csv_headers=("driver", "mean", "satisfied_pct", "responses"),
@@ -1028,7 +1092,7 @@ def _peers(
     reader: Reader,
     catalogues: Catalogues,
     entity: Entity,
-    period: dt.date,
+    period: Period,
     mine: Mapping[str, StoredResult],
 ) -> None:
     """The peer group, anonymised: how many reached each level, score quartiles, and where the
@@ -1100,17 +1164,19 @@ def _plans(
     page: Page,
     reader: Reader,
     entity_id: str,
-    period: dt.date | None,
+    period: Period | None,
+    month: dt.date | None,
     plans: list[Plan] | None,
     failed: bool,
 ) -> None:
-    """The entity's improvement plans, each with its KPI's value in the month shown and how far
-    that value went from the plan's baseline to its target."""
+    """The entity's improvement plans, each with its KPI's value in the month shown (the
+    period's, for a quarter or a year) and how far that value went from the plan's baseline to
+    its target."""
     page.context["plans_available"] = plans is not None
     latest: dict[str, float | None] = {}
     codes = sorted({p.kpi_code for p in plans or [] if p.kpi_code})
-    if period is not None and codes:
-        series = reader.kpi_series(entity_id, codes, "MONTH", period, add_months(period, 1))
+    if month is not None and codes:
+        series = reader.kpi_series(entity_id, codes, "MONTH", month, add_months(month, 1))
         latest = {code: points[-1].value for code, points in series.items() if points}
     rows = []
     for p in plans or []:
@@ -1145,7 +1211,9 @@ def _plans(
                 "Etapa",
                 "Línea base",
                 "Meta",
-                "Valor del mes",
+                "Valor del mes"
+                if period is None or month is None or period.grain == "MONTH"
+                else f"Valor en {labels.month(month)}",
                 "Avance hacia la meta (%)",
                 "Registrado",
                 "Plazo",
