@@ -12,11 +12,9 @@ per entity, indicator values reported, a CSV and a chart; 7. stop the services.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 import urllib.request
@@ -25,9 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import cast
 
-import grpc
 from google.protobuf.message import Message
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from kafka import KafkaAdminClient
 from pcm.monitoring.v1 import benchmark_pb2, benchmark_service_pb2, common_pb2
 from pcm_benchmark import reads
@@ -59,6 +55,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tqdm import tqdm
 
 from pcm_demo import processor_lag
+from pcm_demo.platform import Layout, Platform
 from pcm_demo.report import (
     LIMA,
     day_start,
@@ -72,13 +69,14 @@ from pcm_demo.report import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-INTAKE_TARGET = "127.0.0.1:50051"
-COMPLAINTS_TARGET = "127.0.0.1:50052"
-INDICATORS_TARGET = "127.0.0.1:50053"
-SURVEYS_TARGET = "127.0.0.1:50054"
-BENCHMARK_TARGET = "127.0.0.1:50055"
-DASHBOARD_URL = "http://127.0.0.1:8088"
-COMPLAINTS_WORKER_METRICS = "http://127.0.0.1:9104/metrics"
+LAYOUT = Layout()
+INTAKE_TARGET = LAYOUT.target("intake")
+COMPLAINTS_TARGET = LAYOUT.target("complaints")
+INDICATORS_TARGET = LAYOUT.target("indicators")
+SURVEYS_TARGET = LAYOUT.target("surveys")
+BENCHMARK_TARGET = LAYOUT.target("benchmark")
+DASHBOARD_URL = LAYOUT.dashboard_url
+COMPLAINTS_WORKER_METRICS = LAYOUT.metrics_url("complaints-worker")
 # The push service of each gRPC service name (domains.PushRpc.service), and where it listens.
 CLIENTS: dict[str, tuple[type[PushClient], str]] = {
     "IntakeService": (IntakeClient, INTAKE_TARGET),
@@ -165,9 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep_running:
             step(7, "stopping the services")
-            for process in services:
-                process.terminate()
-                process.wait(timeout=30)
+            services.stop_all()
         else:
             step(
                 7,
@@ -205,10 +201,6 @@ def issue_tokens(settings: Settings, catalogues: Catalogues) -> dict[str, str]:
     return {e.entity_id: store.issue(e.entity_id, label="demo") for e in catalogues.entities}
 
 
-def metrics_url(processor: ProcessorSettings) -> str:
-    return f"http://127.0.0.1:{processor.processor_metrics_port}/metrics"
-
-
 def service_env(processor: ProcessorSettings) -> dict[str, str]:
     return {
         **os.environ,
@@ -221,78 +213,33 @@ def service_env(processor: ProcessorSettings) -> dict[str, str]:
         "PCM_COMPLAINTS_OVERDUE_INTERVAL_S": "2",
         # The event-id ledger of this run (recreated by each run, like the topics).
         "PCM_POSTGRES_DATABASE": processor.postgres_database,
-        "PCM_PROCESSOR_METRICS_PORT": str(processor.processor_metrics_port),
         "PCM_PROCESSOR_LAG_REFRESH_S": str(processor.processor_lag_refresh_s),
         # Results follow the KPIs within seconds (the default looks every 30 s).
         "PCM_BENCHMARK_REFRESH_S": "2",
     }
 
 
-def start_services(
-    processor: ProcessorSettings, out: Path, national_token: str
-) -> list[subprocess.Popen[bytes]]:
-    env = service_env(processor)
-    # Only the benchmark worker holds the national credential (it reads every entity's reports).
-    worker_env = {**env, "PCM_BENCHMARK_TOKEN": national_token}
-    started = []
-    for name, module in (
-        ("intake", "pcm_intake.cli serve"),
-        ("complaints", "pcm_complaints.cli serve"),
-        ("complaints-worker", "pcm_complaints.cli work"),
-        ("indicators", "pcm_indicators.cli serve"),
-        ("indicators-worker", "pcm_indicators.cli work"),
-        ("surveys", "pcm_surveys.cli serve"),
-        ("surveys-worker", "pcm_surveys.cli work"),
-        ("processor", "pcm_processor.cli worker"),
-        ("benchmark", "pcm_benchmark.cli serve"),
-        ("benchmark-worker", "pcm_benchmark.cli work"),
-        ("benchmark-web", "pcm_benchmark.cli web"),
-    ):
-        log = (out / f"{name}.log").open("wb")
-        started.append(
-            subprocess.Popen(
-                [sys.executable, "-m", *module.split()],
-                env=worker_env if name == "benchmark-worker" else env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        print(f"      {name}: pid {started[-1].pid}, log {out / f'{name}.log'}")
-    for target in (
-        INTAKE_TARGET,
-        COMPLAINTS_TARGET,
-        INDICATORS_TARGET,
-        SURVEYS_TARGET,
-        BENCHMARK_TARGET,
-    ):
-        serving = functools.partial(is_serving, target)
-        wait_until(serving, 60, f"{target} did not become healthy", started, out)
-    wait_until(dashboard_up, 60, "the dashboard did not answer", started, out)
-    return started
-
-
-def dashboard_up() -> bool:
-    try:
-        with urllib.request.urlopen(f"{DASHBOARD_URL}/entrar", timeout=2) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
-
-
-def is_serving(target: str) -> bool:
-    try:
-        health = health_pb2_grpc.HealthStub(grpc.insecure_channel(target))
-        status = health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-        return bool(status == health_pb2.HealthCheckResponse.SERVING)
-    except grpc.RpcError:
-        return False
+def start_services(processor: ProcessorSettings, out: Path, national_token: str) -> Platform:
+    """Every process of the platform, started and answering."""
+    platform = Platform(
+        LAYOUT,
+        service_env(processor),
+        out,
+        # Only the benchmark worker holds the national credential (it reads every entity's
+        # reports).
+        extra_env={"benchmark-worker": {"PCM_BENCHMARK_TOKEN": national_token}},
+        announce=lambda line: print(f"      {line}"),
+    )
+    platform.start_all()
+    wait_until(platform.healthy, 60, "the services did not become healthy", platform, out)
+    return platform
 
 
 def wait_until(
     condition: Callable[[], bool],
     timeout_s: float,
     failure: str,
-    services: list[subprocess.Popen[bytes]] | None = None,
+    platform: Platform | None = None,
     out: Path | None = None,
 ) -> None:
     """Poll ``condition`` until it holds; exit with ``failure`` after ``timeout_s`` or as soon
@@ -302,8 +249,9 @@ def wait_until(
     while time.monotonic() < deadline:
         if condition():
             return
-        if any(process.poll() is not None for process in services or ()):
-            raise SystemExit(f"error: {failure}: a service stopped{logs}")
+        stopped = platform.stopped() if platform else []
+        if stopped:
+            raise SystemExit(f"error: {failure}: {', '.join(stopped)} stopped{logs}")
         time.sleep(0.5)
     raise SystemExit(f"error: {failure} within {timeout_s:.0f} s{logs}")
 
@@ -344,7 +292,7 @@ def _gauge_name(gauge: Gauge) -> str:
 
 
 def wait_for_complaints_worker(
-    settings: Settings, pushed_at: float, services: list[subprocess.Popen[bytes]], out: Path
+    settings: Settings, pushed_at: float, services: Platform, out: Path
 ) -> int:
     """Until an overdue pass ran after the push and the outbox is empty; the OVERDUE events
     the worker added (they are facts too)."""
@@ -377,12 +325,12 @@ def wait_for_processor(
     processor: ProcessorSettings,
     total: int,
     pushed_at: float,
-    services: list[subprocess.Popen[bytes]],
+    services: Platform,
     out: Path,
 ) -> None:
     """Poll the processor's /metrics until a lag refresh made after the last push shows zero
     lag on its topics; the bar counts the pushed events it has finished (facts and KPIs)."""
-    url = metrics_url(processor)
+    url = LAYOUT.metrics_url("processor")
     prefix = processor.topic_prefix
     topics = [topic_for_domain(name).name(prefix) for name in processor.domain_names]
     with tqdm(total=total, unit="event", desc="      processed", file=sys.stdout) as bar:
@@ -490,7 +438,7 @@ def benchmark_report(
     settings: Settings,
     catalogues: Catalogues,
     tokens: dict[str, str],
-    services: list[subprocess.Popen[bytes]],
+    services: Platform,
     out: Path,
 ) -> None:
     """This month's assessment, as the benchmark worker wrote it once the KPIs settled: levels
