@@ -109,8 +109,8 @@ test-integration: venv stack-up ## Integration tests against the local stack (st
 test: install-system venv lint typecheck protos-check schemas tools helm stack-up ## Everything CI runs: lint, types, all tests on the local stack
 	$(PY) -m pytest $(PYTEST_FLAGS) tests
 
-demo: install-system venv stack-up ## The main job: national synthetic dataset through the public API, KPIs, chart
-	$(PY) -m pcm_demo
+demo: install-system venv stack-up ## The main job: a month of national data through every service, the assessment, a national summary, the dashboard until Ctrl-C (DEMO_ARGS=--no-wait for scripts)
+	$(PY) -m pcm_demo $(DEMO_ARGS)
 
 bench: venv stack-up ## Throughput benchmark (results in bench/results/)
 	$(PY) bench/run.py

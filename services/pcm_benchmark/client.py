@@ -3,6 +3,7 @@ while the answer says nothing was done)."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 from pcm.monitoring.v1 import (
@@ -28,10 +29,13 @@ class BenchmarkClient(PushClient):
         return answer
 
     def peer_comparison(
-        self, entity_id: str = ""
+        self, entity_id: str = "", period_start: dt.datetime | None = None
     ) -> benchmark_service_pb2.GetPeerComparisonResponse:
-        """The entity's own results beside its peer group's anonymised distributions."""
+        """The entity's own results beside its peer group's anonymised distributions, for the
+        MONTH starting at ``period_start`` (local midnight; default: the newest assessed)."""
         request = benchmark_service_pb2.GetPeerComparisonRequest(entity_id=entity_id)
+        if period_start is not None:
+            request.period_start.FromDatetime(period_start.astimezone(dt.UTC))
         answer: benchmark_service_pb2.GetPeerComparisonResponse = self.call(
             self.stub.GetPeerComparison, request
         )

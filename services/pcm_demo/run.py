@@ -12,6 +12,7 @@ per entity, indicator values reported, a CSV and a chart; 7. stop the services.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import re
@@ -28,7 +29,6 @@ from kafka import KafkaAdminClient
 from pcm.monitoring.v1 import benchmark_pb2, benchmark_service_pb2, common_pb2
 from pcm_benchmark import reads
 from pcm_benchmark.client import BenchmarkClient, CatalogueClient
-from pcm_benchmark.job import summary
 from pcm_common import domains
 from pcm_common.auth import ROLE_HOLDERS, Role, TokenStore
 from pcm_common.catalogues import Catalogues, load_catalogues
@@ -67,6 +67,7 @@ from pcm_demo.report import (
     read_satisfaction,
     write_csv,
 )
+from pcm_demo.summary import print_summary, summary_month
 
 REPO = Path(__file__).resolve().parents[2]
 LAYOUT = Layout()
@@ -77,6 +78,8 @@ SURVEYS_TARGET = LAYOUT.target("surveys")
 BENCHMARK_TARGET = LAYOUT.target("benchmark")
 DASHBOARD_URL = LAYOUT.dashboard_url
 COMPLAINTS_WORKER_METRICS = LAYOUT.metrics_url("complaints-worker")
+# The local stack's Prometheus (deploy/local/stack.py), which scrapes the default ports above.
+PROMETHEUS_URL = f"http://127.0.0.1:{os.environ.get('PCM_PROMETHEUS_PORT', '9090')}"
 # The push service of each gRPC service name (domains.PushRpc.service), and where it listens.
 CLIENTS: dict[str, tuple[type[PushClient], str]] = {
     "IntakeService": (IntakeClient, INTAKE_TARGET),
@@ -96,14 +99,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="pcm-demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--days", type=int, default=3, help="business days of activity")
-    parser.add_argument("--scale", type=float, default=0.5, help="volume multiplier")
+    parser.add_argument(
+        "--days", type=int, default=22, help="business days of activity (22: about a month)"
+    )
+    parser.add_argument("--scale", type=float, default=0.15, help="volume multiplier")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: time)")
     parser.add_argument("--out", type=Path, default=REPO / ".stack" / "demo")
-    parser.add_argument(
+    ending = parser.add_mutually_exclusive_group()
+    ending.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="stop the services after the summary instead of serving the dashboard until Ctrl-C "
+        "(for scripts)",
+    )
+    ending.add_argument(
         "--keep-running",
         action="store_true",
-        help="leave intake and processor running after the report",
+        help="exit after the summary and leave every service running",
     )
     return parser.parse_args(argv)
 
@@ -154,12 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         check_facts(settings, accepted, args.out)
         step(6, "report")
         report(settings, catalogues, args.out)
-        overdue_report(settings)
+        overdue = overdue_report(settings)
         indicators_report(settings)
         surveys_report(settings)
         satisfaction_report(settings, catalogues, args.out)
-        benchmark_report(settings, catalogues, tokens, services, args.out)
+        month = summary_month(datetime.now(LIMA).date())
+        results = benchmark_report(settings, catalogues, tokens, services, args.out, month)
         catalogues_report(catalogues, national)
+        print_summary(month, results, catalogues, overdue, PROMETHEUS_URL)
+        if not (args.no_wait or args.keep_running):
+            serve_until_interrupted(services, args.out)
     finally:
         if not args.keep_running:
             step(7, "stopping the services")
@@ -170,6 +186,22 @@ def main(argv: list[str] | None = None) -> int:
                 "services left running (gRPC :50051-:50055, dashboard :8088, metrics :9101-:9110)",
             )
     return 0
+
+
+def serve_until_interrupted(services: Platform, out: Path) -> None:
+    """The dashboard (and every service) stays up for the user until Ctrl-C."""
+    print(
+        f"\n  Dashboard: {DASHBOARD_URL}/entrar (sign in with the national token in "
+        f"{out / 'national.token'} or an entity's from {out / 'entity-tokens.json'}).\n"
+        "  Every service keeps running; press Ctrl-C to stop them.",
+        flush=True,
+    )
+    try:
+        while not services.stopped():
+            time.sleep(1)
+        print(f"error: {', '.join(services.stopped())} stopped; see the logs in {out}")
+    except KeyboardInterrupt:
+        print()
 
 
 def reset_demo_state(settings: Settings) -> None:
@@ -383,7 +415,7 @@ def report(settings: Settings, catalogues: Catalogues, out: Path) -> None:
     )
 
 
-def overdue_report(settings: Settings, shown: int = 10) -> None:
+def overdue_report(settings: Settings, shown: int = 10) -> list[tuple[str, int]]:
     """Open complaints past due per entity (the complaint book), most first."""
     with connect_postgres(settings) as conn:
         rows = conn.execute(
@@ -397,6 +429,7 @@ def overdue_report(settings: Settings, shown: int = 10) -> None:
     print(f"      {'entity':<16}{'open':>8}{'overdue':>10}{'complaints':>12}")
     for entity, open_, overdue, complaints in rows[:shown]:
         print(f"      {entity:<16}{open_:>8}{overdue:>10}{complaints:>12}")
+    return [(entity, overdue) for entity, _, overdue, _ in rows]
 
 
 def indicators_report(settings: Settings) -> None:
@@ -440,12 +473,12 @@ def benchmark_report(
     tokens: dict[str, str],
     services: Platform,
     out: Path,
-) -> None:
-    """This month's assessment, as the benchmark worker wrote it once the KPIs settled: levels
-    per standard, best and last overall; then one entity's view through the BenchmarkService."""
+    month: dt.date,
+) -> list[reads.StoredResult]:
+    """The month's assessment, once the benchmark worker wrote it after the KPIs settled; the
+    best entity's own view of its peers through the BenchmarkService. The month's results."""
     client = connect(settings)
     db = settings.clickhouse_database
-    month = datetime.now(LIMA).date().replace(day=1)
 
     def current() -> bool:
         written = client.execute(
@@ -454,30 +487,27 @@ def benchmark_report(
             {"start": day_start(month)},
         )[0][0]
         assessed = client.execute(
-            f"SELECT max(computed_at) FROM {db}.benchmark_results WHERE period_start = %(m)s",
+            f"SELECT max(computed_at) FROM {db}.benchmark_results "
+            "WHERE grain = 'MONTH' AND period_start = %(m)s",
             {"m": month},
         )[0][0]
         return bool(written) and assessed >= written
 
     wait_until(current, 120, "the benchmark worker did not assess the month", services, out)
     results = reads.results(client, db, "MONTH", month)
-    print(f"\n      Standards reached in {month:%Y-%m} (benchmark worker -> benchmark_results)")
-    for line in summary(results, catalogues):
-        print(f"      {line}")
     best = min((r for r in results if r.overall), key=lambda r: r.national_rank)
     own = BenchmarkClient(BENCHMARK_TARGET, tokens[best.entity_id])
     try:
-        view = own.peer_comparison()
+        view = own.peer_comparison(period_start=day_start(month))
     finally:
         own.close()
-    print(f"      {best.entity_id} through the BenchmarkService (its own credential):")
+    print(
+        f"\n      {best.entity_id}, first nationally in {month:%Y-%m}, through the "
+        "BenchmarkService (its own credential: its results and anonymous peer figures):"
+    )
     for line in peer_lines(view):
         print(f"        {line}")
-    print(
-        f"      Dashboard: {DASHBOARD_URL}/entrar, signed in with the national token in "
-        f"{out / 'national.token'} or an entity's in {out / 'entity-tokens.json'} "
-        "(with --keep-running it stays up)"
-    )
+    return results
 
 
 def catalogues_report(catalogues: Catalogues, national_token: str) -> None:

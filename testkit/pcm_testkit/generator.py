@@ -201,8 +201,14 @@ class Generator:
                 self._business_day(data, profile, day, scale, cutoff)
             self._complaints(data, profile, now, scale, cutoff)
             data.of(INDICATOR_VALUE)[profile.entity_id] = self._indicators(profile, now)
-            collection, responses = self._survey(profile, business_days, scale, cutoff)
-            data.of(SURVEY_COLLECTION)[profile.entity_id] = [collection]
+            # One collection per calendar month, as entities run them: a month's satisfaction
+            # rests on that month's collection.
+            collections, responses = [], []
+            for month_days in _by_month(business_days):
+                collection, answered = self._survey(profile, month_days, scale, cutoff)
+                collections.append(collection)
+                responses.extend(answered)
+            data.of(SURVEY_COLLECTION)[profile.entity_id] = collections
             data.of(SURVEY_RESPONSE)[profile.entity_id] = responses
         return data
 
@@ -608,3 +614,11 @@ def _complaint_event(
 def _occurred(payload: Message) -> int:
     """Occurrence time of a payload, as its envelope's ``time`` will be."""
     return int(occurrence_time(payload, domains.domain_of(payload)).seconds)
+
+
+def _by_month(days: list[dt.date]) -> list[list[dt.date]]:
+    """Consecutive days grouped by calendar month, in order."""
+    months: dict[tuple[int, int], list[dt.date]] = {}
+    for day in days:
+        months.setdefault((day.year, day.month), []).append(day)
+    return list(months.values())
