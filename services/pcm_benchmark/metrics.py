@@ -89,3 +89,52 @@ CATALOGUES_PUBLISHED = Counter(
     "pcm_benchmark_catalogues_published_total",
     "Catalogue versions newly published through the CatalogueService.",
 )
+
+# --- per-entity business figures (the worker's leader; ``entity_watch.py``) --------------------
+# Labels are catalogue codes only (entity id, service id): never a name, never free text. A
+# standby replica exports none of them (the leader's alone, as the business alert rules assume).
+ENTITY_WAIT_P90 = Gauge(
+    "pcm_entity_service_wait_p90_seconds",
+    "WAIT_P90_S (all channels) of an entity's service in the hour in progress, from kpi_values "
+    "(newest version); the hour before while the hour in progress has fewer served tickets "
+    "than the KPI's min_sample and the hour before has enough.",
+    ["entity", "service"],
+)
+ENTITY_WAIT_TARGET = Gauge(
+    "pcm_entity_service_wait_target_seconds",
+    "The service's waiting target for an all-channels p90: the most lenient of the targets the "
+    "processor applies on the channels the service declares (services.csv channels; per "
+    "channel wait_targets.csv, else target_wait_minutes). Exported beside each p90.",
+    ["entity", "service"],
+)
+ENTITY_SATISFACTION_PCT = Gauge(
+    "pcm_entity_satisfaction_pct",
+    "SATISFACTION_PCT of an entity over the window (7d, 28d: today in Lima and the days before): "
+    "summed DAY numerators (answers 4 or 5) over summed DAY denominators (valid answers) x 100.",
+    ["entity", "window"],
+)
+ENTITY_SATISFACTION_ANSWERS = Gauge(
+    "pcm_entity_satisfaction_answers",
+    "Valid answers to the overall satisfaction question in the window (the summed "
+    "denominators of pcm_entity_satisfaction_pct).",
+    ["entity", "window"],
+)
+ENTITY_LAST_ACTIVITY = Gauge(
+    "pcm_entity_last_activity_timestamp_seconds",
+    "When the platform last received an event of the entity stored in a fact table (unix "
+    "time; the complaints worker's own OVERDUE events excluded). Only entities seen since "
+    "the worker started, looking back to the start of the previous month.",
+    ["entity"],
+)
+PLANS_OFF_TRACK = Gauge(
+    "pcm_benchmark_plans_off_track",
+    "Open improvement plans of the entity flagged OFF_TRACK (plans.progress, on the KPI's "
+    "value of this or last month); 0 for an entity with open plans none of which is.",
+    ["entity"],
+)
+PLANS_OVERDUE = Gauge(
+    "pcm_benchmark_plans_overdue",
+    "Open improvement plans of the entity flagged OVERDUE (past the deadline, target not "
+    "reached); 0 for an entity with open plans none of which is.",
+    ["entity"],
+)

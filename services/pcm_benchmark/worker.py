@@ -13,6 +13,8 @@ A restart republishes each result once (the worker remembers what it published o
 memory): consumers keep the newest per key, as with the KPI topic. Replicas elect one leader
 (a PostgreSQL session advisory lock, ``pcm_common.postgres.leader``): it alone refreshes; a
 standby takes over within a pass of the leader's death (its first pass republishes once).
+Each pass of the leader also exports the per-entity business figures the business alerts read
+(``entity_watch.py``); a standby exports none.
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ from pcm_common.kafka.envelope import wrap
 from pcm_common.kafka.producer import AcknowledgedProducer, EventProducer
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
+from pcm_common.postgres.client import connect as connect_postgres
 from pcm_common.postgres.leader import LeaderLock
 from pcm_common.startup import retrying
 from pcm_indicators.client import IndicatorsClient
 from prometheus_client import start_http_server
 
+from pcm_benchmark.entity_watch import EntityWatch, drop_entity_figures
 from pcm_benchmark.job import Reports, assess_period, period_label
 from pcm_benchmark.messages import message_of
 from pcm_benchmark.metrics import (
@@ -80,8 +84,10 @@ class Refresher:
         producer: EventProducer,
         today: Callable[[], dt.date] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        watch: EntityWatch | None = None,
     ) -> None:
         self._settings = settings
+        self._watch = watch
         self._catalogues = catalogues
         self._reports = reports
         self._producer = producer
@@ -117,7 +123,9 @@ class Refresher:
         return {start.replace(tzinfo=dt.UTC).astimezone(zone).date(): at for start, at in rows}
 
     def run_once(self) -> int:
-        """Reassess the months due; the number of results published."""
+        """Reassess the months due, then export the entity figures (also when the
+        reassessment failed; a failed export fails the pass too); the number of results
+        published."""
         client = connect(self._settings)
         published = 0
         try:
@@ -138,7 +146,11 @@ class Refresher:
                 if reason == "periodic":
                     self._last_full = self._monotonic()
         finally:
-            client.disconnect()
+            try:
+                if self._watch is not None:
+                    self._watch.run(client)
+            finally:
+                client.disconnect()
         LAST_REFRESH.set_to_current_time()
         return published
 
@@ -198,7 +210,17 @@ def run_worker(settings: BenchmarkSettings) -> None:
         ca_certificate=settings.benchmark_indicators_ca,
     )
     producer = AcknowledgedProducer(settings.kafka_bootstrap, 30_000, "pcm-benchmark")
-    refresher = Refresher(settings, catalogues, indicators.list_indicator_values, producer)
+    # The entity figures read the plan book on a connection of their own, once per pass.
+    watch = EntityWatch(
+        settings,
+        catalogues,
+        lambda: connect_postgres(
+            settings, autocommit=True, application_name="pcm-benchmark-worker-watch"
+        ),
+    )
+    refresher = Refresher(
+        settings, catalogues, indicators.list_indicator_values, producer, watch=watch
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -224,6 +246,7 @@ def refresh_as_leader(lock: LeaderLock, refresher: Refresher) -> None:
         log.warning("benchmark worker: leader lock unavailable", error=str(error))
     WORKER_LEADER.set(1 if leading else 0)
     if not leading:
+        drop_entity_figures()  # only the leader's figures: a standby's would go stale
         return
     try:
         published = refresher.run_once()
