@@ -141,3 +141,63 @@ def test_benchmark_alerts_read_declared_metrics_of_scraped_jobs() -> None:
         }
         for job, port in ports.items():
             assert jobs[job] == [f"{host[job]}:{port}"], (config, job)
+
+
+def test_every_alert_carries_its_labels_and_annotations() -> None:
+    # Routing and the runbook rely on them: severity (critical = act now, warning = look today)
+    # and component on every alert (set by the rule, or by the expression's label_replace for
+    # the shared outbox alerts), and its summary, description and runbook.
+    for rules_file in sorted((PROM_DIR / "rules").glob("*.yml")):
+        for group in yaml.safe_load(rules_file.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" not in rule:
+                    continue
+                where = (rules_file.name, rule["alert"])
+                labels = rule["labels"]
+                assert labels["severity"] in {"critical", "warning"}, where
+                set_by_expr = "label_replace(" in rule["expr"] and '"component",' in rule["expr"]
+                assert labels.get("component") or set_by_expr, where
+                assert {"summary", "description", "runbook"} <= set(rule["annotations"]), where
+
+
+def test_business_alerts_read_the_entity_figures_the_worker_exports() -> None:
+    # The business alerts name series of services/pcm_benchmark/metrics.py (the refresh
+    # worker's entity figures, entity_watch.py), sit beside ComplaintsOverdue's group, and
+    # SatisfactionDropping's answer count is the KPI's min_sample in the catalogue.
+    from pcm_common.catalogues import load_catalogues
+
+    declared = set(
+        re.findall(
+            r'"(pcm_[a-z0-9_]+)"',
+            (REPO / "services" / "pcm_benchmark" / "metrics.py").read_text(),
+        )
+    )
+    groups = yaml.safe_load((PROM_DIR / "rules" / "business.yml").read_text())["groups"]
+    assert [group["name"] for group in groups] == ["pcm-business"]
+    alerts = {rule["alert"]: rule for rule in groups[0]["rules"]}
+    assert set(alerts) == {
+        "WaitingOverTarget",
+        "SatisfactionDropping",
+        "EntitySilent",
+        "ImprovementPlanOffTrack",
+        "ImprovementPlanOverdue",
+    }
+    for alert, rule in alerts.items():
+        used = set(re.findall(r"pcm_[a-z0-9_]+", rule["expr"]))
+        assert used, alert
+        assert used <= declared, (alert, used - declared)
+        assert "max by (entity" in rule["expr"], alert  # one alert whatever the replicas
+    complaints = yaml.safe_load((PROM_DIR / "rules" / "complaints.yml").read_text())["groups"]
+    assert all(group["name"].startswith("pcm-business") for group in complaints)
+    min_sample = load_catalogues().kpi("SATISFACTION_PCT").min_sample
+    answers = re.search(
+        r'pcm_entity_satisfaction_answers\{window="7d"\}\) >= (\d+)',
+        alerts["SatisfactionDropping"]["expr"],
+    )
+    assert answers is not None
+    assert int(answers.group(1)) == min_sample
+    assert (alerts["WaitingOverTarget"]["for"], alerts["SatisfactionDropping"]["for"]) == (
+        "1h",
+        "6h",
+    )
+    assert "> 86400" in alerts["EntitySilent"]["expr"]
