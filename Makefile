@@ -112,5 +112,13 @@ test: install-system venv lint typecheck protos-check schemas tools helm stack-u
 demo: install-system venv stack-up ## The main job: a month of national data through every service, the assessment, a national summary, the dashboard until Ctrl-C (DEMO_ARGS=--no-wait for scripts)
 	$(PY) -m pcm_demo $(DEMO_ARGS)
 
-bench: venv stack-up ## Throughput benchmark (results in bench/results/)
-	$(PY) bench/run.py
+# The baseline the bench table compares with: previous (the outputs a run replaces), pinned
+# (bench/baseline.json) or the path of a baseline JSON file, e.g. `make bench BASELINE=pinned`.
+BASELINE ?= previous
+
+bench: venv stack-up ## Every benchmark, then one table against targets and baseline (bench/results/summary.{json,png})
+	$(PY) bench/run.py --baseline $(BASELINE)
+
+.PHONY: bench-report
+bench-report: venv ## Rebuild the bench table, summary.json and summary.png from bench/results/*.txt (runs nothing)
+	$(PY) bench/run.py --report-only --baseline $(BASELINE)
