@@ -5,6 +5,8 @@
 #   mvn                 resolves those Kafka jars from Maven Central
 #   clickhouse-server   analytics store (Debian ships 18.16); clickhouse-client for humans
 #   prometheus          metrics and alerts; also provides promtool for the rule unit tests
+#   prometheus-alertmanager  amtool, which checks deploy/alertmanager/alertmanager.yml (the
+#                       tests); its packaged service is neither started nor left enabled
 #   postgresql-15       transactional state (Debian's server; run by the stack as a plain process)
 #   go                  fetches the Compose Specification schema (`make schemas`)
 #   npm                 installs buf, the protobuf linter, and axe-core (`make tools`)
@@ -29,6 +31,7 @@ have mvn || missing+=(maven)
 have clickhouse-server || missing+=(clickhouse-server)
 have clickhouse-client || missing+=(clickhouse-client)
 { have prometheus && have promtool; } || missing+=(prometheus)
+have amtool || missing+=(prometheus-alertmanager)
 # The server binaries live in a per-version folder, never on PATH.
 [[ -x /usr/lib/postgresql/15/bin/postgres && -x /usr/lib/postgresql/15/bin/initdb ]] \
   || missing+=(postgresql-15)
@@ -56,4 +59,17 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
 "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Of prometheus-alertmanager only amtool is used (the tests check deploy/alertmanager/ with it):
+# its daemon would listen on :9093, the local Kafka controller's port, so it is not left enabled
+# to start at boot either.
+if [[ " ${missing[*]} " == *" prometheus-alertmanager "* ]]; then
+  if [[ -d /run/systemd/system ]]; then
+    "${SUDO[@]}" systemctl disable --now prometheus-alertmanager.service || true
+  elif command -v systemctl >/dev/null; then
+    "${SUDO[@]}" systemctl disable prometheus-alertmanager.service || true  # offline: the links
+  fi
+  if [[ -x /etc/init.d/prometheus-alertmanager ]] && command -v update-rc.d >/dev/null; then
+    "${SUDO[@]}" update-rc.d prometheus-alertmanager disable >/dev/null 2>&1 || true
+  fi
+fi
 echo "install_system: done"

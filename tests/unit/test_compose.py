@@ -296,3 +296,42 @@ def test_prometheus_scrapes_the_compose_services(compose: dict[str, Any]) -> Non
         env = compose["services"][host]["environment"]
         metrics_ports = {str(v) for k, v in env.items() if k.endswith("_METRICS_PORT")}
         assert port in metrics_ports, f"{target}: {host} serves metrics on {metrics_ports}"
+
+
+def test_grafana_on_loopback_with_its_admin_password_from_env(compose: dict[str, Any]) -> None:
+    grafana = compose["services"]["grafana"]
+    assert re.fullmatch(r"grafana/grafana:\d+\.\d+\.\d+", grafana["image"])  # an exact release
+    assert grafana["ports"] == ["127.0.0.1:3000:3000"]
+    env = grafana["environment"]
+    # Required (Compose refuses to start without it), never a literal, never a default.
+    assert re.fullmatch(
+        r"\$\{PCM_GRAFANA_ADMIN_PASSWORD:\?[^}]+\}", env["GF_SECURITY_ADMIN_PASSWORD"]
+    )
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_USERS_ALLOW_SIGN_UP"] == "false"
+    assert grafana["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
+    # What comes from the repository is mounted read-only; Grafana writes its own volume only.
+    for volume in grafana["volumes"]:
+        assert volume.endswith(":ro") or not volume.startswith("./"), volume
+    assert "grafana-data:/var/lib/grafana" in grafana["volumes"]
+
+
+def test_alertmanager_receives_the_alerts_of_prometheus(compose: dict[str, Any]) -> None:
+    alertmanager = compose["services"]["alertmanager"]
+    assert re.fullmatch(r"prom/alertmanager:v\d+\.\d+\.\d+", alertmanager["image"])
+    assert alertmanager["ports"] == ["127.0.0.1:9093:9093"]
+    assert "./deploy/alertmanager:/etc/alertmanager:ro" in alertmanager["volumes"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    config = yaml.safe_load(PROMETHEUS_FILE.read_text())
+    targets = [
+        target
+        for manager in config["alerting"]["alertmanagers"]
+        for static in manager["static_configs"]
+        for target in static["targets"]
+    ]
+    assert targets == ["alertmanager:9093"]
+    # Receivers' credentials are Compose secrets (files under the git-ignored secrets/).
+    assert all(
+        compose["secrets"][secret["source"]]["file"].startswith("./secrets/alertmanager/")
+        for secret in alertmanager["secrets"]
+    )

@@ -341,7 +341,8 @@ def test_tls_without_its_secret_is_refused(helm_env: dict[str, str]) -> None:
 
 def test_default_objects(default: list[Manifest]) -> None:
     assert kinds(default) == [
-        "ConfigMap",
+        # settings, Grafana dashboards
+        *["ConfigMap"] * 2,
         # intake, processor, complaints, complaints-worker, indicators, indicators-worker,
         # surveys, surveys-worker, benchmark, benchmark-worker, benchmark-web
         *["Deployment"] * 11,
@@ -356,7 +357,7 @@ def test_default_objects(default: list[Manifest]) -> None:
 
 def test_production_objects(production: list[Manifest]) -> None:
     assert kinds(production).count("NetworkPolicy") == 11
-    assert kinds(production).count("ConfigMap") == 2  # settings + catalogues
+    assert kinds(production).count("ConfigMap") == 3  # settings, catalogues, Grafana dashboards
     assert one(production, "Deployment", "intake")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "processor")["spec"]["replicas"] == 3
     assert one(production, "Deployment", "complaints")["spec"]["replicas"] == 3
@@ -1292,3 +1293,81 @@ def test_notes_warn_about_the_benchmark_worker(helm_env: dict[str, str], tmp_pat
         [*tls, "--set", "benchmarkWorker.indicatorsTarget=indicators-plain:50053"],
     )
     assert "speaks plaintext gRPC to the indicators service" not in notes
+
+
+# --- Grafana dashboards --------------------------------------------------------------------------
+
+GRAFANA_DASHBOARDS = REPO / "deploy" / "grafana" / "dashboards"
+
+
+def dashboards_config_map(manifests: list[Manifest]) -> Manifest:
+    return one(manifests, "ConfigMap", "grafana-dashboards")
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_grafana_dashboards_for_the_sidecar(rendered: dict[str, list[Manifest]], name: str) -> None:
+    config_map_ = dashboards_config_map(rendered[name])
+    assert config_map_["metadata"]["name"] == f"{RELEASE}-pcm-monitoring-grafana-dashboards"
+    # The label kube-prometheus-stack's Grafana sidecar loads dashboards by.
+    assert config_map_["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert "namespace" not in config_map_["metadata"]  # the release's
+    data = config_map_["data"]
+    files = sorted(GRAFANA_DASHBOARDS.glob("*.json"))
+    assert sorted(data) == [path.name for path in files]
+    for path in files:  # .Files.Get of the chart's copies: the very text of the dashboards
+        assert data[path.name] == path.read_text(encoding="utf-8"), path.name
+    # Within a ConfigMap's 1 MiB, and the 256 KiB of annotations a client-side
+    # `kubectl apply` (last-applied-configuration) would need.
+    assert sum(len(text.encode()) for text in data.values()) < 256 * 1024
+
+
+def test_grafana_dashboards_can_be_turned_off(helm_env: dict[str, str]) -> None:
+    result = template(helm_env, ["--set", "grafanaDashboards.enabled=false"])
+    assert result.returncode == 0, result.stderr
+    manifests = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+    assert not [
+        m
+        for m in manifests
+        if m["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+        == "grafana-dashboards"
+    ]
+
+
+def test_grafana_dashboards_in_the_sidecars_namespace_and_folder(
+    helm_env: dict[str, str], values_dir: Path
+) -> None:
+    values = {
+        "grafanaDashboards": {
+            "namespace": "monitoring",
+            "label": "grafana.example.org/dashboard",
+            "labelValue": "pcm",
+            "annotations": {"grafana_folder": "PCM"},
+        }
+    }
+    manifests = render(helm_env, values_args(values_dir, "grafana", values))
+    config_map_ = dashboards_config_map(manifests)
+    assert config_map_["metadata"]["namespace"] == "monitoring"
+    assert config_map_["metadata"]["labels"]["grafana.example.org/dashboard"] == "pcm"
+    assert "grafana_dashboard" not in config_map_["metadata"]["labels"]
+    assert config_map_["metadata"]["annotations"] == {"grafana_folder": "PCM"}
+    assert schema_errors(config_map_) is None
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["grafanaDashboards.enable=true", "grafanaDashboards.labelValue=not a label value"],
+)
+def test_values_schema_refuses_bad_grafana_dashboards_values(
+    helm_env: dict[str, str], setting: str
+) -> None:
+    result = helm(helm_env, "lint", "--strict", str(CHART), "--set", setting)
+    assert result.returncode != 0
+    assert "grafanaDashboards" in result.stdout + result.stderr
+
+
+def test_notes_name_the_dashboards_config_map(helm_env: dict[str, str], tmp_path: Path) -> None:
+    notes = render_notes(helm_env, tmp_path / "on", [])
+    assert f"{RELEASE}-pcm-monitoring-grafana-dashboards in namespace {NAMESPACE}" in notes
+    assert 'labelled grafana_dashboard="1"' in notes
+    off = render_notes(helm_env, tmp_path / "off", ["--set", "grafanaDashboards.enabled=false"])
+    assert "grafana-dashboards" not in off
