@@ -21,6 +21,7 @@ from pcm_common.validation import (
     check_id,
     check_optional_text,
     check_time,
+    timestamp_problem,
 )
 
 from pcm_complaints import lifecycle
@@ -83,6 +84,9 @@ class ComplaintRules:
         if (
             event.HasField("filed_at")
             and event.HasField("occurred_at")
+            # An invalid instant is refused above; protobuf would raise converting it.
+            and timestamp_problem(event.filed_at) is None
+            and timestamp_problem(event.occurred_at) is None
             and event.occurred_at.ToNanoseconds() < event.filed_at.ToNanoseconds()
         ):
             errors.append(FieldError("occurred_at", "before filed_at", INCONSISTENT))

@@ -351,6 +351,19 @@ def test_one_event_id_on_two_complaints_at_once_is_stored_once(service: Complain
     ) == [(1,)]
 
 
+def test_invalid_instants_are_refused_beside_stored_neighbours(service: Complaints) -> None:
+    """Nanos out of range were an UNKNOWN for the whole call (found by tests/abuse)."""
+    bad_nanos = complaint(ENTITY)
+    bad_nanos.occurred_at.nanos = -1
+    bad_filing = complaint(ENTITY)
+    bad_filing.filed_at.nanos = 1_000_000_000
+    good = complaint(ENTITY)
+    answer = service.push([bad_nanos, good, bad_filing])
+    assert answer.result.accepted == 1, answer.result
+    refused = {(r.index, r.field, r.code) for r in answer.result.rejections}
+    assert refused == {(0, "occurred_at", 2), (2, "filed_at", 2)}  # INVALID_FORMAT
+
+
 def test_a_refused_event_id_may_be_sent_again_corrected(service: Complaints) -> None:
     early = stage("ANSWERED", unique("LATER", 10))
     assert service.push([early]).result.rejections[0].code == 10
