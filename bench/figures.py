@@ -222,6 +222,27 @@ FIGURES: tuple[Figure, ...] = (
     ),
     Figure(
         "benchmark_bench",
+        "benchmark assessment per quarter",
+        "s",
+        rf"assessment per quarter\s+{NUMBER} s",
+        False,
+    ),
+    Figure(
+        "benchmark_bench",
+        "benchmark assessment per year",
+        "s",
+        rf"assessment per year\s+{NUMBER} s",
+        False,
+    ),
+    Figure(
+        "benchmark_bench",
+        "benchmark worker pass (month, quarter, year)",
+        "s",
+        rf"worker pass \(month, quarter, year\) {NUMBER} s",
+        False,
+    ),
+    Figure(
+        "benchmark_bench",
         "benchmark national ranking read p95",
         "ms",
         rf"national ranking read\s+p50 [\d.]+ ms, p95 {NUMBER} ms",

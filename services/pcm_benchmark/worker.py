@@ -131,10 +131,14 @@ class Refresher:
         try:
             months, written = self.due(client)
             current = month_start(self._today())
+            assessed: set[tuple[str, dt.date]] = set()
             for month, reason in sorted(months.items()):
                 started = time.perf_counter()
                 for grain in ("MONTH", "QUARTER", "YEAR"):
                     start = period_start(month, grain)
+                    if (grain, start) in assessed:
+                        continue  # both months due in one quarter: it is assessed once
+                    assessed.add((grain, start))
                     results = assess_period(
                         self._settings, self._catalogues, grain, start, self._reports, current
                     )

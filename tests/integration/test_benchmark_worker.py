@@ -118,3 +118,31 @@ def test_replicas_elect_one_leader_and_a_standby_takes_over_when_it_dies() -> No
         finally:
             first.release()
             second.release()
+
+
+def test_two_months_due_assess_their_shared_year_once(catalogues: Catalogues) -> None:
+    with isolated("benchtwo") as shared:
+        settings = BenchmarkSettings(**shared.model_dump(), benchmark_full_refresh_s=3600)
+        ensure_topics(settings.kafka_bootstrap, settings.topic_prefix)
+        client = connect(settings, database="default")
+        migrate(client, settings.clickhouse_database)
+        written = dt.datetime(2026, 10, 20, 12, 0)
+        rows = [
+            kpi_value_row("RENIEC", "SERVED_WITHIN_TARGET_PCT", month, 65, computed_at=written)
+            for month in (dt.datetime(2026, 9, 1, tzinfo=LIMA), OCTOBER)
+        ]
+        client.execute(f"INSERT INTO {settings.clickhouse_database}.kpi_values VALUES", rows)
+        producer = AcknowledgedProducer(settings.kafka_bootstrap, 10_000, "test")
+        try:
+            refresher = Refresher(settings, catalogues, lambda _: [], producer, lambda: TODAY)
+            published = refresher.run_once()
+        finally:
+            producer.close()
+        per_result = len(catalogues.entities) * (len(catalogues.standards) + 1)
+        # September, Q3, 2026, October, Q4: the year once.
+        assert published == 5 * per_result
+        grains = client.execute(
+            "SELECT toString(grain) AS g, count(DISTINCT period_start) FROM "
+            f"{settings.clickhouse_database}.benchmark_results GROUP BY g ORDER BY g"
+        )
+        assert grains == [("MONTH", 2), ("QUARTER", 2), ("YEAR", 1)]

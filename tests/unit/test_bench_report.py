@@ -99,6 +99,9 @@ NATIONAL = (
 )
 BENCHMARK = """\
 benchmark assessment per month   1.72 s (300 entities x 11 standards; assess, rank, distributions, write)
+benchmark assessment per quarter 2.07 s (rolled up from 3 months)
+benchmark assessment per year    2.90 s (rolled up from 12 months)
+benchmark worker pass (month, quarter, year) 6.69 s: / target 60 s = 0.11
 benchmark national ranking read    p50 16.2 ms, p95 69.7 ms
 benchmark peer-group ranking read  p50 7.6 ms, p95 12.5 ms
 benchmark entity results + evidence p50 25.6 ms, p95 80.6 ms
