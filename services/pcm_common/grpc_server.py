@@ -140,10 +140,14 @@ class DecodeGuard(Interceptor):
         details: grpc.HandlerCallDetails,
     ) -> MethodHandler | None:
         handler = continuation(details)
-        if handler is None or handler.unary_unary is None or handler.request_deserializer is None:
+        if handler is None or handler.request_deserializer is None:
+            return handler
+        # Requests that are one message: unary calls and server streams (ExportResults).
+        behaviour = handler.unary_unary or handler.unary_stream
+        if behaviour is None:
             return handler
         method = str(details.method)
-        parse, behaviour = handler.request_deserializer, handler.unary_unary
+        parse = handler.request_deserializer
 
         def deserialize(data: bytes) -> Any:
             try:
@@ -162,7 +166,12 @@ class DecodeGuard(Interceptor):
                 )
             return behaviour(request, context)
 
-        return grpc.unary_unary_rpc_method_handler(
+        wrap = (
+            grpc.unary_unary_rpc_method_handler
+            if handler.unary_unary is not None
+            else grpc.unary_stream_rpc_method_handler
+        )
+        return wrap(
             guarded,
             request_deserializer=deserialize,
             response_serializer=handler.response_serializer,

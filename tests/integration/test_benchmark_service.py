@@ -243,6 +243,24 @@ def test_periods_invalid_or_never_assessed(bench: Bench) -> None:
     assert quarter.code() == CODE.NOT_FOUND
 
 
+def test_undecodable_bytes_on_the_streaming_export_are_invalid_argument(bench: Bench) -> None:
+    """The decode guard covered unary methods only: ExportResults answered undecodable bytes
+    INTERNAL "Exception deserializing request!" (found by tests/abuse)."""
+    export = bench.channel.unary_stream(
+        "/pcm.monitoring.v1.BenchmarkService/ExportResults",
+        request_serializer=lambda data: data,
+        response_deserializer=lambda data: data,
+    )
+    metadata = (("authorization", f"Bearer {bench.tokens['national']}"),)
+    with pytest.raises(grpc.RpcError) as refused:
+        list(export(b"\x0a\xff\xff\xff\xff\x0f", metadata=metadata, timeout=10))
+    assert refused.value.code() == CODE.INVALID_ARGUMENT
+    assert error_reason(refused.value) == "ERROR_REASON_UNDECODABLE_REQUEST"
+    assert "not a valid /pcm.monitoring.v1.BenchmarkService/ExportResults" in str(
+        refused.value.details()
+    )
+
+
 def test_the_national_role_reads_rankings_and_exports(bench: Bench, catalogues: Catalogues) -> None:
     ranked = bench.call(
         "ListPeerRanking", "national", peer_group=GROUP, standard_code="PUNTUALIDAD"
