@@ -28,7 +28,7 @@ from pcm_common.catalogues import Catalogues
 from pcm_common.catalogues.models import period_start as period_of
 from pcm_common.grpc_server import abort_with
 from pcm_common.push.reading import invalid_argument, page_size
-from pcm_common.validation import check_id
+from pcm_common.validation import check_id, timestamp_problem
 
 from pcm_benchmark import reads
 from pcm_benchmark.guard import Guarded, StoreDown, observed, status_name
@@ -288,6 +288,9 @@ class BenchmarkServicer(Guarded, benchmark_service_pb2_grpc.BenchmarkServiceServ
             )
         if request.HasField(field):
             stamp = getattr(request, field)
+            invalid = timestamp_problem(stamp)
+            if invalid:  # before it is converted: a date out of range would end the call UNKNOWN
+                invalid_argument(context, f"{field}: {invalid}")
             local = dt.datetime.fromtimestamp(stamp.seconds, self._zone)
             start = local.date()
             if local.time() != dt.time() or stamp.nanos or period_of(start, grain) != start:

@@ -243,6 +243,22 @@ def test_periods_invalid_or_never_assessed(bench: Bench) -> None:
     assert quarter.code() == CODE.NOT_FOUND
 
 
+def test_periods_outside_the_valid_instants_are_invalid_argument(bench: Bench) -> None:
+    """Year 1 became year 0 in Lima: "date value out of range" ended the call UNKNOWN (found by
+    tests/abuse). Far but valid periods are simply never assessed."""
+    for seconds, nanos in ((-62_135_596_800, 0), (253_402_300_800, 0), (0, -1)):
+        stamp = Timestamp(seconds=seconds, nanos=nanos)
+        for method, token in (("GetEntityAssessment", "RENIEC"), ("ListPeerRanking", "national")):
+            refused = bench.refused(method, token, period_start=stamp)
+            assert refused.code() == CODE.INVALID_ARGUMENT, (method, seconds, refused)
+            assert refused.details().startswith("period_start:")
+        export = bench.refused("ExportResults", "national", period_start=stamp)
+        assert export.code() == CODE.INVALID_ARGUMENT
+    for far in (dt.date(2200, 1, 1), dt.date(9999, 12, 1)):
+        never = bench.refused("GetPeerComparison", "RENIEC", period_start=midnight(far))
+        assert never.code() == CODE.NOT_FOUND, (far, never)
+
+
 def test_undecodable_bytes_on_the_streaming_export_are_invalid_argument(bench: Bench) -> None:
     """The decode guard covered unary methods only: ExportResults answered undecodable bytes
     INTERNAL "Exception deserializing request!" (found by tests/abuse)."""
