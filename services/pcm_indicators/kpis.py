@@ -16,7 +16,11 @@ from clickhouse_driver import Client
 from clickhouse_driver.errors import Error as ClickHouseError
 from pcm.monitoring.v1 import common_pb2, indicators_service_pb2, kpi_pb2
 from pcm_common.catalogues import Catalogues
+from pcm_common.validation import timestamp_problem
 
+STORE_LATEST_S = 4_291_747_199
+"""The last instant the KPI store's ClickHouse reads in a query (2105-12-31T23:59:59Z; later
+ones it wraps to 1970)."""
 GRAINS = {
     common_pb2.GRAIN_HOUR: "HOUR",
     common_pb2.GRAIN_DAY: "DAY",
@@ -99,6 +103,16 @@ class KpiReader:
                 raise ValueError(f"kpi_codes: unknown {', '.join(unknown[:5])}")
             where.append("kpi_code IN %(codes)s")
             params["codes"] = tuple(request.kpi_codes)
+        for field in ("from_time", "to_time"):
+            # ClickHouse refuses a time before 1970 (the call was UNAVAILABLE, "retry") and
+            # wraps one after 2105 (9999 compared as an earlier time).
+            stamp = getattr(request, field)
+            invalid = request.HasField(field) and (
+                timestamp_problem(stamp)
+                or (stamp.seconds > STORE_LATEST_S and "after 2105 (the KPI store's range)")
+            )
+            if invalid:
+                raise ValueError(f"{field}: {invalid}")
         if request.HasField("from_time"):
             where.append("period_start >= %(start)s")
             params["start"] = request.from_time.ToDatetime()

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import (
     common_pb2,
     indicator_pb2,
@@ -300,3 +301,21 @@ def test_list_kpis_reads_own_values_paged_national_any(service: Indicators) -> N
     with pytest.raises(grpc.RpcError) as bad_token:
         service.kpis(page_token="garbage")
     assert bad_token.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_list_kpis_refuses_times_that_are_not_valid_instants(service: Indicators) -> None:
+    """Before 1970 ClickHouse refused the query and the call said UNAVAILABLE, "retry" (found by
+    tests/abuse); after 2105 it wrapped the time and answered 2026's values for 9999."""
+    for field, stamp in (
+        ("from_time", Timestamp(seconds=-62_135_596_800)),  # 0001-01-01
+        ("to_time", Timestamp(seconds=-1)),
+        ("from_time", Timestamp(seconds=0, nanos=-1)),
+        ("from_time", Timestamp(seconds=253_402_300_799)),  # 9999 matched 2026 (wrapped)
+        ("to_time", Timestamp(seconds=4_291_747_200)),  # 2106-01-01
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            service.kpis(**{field: stamp})
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (field, stamp)
+        assert (refused.value.details() or "").startswith(f"{field}: ")
+    last = service.kpis(from_time=Timestamp(seconds=4_291_747_199))  # the store's last instant
+    assert not last.values
