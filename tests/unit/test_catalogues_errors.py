@@ -346,6 +346,17 @@ def test_yaml_syntax_error_is_one_line(root: Path) -> None:
     assert "invalid YAML" in str(error) and error.line is not None and error.line >= line
 
 
+@pytest.mark.parametrize("character", ["\x00", "\x1f", "\x7f"])
+def test_a_control_character_in_yaml_is_one_line(root: Path, character: str) -> None:
+    """PyYAML's ReaderError escaped the loader: the CatalogueService answered UNKNOWN and the
+    CLI printed a traceback (found by tests/abuse)."""
+    line = breaking(root, "drivers.yaml", "  max: 5\n", f"  max: 5{character}\n")
+    error = load_error(root)
+    expected = f"invalid YAML: character #x{ord(character):04x} is not allowed"
+    assert str(error).startswith("catalogues/drivers.yaml:") and error.line == line
+    assert error.reason == expected
+
+
 def test_csv_unknown_column(root: Path) -> None:
     breaking(root, "entities.csv", "entity_id,name,sector", "entity_id,nombre,sector")
     expected = (

@@ -116,6 +116,10 @@ def read_yaml(path: Path) -> LineDict:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
         raise CatalogueError(path, line, None, f"invalid YAML: {exc.problem}") from None
+    except yaml.reader.ReaderError as exc:  # a control character (NUL...) YAML does not allow
+        line = text[: exc.position].count("\n") + 1
+        reason = f"invalid YAML: character #x{exc.character:04x} is not allowed"
+        raise CatalogueError(path, line, None, reason) from None
     if not isinstance(data, LineDict):
         raise CatalogueError(path, 1, None, "the top level must be a mapping of keys")
     return data
