@@ -28,6 +28,7 @@ A closed plan, or one whose target is reached, raises no flag (its progress is s
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -269,6 +270,9 @@ def _measure(
         return None, None
     if target is None:
         problems.append("target: required with a kpi_code")
+        return kpi_code, None
+    if not math.isfinite(target):  # NaN passes every comparison below
+        problems.append(f"target: {target} is not a number")
         return kpi_code, None
     bounds = UNIT_RANGES.get(kpi.unit)
     if bounds is not None:

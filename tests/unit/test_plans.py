@@ -215,6 +215,9 @@ def test_a_registration_is_refused_naming_every_field(catalogues: Catalogues) ->
         ({"criterion_id": "", "kpi_code": "WAIT_MEAN_S"}, "target: required with a kpi_code"),
         ({"criterion_id": "", "kpi_code": ""}, "kpi_code: required (or criterion_id)"),
         ({"target": 120.0}, "target: 120 is outside 0..100 (percent)"),
+        ({"target": float("nan")}, "target: nan is not a number"),  # was stored (tests/abuse)
+        ({"criterion_id": "", "kpi_code": "WAIT_MEAN_S", "target": float("inf")},
+         "target: inf is not a number"),
         ({"deadline": "31/12/2026"}, "deadline: '31/12/2026' is not a date YYYY-MM-DD"),
         ({"deadline": "2029-12-31"}, "deadline: 2029-12-31 is more than 36 months ahead"),
         ({"actions": []}, "actions: at least one action"),
