@@ -13,6 +13,8 @@ import grpc
 import psycopg
 from pcm_common.auth import Principal, Role, TokenStore
 from pcm_common.grpc_server import abort_with, authenticate
+from pcm_common.push.reading import refuse_nul
+from pcm_common.validation import nul_fields
 from psycopg_pool import PoolTimeout
 
 from pcm_benchmark.metrics import AUTH_FAILURES, DENIED, REQUEST_SECONDS, REQUESTS, STORE_ERRORS
@@ -38,6 +40,9 @@ def observed(method: Callable[..., T]) -> Callable[..., T]:
         started = time.perf_counter()
         try:
             with self.stores(context):
+                if nul_fields(request):  # PostgreSQL refuses NUL in text (the call was UNKNOWN)
+                    self._caller(context)  # who asks first, then what is wrong with it
+                    refuse_nul(context, request)
                 return method(self, request, context)
         finally:
             REQUEST_SECONDS.labels(method=name).observe(time.perf_counter() - started)

@@ -13,7 +13,7 @@ from pcm_common import domains
 from pcm_common.auth import Access
 from pcm_common.push import PushDeclaration, PushKit
 from pcm_common.push.kit import to_result
-from pcm_common.push.reading import allowed
+from pcm_common.push.reading import allowed, refuse_nul
 
 from pcm_complaints import lifecycle
 from pcm_complaints.book import ComplaintBook, receipts
@@ -41,6 +41,7 @@ class ComplaintsServicer(complaints_service_pb2_grpc.ComplaintsServiceServicer):
         self, request: complaints_service_pb2.GetComplaintRequest, context: grpc.ServicerContext
     ) -> complaints_service_pb2.GetComplaintResponse:
         allowed(self._kit, context, Access.READ, request.entity_id)
+        refuse_nul(context, request)
         record = self._book.get(request.entity_id, request.complaint_id)
         if record is None:
             context.abort(

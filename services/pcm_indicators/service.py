@@ -9,7 +9,7 @@ from pcm_common import domains
 from pcm_common.auth import Access, Principal
 from pcm_common.grpc_server import abort_with, authenticate
 from pcm_common.push import PushDeclaration, PushKit
-from pcm_common.push.reading import allowed, invalid_argument, page_size
+from pcm_common.push.reading import allowed, invalid_argument, page_size, refuse_nul
 
 from pcm_indicators.book import IndicatorBook, ReviewError
 from pcm_indicators.kpis import KpiReader, KpiStoreUnavailable
@@ -53,6 +53,7 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
         context: grpc.ServicerContext,
     ) -> indicators_service_pb2.ReviewIndicatorValueResponse:
         self._allowed(context, Access.REVIEW, request.entity_id)
+        refuse_nul(context, request)
         if request.verdict not in VERDICTS:
             invalid_argument(
                 context, "verdict: INDICATOR_STATUS_VERIFIED or INDICATOR_STATUS_REJECTED"
@@ -82,6 +83,7 @@ class IndicatorsServicer(indicators_service_pb2_grpc.IndicatorsServiceServicer):
         context: grpc.ServicerContext,
     ) -> indicators_service_pb2.ListIndicatorValuesResponse:
         self._allowed(context, Access.READ, request.entity_id)
+        refuse_nul(context, request)
         size = page_size(request.page_size, self._page_size)
         try:
             page = self._book.list(

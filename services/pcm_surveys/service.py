@@ -9,7 +9,7 @@ from pcm.monitoring.v1 import surveys_service_pb2, surveys_service_pb2_grpc
 from pcm_common import domains
 from pcm_common.auth import Access, Role
 from pcm_common.push import PushDeclaration, PushKit
-from pcm_common.push.reading import allowed, invalid_argument, page_size
+from pcm_common.push.reading import allowed, invalid_argument, page_size, refuse_nul
 
 from pcm_surveys.book import SurveyBook
 from pcm_surveys.validation import CollectionRules, ResponseRules, SurveyCatalogue
@@ -51,6 +51,7 @@ class SurveysServicer(surveys_service_pb2_grpc.SurveysServiceServicer):
         context: grpc.ServicerContext,
     ) -> surveys_service_pb2.ListSurveyCollectionsResponse:
         allowed(self._kit, context, Access.READ, request.entity_id)
+        refuse_nul(context, request)
         size = page_size(request.page_size, self._page_size)
         try:
             page = self._book.list_collections(
@@ -68,6 +69,7 @@ class SurveysServicer(surveys_service_pb2_grpc.SurveysServiceServicer):
         context: grpc.ServicerContext,
     ) -> surveys_service_pb2.ListSurveyResponsesResponse:
         principal = allowed(self._kit, context, Access.READ, request.entity_id)
+        refuse_nul(context, request)
         # The free text may hold personal data: for the entity's own reading only, never in
         # the national role's (authorize has checked an entity credential reads its own).
         own = principal.role is Role.ENTITY and principal.entity_id == request.entity_id

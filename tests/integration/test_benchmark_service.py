@@ -392,6 +392,22 @@ def progress_of(bench: Bench, plan_id: str = "onp-puntualidad-2026") -> Any:
     return plan.progress
 
 
+def test_text_with_a_nul_character_is_refused_never_an_unknown_error(bench: Bench) -> None:
+    """NUL in text reached PostgreSQL, which refuses it (in JSON too): UNKNOWN (tests/abuse)."""
+    action = PLAN.PlanAction(description="x\x00", start_date="2026-11-02", due_date="2026-12-15")
+    for method, token, fields, field in (
+        ("RegisterPlan", "ONP", plan_request(plan_id="nul-plan", actions=[action]), "actions[0]"),
+        ("RegisterPlan", "ONP", plan_request(plan_id="nul-title", title="t\x00"), "title"),
+        ("ListPlans", "national", {"entity_id": "ONP\x00"}, "entity_id"),
+        ("CommentPlan", "national", {"entity_id": "ONP", "plan_id": "p", "comment": "\x00"}, "c"),
+    ):
+        refused = bench.refused(method, token, **fields)
+        assert refused.code() == CODE.INVALID_ARGUMENT, (method, refused)
+        assert refused.details().startswith(field), refused.details()
+        assert refused.details().endswith("contains a NUL character (U+0000)")
+    assert not [p for p in plans_of(bench, "national") if p.plan_id.startswith("nul-")]
+
+
 def test_progress_follows_the_kpi_and_flags_off_track_and_overdue(bench: Bench) -> None:
     # Day 50 of 100: 50 % expected. November's value 70 is half way from 60 to 80: on track.
     bench.clock.today = REGISTRATION + dt.timedelta(days=50)

@@ -364,6 +364,20 @@ def test_invalid_instants_are_refused_beside_stored_neighbours(service: Complain
     assert refused == {(0, "occurred_at", 2), (2, "filed_at", 2)}  # INVALID_FORMAT
 
 
+def test_text_with_a_nul_character_is_refused_never_an_unknown_error(
+    service: Complaints,
+) -> None:
+    """NUL in text reached PostgreSQL, which refuses it: the call ended UNKNOWN (tests/abuse)."""
+    nul, fine = complaint(ENTITY, category="a\x00b"), complaint(ENTITY)
+    answer = service.push([nul, fine])
+    assert answer.result.accepted == 1
+    assert [(r.index, r.field, r.code) for r in answer.result.rejections] == [(0, "category", 2)]
+    with pytest.raises(grpc.RpcError) as refused:
+        service.get("RECLAMO", entity="SUNARP\x00", token="national")
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.details() == "entity_id: contains a NUL character (U+0000)"
+
+
 def test_a_refused_event_id_may_be_sent_again_corrected(service: Complaints) -> None:
     early = stage("ANSWERED", unique("LATER", 10))
     assert service.push([early]).result.rejections[0].code == 10

@@ -319,3 +319,22 @@ def test_list_kpis_refuses_times_that_are_not_valid_instants(service: Indicators
         assert (refused.value.details() or "").startswith(f"{field}: ")
     last = service.kpis(from_time=Timestamp(seconds=4_291_747_199))  # the store's last instant
     assert not last.values
+
+
+def test_text_with_a_nul_character_is_refused_never_an_unknown_error(service: Indicators) -> None:
+    """NUL in text reached PostgreSQL, which refuses it: the call ended UNKNOWN (tests/abuse)."""
+    value = indicator_value(ENTITY, indicator_code="ACCESSIBILITY_SIGNAGE", value=1, unit="boolean")
+    assert service.report([value]).accepted == 1
+    for call in (
+        lambda: service.review(value.event_id, REJECTED, reason="falta\x00 evidencia"),
+        lambda: service.list(indicator_code="ACCESSIBILITY\x00"),
+        lambda: service.list(page_token="WyIyMDI2LTAxLTAxIiwgIlx1MDAwMCJd"),  # a key with NUL
+    ):
+        with pytest.raises(grpc.RpcError) as refused:
+            call()
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "NUL character" in refused.value.details() or refused.value.details().startswith(
+            "page_token:"
+        )
+    (listed,) = service.list(indicator_code="ACCESSIBILITY_SIGNAGE").values
+    assert listed.status == REPORTED  # the refused review changed nothing

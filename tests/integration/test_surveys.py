@@ -259,3 +259,23 @@ def test_bad_page_token_is_invalid_argument(service: Surveys) -> None:
             call(entity_id=ENTITY, page_token="garbage")
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert refused.value.details().startswith("page_token:")
+
+
+def test_text_with_a_nul_character_is_refused_never_an_unknown_error(service: Surveys) -> None:
+    """PostgreSQL refuses NUL in text: a comment holding one ended the whole push UNKNOWN and a
+    collection_id holding one the read (found by tests/abuse). The item is refused on its own."""
+    collection = survey_collection(ENTITY)
+    assert service.collections([collection]).accepted == 1
+    nul = survey_response(ENTITY, collection_id=collection.collection_id, comment="DNI\x00 4567")
+    fine = survey_response(ENTITY, collection_id=collection.collection_id)
+    result = service.responses([nul, fine])
+    assert result.accepted == 1
+    assert [(r.index, r.field, r.code) for r in result.rejections] == [(0, "comment", 2)]
+    for call in (service.list_collections, service.list_responses):
+        with pytest.raises(grpc.RpcError) as refused:
+            call(entity_id=ENTITY, collection_id="ENC\x00")
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.details() == "collection_id: contains a NUL character (U+0000)"
+        with pytest.raises(grpc.RpcError) as forged:  # a token naming a key with NUL
+            call(entity_id=ENTITY, page_token="WyIyMDI2LTAxLTAxIiwgIlx1MDAwMCJd")
+        assert forged.value.details().startswith("page_token:")

@@ -289,6 +289,19 @@ def test_undecodable_request_bytes_are_invalid_argument_with_a_reason(intake: In
     assert _sample("pcm_intake_undecodable_requests_total") == before + 1
 
 
+def test_text_with_a_nul_character_is_refused_item_by_item(intake: Intake) -> None:
+    """No store keeps NUL in text (PostgreSQL refuses it, the book services' calls ended
+    UNKNOWN): every push refuses the item naming the field, its neighbours stored."""
+    nul, fine = attention(office_id="LIMA\x00CENTRO", desk_id="\x00"), attention()
+    result = intake.push([nul, fine])
+    assert result.accepted == 1
+    assert {(r.index, r.field, r.code) for r in result.rejections} == {
+        (0, "office_id", common_pb2.REJECTION_CODE_INVALID_FORMAT),
+        (0, "desk_id", common_pb2.REJECTION_CODE_INVALID_FORMAT),
+    }
+    assert [e.attention.event_id for e in intake.stored()] == [fine.event_id]
+
+
 def test_answers_stay_bounded_whatever_the_input(intake: Intake) -> None:
     """One refused item with 1 MB strings beside valid ones: the valid ones are stored and the
     answer is small (it was RESOURCE_EXHAUSTED "Sent message larger than max" after storing)."""

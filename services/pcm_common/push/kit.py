@@ -42,12 +42,14 @@ from pcm_common.push.metrics import PushMetrics
 from pcm_common.validation import (
     FOREIGN_ENTITY,
     IN_PROGRESS,
+    INVALID_FORMAT,
     MAX_ID_LENGTH,
     FieldError,
     TimeWindow,
     check_entity,
     check_id,
     clip,
+    nul_fields,
 )
 
 log = get_logger(__name__)
@@ -379,13 +381,19 @@ class PushEndpoint(Generic[E]):
 
 
 def item_errors(event: E, validate: Validator[E], item: ItemContext) -> list[FieldError]:
-    """Every problem of one item: its id and entity (the same for every domain), then the
-    domain's own rules."""
+    """Every problem of one item: its id and entity (the same for every domain), the domain's
+    own rules, and any text holding a NUL character (no store keeps one)."""
     event_id, entity_id = _ids(event)
-    return [
+    errors = [
         *check_id(event_id, "event_id"),
         *check_entity(entity_id, item.entity_id),
         *validate(event, item),
+    ]
+    flagged = {error.field for error in errors}
+    return errors + [
+        FieldError(field, "contains a NUL character (U+0000)", INVALID_FORMAT)
+        for field in nul_fields(event)
+        if field not in flagged
     ]
 
 

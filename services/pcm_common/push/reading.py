@@ -14,10 +14,12 @@ import json
 from typing import NoReturn
 
 import grpc
+from google.protobuf.message import Message
 
 from pcm_common.auth import Access, Principal, authorize, denial_message
 from pcm_common.grpc_server import abort_with, authenticate
 from pcm_common.push.kit import PushKit
+from pcm_common.validation import nul_fields
 
 
 def allowed(
@@ -41,6 +43,14 @@ def invalid_argument(context: grpc.ServicerContext, message: str) -> NoReturn:
     raise AssertionError("unreachable: context.abort raises")  # for type checkers
 
 
+def refuse_nul(context: grpc.ServicerContext, request: Message) -> None:
+    """End the call INVALID_ARGUMENT when a text field holds a NUL character: no stored id or
+    text has one, and PostgreSQL refuses it in a query (the call ended UNKNOWN)."""
+    found = nul_fields(request)
+    if found:
+        invalid_argument(context, f"{found[0]}: contains a NUL character (U+0000)")
+
+
 def page_size(requested: int, limit: int) -> int:
     """The items of one page: what the caller asked for, at most the service's ``limit`` (0:
     the limit)."""
@@ -59,6 +69,9 @@ def decode_token(token: str) -> tuple[dt.datetime, str] | None:
         return None
     try:
         recorded, key = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return dt.datetime.fromisoformat(recorded), str(key)
+        position = dt.datetime.fromisoformat(recorded), str(key)
     except (ValueError, TypeError) as error:
         raise ValueError("page_token: not a token this service gave") from error
+    if "\x00" in position[1]:  # no stored key has one (and PostgreSQL would refuse it)
+        raise ValueError("page_token: not a token this service gave")
+    return position
