@@ -182,6 +182,8 @@ class SurveyBook:
             ),
         ).fetchone()
         if inserted is None:
+            if self._known_event(conn, "survey_responses", entity_id, event_id):
+                return "duplicate"  # a concurrent resend of this event id won
             return FieldError(
                 "response_id", "this response is already stored for the collection", INCONSISTENT
             )

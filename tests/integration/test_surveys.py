@@ -5,6 +5,7 @@ read back (an entity its own with the comments, the national role any entity's w
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from pcm_surveys.server import create_server, worker
 from pcm_surveys.settings import SurveysSettings
 from pcm_testkit.events import ago, survey_collection, survey_response
 from pcm_testkit.kafka import read_envelopes
+from pcm_testkit.waiting import wait_until
 
 ENTITY = "SUNAT"
 
@@ -279,3 +281,33 @@ def test_text_with_a_nul_character_is_refused_never_an_unknown_error(service: Su
         with pytest.raises(grpc.RpcError) as forged:  # a token naming a key with NUL
             call(entity_id=ENTITY, page_token="WyIyMDI2LTAxLTAxIiwgIlx1MDAwMCJd")
         assert forged.value.details().startswith("page_token:")
+
+
+def test_one_response_sent_twice_at_once_is_stored_once_and_never_refused(
+    service: Surveys,
+) -> None:
+    """A client whose call timed out sends it again while the first call is still storing it
+    (found by the fault soak, issue 14, during a PostgreSQL outage). Both calls find the event id
+    unknown, then wait on the collection's row lock, held here until both do: the second to
+    insert must answer "duplicate", not refuse a response that is stored."""
+    collection = survey_collection(ENTITY)
+    assert service.collections([collection]).accepted == 1
+    response = survey_response(ENTITY, collection_id=collection.collection_id)
+    with connect(service.settings) as gate, ThreadPoolExecutor(2) as pool:
+        gate.execute(
+            "SELECT 1 FROM survey_collections WHERE entity_id = %s AND collection_id = %s "
+            "FOR UPDATE",
+            (ENTITY, collection.collection_id),
+        )
+        calls = [pool.submit(service.responses, [response]) for _ in range(2)]
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        wait_until(lambda: service.sql(waiting)[0][0] >= 2, 30, "both calls wait on the lock")
+        gate.commit()
+        answers = [call.result(timeout=30) for call in calls]
+    assert not [r for a in answers for r in a.rejections], answers
+    assert sorted((a.accepted, list(a.duplicate_indexes)) for a in answers) == [(0, [0]), (1, [])]
+    stored = "SELECT count(*) FROM survey_responses WHERE entity_id = %s AND event_id = %s"
+    assert service.sql(stored, ENTITY, response.event_id) == [(1,)]
