@@ -285,6 +285,31 @@ def test_sign_in_page_is_accessible_and_a_bad_token_fails(
     assert page.url.endswith("/entrar")
 
 
+def test_a_body_that_is_no_form_is_refused_400_not_500(context: BrowserContext, site: Site) -> None:
+    """aiohttp raises ValueError reading a broken multipart body or a form that is not UTF-8:
+    sign-in and sign-out answered 500 (found by tests/abuse)."""
+    page = context.new_page()
+    page.goto(f"{site.url}/entrar")
+    for content_type, body in (
+        ("multipart/form-data; boundary=x", b""),
+        ("multipart/form-data", b"abc"),
+        ("application/x-www-form-urlencoded", b"\xff\xfe=1"),
+    ):
+        answer = context.request.post(
+            f"{site.url}/entrar", data=body, headers={"Content-Type": content_type}
+        )
+        assert answer.status == 400 and "Formulario no válido" in answer.text(), content_type
+    sign_in(page, site, site.national)
+    out = context.request.post(
+        f"{site.url}/salir",
+        data=b"",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+        max_redirects=0,
+    )
+    assert out.status == 400
+    assert page.goto(f"{site.url}/nacional") is not None and page.url.endswith("/nacional")
+
+
 def test_post_without_csrf_token_is_refused(context: BrowserContext, site: Site) -> None:
     page = context.new_page()
     page.goto(f"{site.url}/entrar")  # a session with its CSRF token exists now

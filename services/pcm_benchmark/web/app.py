@@ -17,7 +17,7 @@ import re
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -287,10 +287,25 @@ async def sign_in_form(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _form(request: web.Request) -> Mapping[str, Any] | None:
+    """The posted form; None when the body is none (a broken multipart, bytes that are not
+    UTF-8: aiohttp raises ValueError, which answered 500)."""
+    try:
+        return await request.post()
+    except ValueError:
+        return None
+
+
+def _unreadable(request: web.Request) -> web.Response:
+    return _error(request, 400, "Formulario no válido", "No se pudo leer el formulario enviado.")
+
+
 async def sign_in(request: web.Request) -> web.StreamResponse:
     dashboard = _dashboard(request)
     session: Session | None = request[SESSION]
-    form = await request.post()
+    form = await _form(request)
+    if form is None:
+        return _unreadable(request)
     csrf = form.get("csrf")
     if session is None or not session.csrf_ok(csrf if isinstance(csrf, str) else None):
         return _error(
@@ -348,7 +363,9 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
 async def sign_out(request: web.Request) -> web.StreamResponse:
     dashboard = _dashboard(request)
     session, _ = _signed_in(request)
-    form = await request.post()
+    form = await _form(request)
+    if form is None:
+        return _unreadable(request)
     csrf = form.get("csrf")
     if not session.csrf_ok(csrf if isinstance(csrf, str) else None):
         return _error(request, 403, "Formulario no válido", "El formulario no es de esta sesión.")
