@@ -68,6 +68,7 @@ lint: venv ## ruff check and ruff format --check
 
 typecheck: venv ## mypy (strict) on the services and the stack script
 	$(PY) -m mypy
+	$(PY) -m mypy -p pcm_soak
 	$(PY) -m mypy deploy/local/stack.py
 
 schemas: $(COMPOSE_SCHEMA) ## Fetch the Compose Specification JSON schema (needs Go)
@@ -122,3 +123,9 @@ bench: venv stack-up ## Every benchmark, then one table against targets and base
 .PHONY: bench-report
 bench-report: venv ## Rebuild the bench table, summary.json and summary.png from bench/results/*.txt (runs nothing)
 	$(PY) bench/run.py --report-only --baseline $(BASELINE)
+
+# On a stack and a platform of its own (every port +10000, data in .stack/soak), never the
+# default ones; both stopped at the end. SOAK_ARGS=--short: the variant `make test` runs.
+.PHONY: soak
+soak: install-system venv ## Fault soak: load through every push service, 24 kill -9, a Kafka restart, ClickHouse down 60 s, PostgreSQL down 30 s; fails on anything lost, doubled or off
+	PYTHONPATH=services $(PY) -m pcm_soak $(SOAK_ARGS)

@@ -155,6 +155,20 @@ class Platform:
             process.send_signal(sig)
         process.wait(timeout=60)
 
+    def restart(self, name: str, sig: int = signal.SIGKILL) -> subprocess.Popen[bytes]:
+        """Signal one process (SIGKILL: a crash), reap it and start it again at once."""
+        self.kill(name, sig)
+        return self.start(name)
+
+    def ready(self, name: str) -> bool:
+        """One process answers: a gRPC service its health check (SERVING), the dashboard its
+        /salud page, any other process (workers, the processor) its /metrics page."""
+        if name in GRPC_SERVICES:
+            return is_serving(self.layout.target(name))
+        if name == "benchmark-web":
+            return answers(f"{self.layout.dashboard_url}/salud")
+        return answers(self.layout.metrics_url(name))
+
     def stopped(self) -> list[str]:
         """Names of the processes that exited on their own."""
         return [name for name, p in self.processes.items() if p.poll() is not None]

@@ -1,0 +1,3 @@
+from pcm_soak.run import main
+
+raise SystemExit(main())

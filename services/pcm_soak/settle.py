@@ -1,0 +1,176 @@
+"""After the load: wait, each with a deadline, until everything accepted has gone all the way.
+
+1. the complaints worker ran an overdue pass after the last push (its /metrics);
+2. every outbox is drained (PostgreSQL: no row without ``published_at``);
+3. the processor caught up: its committed offsets, read from the broker, are the end offsets
+   of every topic it consumes, twice in a row (an offset is committed only once the facts and
+   KPIs of its message are written);
+4. the benchmark worker assessed each month after its KPIs were last written, and completed a
+   pass after that.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from clickhouse_driver import Client
+from pcm_benchmark.metrics import LAST_REFRESH
+from pcm_common.postgres.client import connect as connect_postgres
+from pcm_common.settings import Settings
+from pcm_complaints.metrics import OVERDUE_JOB_SUCCESS
+from pcm_demo.platform import Layout
+from pcm_processor.settings import consumer_group
+from pcm_testkit.kafka import domain_topics
+from pcm_testkit.processor import wait_caught_up
+from prometheus_client import Gauge
+from prometheus_client.parser import text_string_to_metric_families
+
+LIMA = ZoneInfo("America/Lima")
+OUTBOXES = (
+    "complaint_outbox",
+    "indicator_outbox",
+    "survey_collection_outbox",
+    "survey_response_outbox",
+)
+
+
+class NotSettled(RuntimeError):
+    pass
+
+
+@dataclass
+class Settled:
+    """How long each wait took (seconds); what did not settle in time."""
+
+    took: dict[str, float] = field(default_factory=dict)
+    late: list[str] = field(default_factory=list)
+
+
+def _gauge_name(gauge: Gauge) -> str:
+    (metric,) = gauge.describe()
+    return str(metric.name)
+
+
+def metric(url: str, name: str) -> float | None:
+    """A sample's value on a /metrics page (None: the page or the sample is not there)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as page:
+            text = page.read().decode()
+    except OSError:
+        return None
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                return float(sample.value)
+    return None
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+    started = time.monotonic()
+    deadline = started + timeout_s
+    while not condition():
+        if time.monotonic() >= deadline:
+            raise NotSettled(f"{what}: not within {timeout_s:.0f} s")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def outbox_pending(settings: Settings) -> dict[str, int]:
+    try:
+        with connect_postgres(settings) as conn:
+            return {
+                table: int(
+                    conn.execute(
+                        f"SELECT count(*) FROM {table} WHERE published_at IS NULL"
+                    ).fetchone()[0]  # type: ignore[index]
+                )
+                for table in OUTBOXES
+            }
+    except Exception:  # PostgreSQL restarting: not drained as far as we know
+        return {table: -1 for table in OUTBOXES}
+
+
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def worker_months(today: dt.date) -> tuple[dt.date, dt.date]:
+    """The months the benchmark worker keeps current: the previous one and this one."""
+    current = month_start(today)
+    return month_start(current - dt.timedelta(days=1)), current
+
+
+def _assessed_after_kpis(client: Client, database: str, months: tuple[dt.date, ...]) -> bool:
+    for month in months:
+        start = dt.datetime.combine(month, dt.time(), LIMA)
+        ((written,),) = client.execute(
+            f"SELECT max(computed_at) FROM {database}.kpi_values "
+            "WHERE grain = 'MONTH' AND period_start = %(start)s",
+            {"start": start},
+        )
+        ((assessed,),) = client.execute(
+            f"SELECT max(computed_at) FROM {database}.benchmark_results "
+            "WHERE grain = 'MONTH' AND period_start = %(month)s",
+            {"month": month},
+        )
+        if written.year > 1970 and not assessed > written:
+            return False
+    return True
+
+
+def settle(
+    settings: Settings,
+    layout: Layout,
+    client: Callable[[], Client],
+    last_push: float,
+    timeout_s: float,
+) -> Settled:
+    """Every wait in turn, within ``timeout_s`` in all; raises ``NotSettled`` for the first
+    three (without them the stores cannot be compared), records the benchmark's as late."""
+    done = Settled()
+    deadline = time.monotonic() + timeout_s
+
+    def left() -> float:
+        return max(1.0, deadline - time.monotonic())
+
+    overdue = _gauge_name(OVERDUE_JOB_SUCCESS)
+    worker = layout.metrics_url("complaints-worker")
+    done.took["overdue pass"] = _wait(
+        lambda: (metric(worker, overdue) or 0.0) > last_push,
+        left(),
+        "the complaints worker's overdue pass after the last push",
+    )
+    done.took["outboxes drained"] = _wait(
+        lambda: not any(outbox_pending(settings).values()), left(), "the outboxes"
+    )
+    try:
+        done.took["processor caught up"] = wait_caught_up(
+            settings.kafka_bootstrap,
+            consumer_group(settings.topic_prefix),
+            domain_topics(settings.topic_prefix),
+            left(),
+        )
+    except AssertionError as error:
+        raise NotSettled(f"the processor: {error}") from error
+    caught_up = time.time()
+    months = worker_months(dt.datetime.now(LIMA).date())
+    refreshed = _gauge_name(LAST_REFRESH)
+    bench = layout.metrics_url("benchmark-worker")
+    try:
+        with_client = client()
+        done.took["benchmark current"] = _wait(
+            lambda: (
+                _assessed_after_kpis(with_client, settings.clickhouse_database, months)
+                and (metric(bench, refreshed) or 0.0) > caught_up
+            ),
+            min(left(), 180.0),
+            "the benchmark worker's assessment after the last KPI write",
+        )
+    except NotSettled as late:
+        done.late.append(str(late))
+    return done
