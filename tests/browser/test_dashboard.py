@@ -310,6 +310,14 @@ def test_a_body_that_is_no_form_is_refused_400_not_500(context: BrowserContext, 
     assert page.goto(f"{site.url}/nacional") is not None and page.url.endswith("/nacional")
 
 
+def test_a_static_file_name_too_long_is_404_not_500(context: BrowserContext, site: Site) -> None:
+    """aiohttp's static handler let the file system's ENAMETOOLONG through: 500 (tests/abuse)."""
+    for name in ("a" * 300, "x/" * 3_000, "%F0%9F%98%80" * 80):
+        answer = context.request.get(f"{site.url}/static/{name}")
+        assert answer.status == 404 and "Página no encontrada" in answer.text(), name[:20]
+    assert context.request.get(f"{site.url}/static/style.css").status == 200
+
+
 def test_post_without_csrf_token_is_refused(context: BrowserContext, site: Site) -> None:
     page = context.new_page()
     page.goto(f"{site.url}/entrar")  # a session with its CSRF token exists now

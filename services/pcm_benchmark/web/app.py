@@ -217,6 +217,11 @@ async def sessions(request: web.Request, handler: Handler) -> web.StreamResponse
         request[NOTICE] = "Su sesión terminó. Ingrese de nuevo."
     if request.method == "POST" and not _same_origin(request):
         return _error(request, 403, "Solicitud rechazada", "El formulario no vino de este sitio.")
+    if request.path.startswith("/static/"):
+        try:
+            return await handler(request)
+        except OSError:  # aiohttp's static files: a name too long for the file system (was 500)
+            return _error(request, 404, "Página no encontrada", "No existe lo que busca.")
     if request.path.startswith(PUBLIC):
         return await handler(request)
     if session is None or session.principal is None:
