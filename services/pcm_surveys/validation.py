@@ -26,6 +26,8 @@ from pcm_common.validation import (
 )
 
 MAX_COMMENT = 2_000
+MAX_COUNT = 2**63 - 1
+"""The most people a collection may count (PostgreSQL bigint)."""
 _STATUS = survey_pb2.AnswerStatus
 _MODES = frozenset(survey_pb2.SurveyMode.values()) - {survey_pb2.SURVEY_MODE_UNSPECIFIED}
 _LANGUAGES = frozenset(survey_pb2.SurveyLanguage.values()) - {
@@ -79,6 +81,10 @@ class CollectionRules:
             errors.append(
                 FieldError("language", "required (SPANISH, QUECHUA, AYMARA, OTHER)", REQUIRED)
             )
+        for field in ("interactions", "offered", "responses"):
+            count = getattr(event, field)
+            if count > MAX_COUNT:  # the book's bigint (a uint64 beyond it ended the call UNKNOWN)
+                errors.append(FieldError(field, f"{count} is over {MAX_COUNT:,}", OUT_OF_RANGE))
         if event.offered > event.interactions:
             errors.append(
                 FieldError(

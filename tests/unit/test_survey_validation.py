@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from google.protobuf.message import Message
-from pcm.monitoring.v1 import survey_pb2
+from pcm.monitoring.v1 import common_pb2, survey_pb2
 from pcm_common.catalogues import Catalogues
 from pcm_common.lifecycle import answered
 from pcm_common.push import ItemContext, item_errors
@@ -52,6 +52,20 @@ def test_a_typical_collection_and_response_pass(
     collections, responses = rules
     assert problems(collections, survey_collection(ENTITY)) == set()
     assert problems(responses, survey_response(ENTITY)) == set()
+
+
+def test_counts_beyond_the_books_bigint_are_out_of_range(
+    rules: tuple[CollectionRules, ResponseRules],
+) -> None:
+    """A uint64 over 2**63 - 1 reached PostgreSQL: "bigint out of range", the whole call
+    UNKNOWN (found by tests/abuse)."""
+    collections, _ = rules
+    huge = survey_collection(ENTITY, interactions=2**64 - 1, offered=2**63, responses=2**63 - 1)
+    found = problems(collections, huge)
+    assert {f for f, c in found if c == common_pb2.REJECTION_CODE_OUT_OF_RANGE} == {
+        "interactions",
+        "offered",
+    }
 
 
 def test_collection_counts_stage_mode_and_language(
