@@ -28,7 +28,7 @@ HELM_VERSION ?= v3.16.4
 HELM := .stack/tools/bin/helm
 
 .PHONY: help venv install-system stack-up stack-down stack-status stack-reset protos protos-check lint \
-	typecheck schemas tools helm test-unit test-integration test demo bench
+	typecheck schemas tools helm test-unit test-integration test abuse demo bench
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-18s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -109,6 +109,11 @@ test-integration: venv stack-up ## Integration tests against the local stack (st
 
 test: install-system venv lint typecheck protos-check schemas tools helm stack-up ## Everything CI runs: lint, types, all tests on the local stack
 	$(PY) -m pytest $(PYTEST_FLAGS) tests
+
+# The abuse suite (tests/abuse) also runs in `make test`, with few examples per method (profile
+# ci, reproducible); here with hundreds per method and new random ones each run.
+abuse: venv stack-up ## Fuzz every gRPC method and dashboard route like an attacker (hypothesis, long)
+	PCM_ABUSE_PROFILE=abuse $(PY) -m pytest $(PYTEST_FLAGS) --timeout=3600 tests/abuse
 
 demo: install-system venv stack-up ## The main job: a month of national data through every service, the assessment, a national summary, the dashboard until Ctrl-C (DEMO_ARGS=--no-wait for scripts)
 	$(PY) -m pcm_demo $(DEMO_ARGS)
