@@ -29,7 +29,8 @@ KILLABLE = (PROCESSOR, *RELAYS, *SERVICES)
 READY_BEFORE_KILL_S = 10.0
 """A kill waits (at most this) for its target to answer first: a crash of a working process."""
 BUSY_BEFORE_KILL_S = 5.0
-"""A push service's kill then waits (at most this) for a call under way: a crash mid-call."""
+"""A push service's kill then waits (at most this) for a call under way, and strikes at a
+random moment of a typical call's length: a crash mid-call, at any stage of it."""
 
 Action = Literal["kill", "outage", "restart"]
 
@@ -110,8 +111,12 @@ class FaultRunner:
         announce: Callable[[str], None],
         busy: Callable[[str], bool] = lambda name: False,
         started_process: Callable[[], None] = lambda: None,
+        call_s: Callable[[str], float] = lambda name: 0.0,
+        rng: random.Random | None = None,
     ) -> None:
         self._busy = busy
+        self._call_s = call_s
+        self._rng = rng or random.Random()
         self._started_process = started_process
         self.log: list[Happened] = []
         self.errors: list[str] = []
@@ -224,6 +229,9 @@ class FaultRunner:
         deadline = time.monotonic() + BUSY_BEFORE_KILL_S
         while name in PUSH_SERVICES and not self._busy(name) and time.monotonic() < deadline:
             time.sleep(0.01)
+        if self._busy(name):
+            # Anywhere in the call: validating, storing, committed but not answered yet.
+            time.sleep(self._rng.uniform(0.0, self._call_s(name)))
         mid_call = self._busy(name)
         old = self._platform.processes[name].pid
         at = self.now_s()

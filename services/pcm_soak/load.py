@@ -73,18 +73,26 @@ class InFlight:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: Counter[str] = Counter()
+        self._typical: dict[str, float] = {}
 
     def enter(self, service: str) -> None:
         with self._lock:
             self._calls[service] += 1
 
-    def leave(self, service: str) -> None:
+    def leave(self, service: str, took_s: float) -> None:
         with self._lock:
             self._calls[service] -= 1
+            before = self._typical.get(service, took_s)
+            self._typical[service] = 0.8 * before + 0.2 * took_s
 
     def busy(self, service: str) -> bool:
         with self._lock:
             return self._calls[service] > 0
+
+    def typical_s(self, service: str) -> float:
+        """How long a call to the service lasts lately (a moving average; 0: none yet)."""
+        with self._lock:
+            return self._typical.get(service, 0.0)
 
 
 class _Recorded(PushClient):
@@ -108,13 +116,14 @@ class _Recorded(PushClient):
 
         def attempt(sent: Any, **kwargs: Any) -> Any:
             in_flight.enter(service)
+            began = time.monotonic()
             try:
                 answer = method(sent, **kwargs)
             except grpc.RpcError as error:
                 listener(sent, error.code())
                 raise
             finally:
-                in_flight.leave(service)
+                in_flight.leave(service, time.monotonic() - began)
             listener(sent, None)
             return answer
 

@@ -145,7 +145,7 @@ class Soak:
     def run(self) -> int:
         self.out.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
-        say(f"soak {self.run_id}: logs and results in {self.out}")
+        say(f"soak {self.run_id} (seed {self.config.seed}): logs and results in {self.out}")
         try:
             self._soak()
         except KeyboardInterrupt:
@@ -280,6 +280,7 @@ class Soak:
             "PCM_PROCESSOR_RETRY_MAX_BACKOFF_S": "2",
             "PCM_PROCESSOR_LAG_REFRESH_S": "1",
             "PCM_PROCESSOR_PERIOD_CLOSE_INTERVAL_S": "5",
+            "PCM_PROCESSOR_STATE_DIR": str((self.out / "processor-state").resolve()),
             "PCM_BENCHMARK_REFRESH_S": "2",
             "PCM_BENCHMARK_FULL_REFRESH_S": "10",
         }
@@ -350,6 +351,8 @@ class Soak:
             say,
             load.in_flight.busy,
             self._write_pids,
+            load.in_flight.typical_s,
+            random.Random(config.seed + 1),
         )
         load.start()
         self.faults.start()

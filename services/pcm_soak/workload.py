@@ -87,7 +87,8 @@ def build(
     for stream in streams:
         by_domain: dict[str, list[Batch]] = {}
         for batch in stream.batches:
-            by_domain.setdefault(batch.domain, []).append(batch)
+            if any(item.intent is Intent.ORIGINAL for item in batch.items):
+                by_domain.setdefault(batch.domain, []).append(batch)
         for batches in by_domain.values():
             for batch in rng.sample(batches, min(len(batches), _share(len(batches), race))):
                 _race(batch)
