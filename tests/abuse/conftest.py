@@ -7,8 +7,8 @@ Profiles (``PCM_ABUSE_PROFILE``):
   is reproducible, no deadline (calls go to real stores on a shared machine);
 - ``abuse`` (``make abuse``): hundreds of examples per method, random each run.
 
-Neither keeps an example database (no ``.hypothesis/`` folder in the checkout); a failure prints
-the request that caused it, shrunk.
+Neither keeps an example database (hypothesis's other caches in ``.hypothesis/`` ignore
+themselves in git); a failure prints the request that caused it, shrunk.
 """
 
 from __future__ import annotations
