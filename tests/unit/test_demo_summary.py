@@ -61,7 +61,7 @@ def prometheus() -> Iterator[str]:
     ]
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             body = json.dumps({"status": "success", "data": {"alerts": alerts}}).encode()
             self.send_response(200 if self.path == "/api/v1/alerts" else 404)
             self.send_header("Content-Type", "application/json")
