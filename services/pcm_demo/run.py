@@ -15,18 +15,15 @@ import argparse
 import datetime as dt
 import json
 import os
-import re
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import cast
 
-from google.protobuf.message import Message
 from kafka import KafkaAdminClient
-from pcm.monitoring.v1 import benchmark_pb2, benchmark_service_pb2, common_pb2
+from pcm.monitoring.v1 import benchmark_pb2, benchmark_service_pb2
 from pcm_benchmark import reads
 from pcm_benchmark.client import BenchmarkClient, CatalogueClient
 from pcm_common import domains
@@ -39,7 +36,7 @@ from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import configure_logging
 from pcm_common.postgres.client import connect as connect_postgres
 from pcm_common.postgres.client import create_database
-from pcm_common.push.client import PushClient
+from pcm_common.push.client import PushClient, push_call
 from pcm_common.settings import Settings
 from pcm_common.startup import migrate_postgres
 from pcm_complaints.client import ComplaintsClient
@@ -91,8 +88,6 @@ BATCH = 500
 # The processor reports its lag this often: the demo sees it caught up within about a second.
 LAG_REFRESH_S = 1.0
 PROCESSOR_TIMEOUT_S = 300
-
-Push = Callable[[Sequence[Message]], common_pb2.PushResult]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -288,16 +283,6 @@ def wait_until(
     raise SystemExit(f"error: {failure} within {timeout_s:.0f} s{logs}")
 
 
-def push_method(clients: dict[str, PushClient], domain: str) -> Push:
-    """The method of the domain's push RPC on its service's client (PushAttentions:
-    push_attentions)."""
-    rpc = domains.domain(domain).push
-    if rpc is None:
-        raise ValueError(f"{domain} events are not pushed by entities")
-    name = re.sub(r"(?<=[a-z])(?=[A-Z])", "_", rpc.method).lower()
-    return cast(Push, getattr(clients[rpc.service], name))
-
-
 def push(dataset: Dataset, tokens: dict[str, str]) -> dict[str, int]:
     """Every entity pushes its own events with its own token, in batches; accepted per domain."""
     accepted = dict.fromkeys(dataset.events, 0)
@@ -305,7 +290,10 @@ def push(dataset: Dataset, tokens: dict[str, str]) -> dict[str, int]:
         for entity_id, token in tokens.items():
             clients = {name: kind(target, token) for name, (kind, target) in CLIENTS.items()}
             for domain, per_entity in dataset.events.items():
-                send, events = push_method(clients, domain), per_entity.get(entity_id, [])
+                rpc = domains.domain(domain).push
+                assert rpc is not None
+                send = push_call(clients[rpc.service], domain)
+                events = per_entity.get(entity_id, [])
                 for start in range(0, len(events), BATCH):
                     batch = events[start : start + BATCH]
                     accepted[domain] += send(batch).accepted

@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import Message
 from pcm.monitoring.v1 import common_pb2
-from pcm_common.push.client import PushClient
+from pcm_common.push.client import PushClient, push_call
 from pcm_complaints.client import ComplaintsClient
 from pcm_demo.platform import Layout
 from pcm_indicators.client import IndicatorsClient
@@ -164,18 +164,7 @@ CLIENT_OF: dict[str, type[_Recorded]] = {
 
 def push(client: PushClient, domain: str, messages: Sequence[Message]) -> common_pb2.PushResult:
     """The domain's push RPC on its service's client."""
-    if isinstance(client, IntakeClient):
-        if domain == ATTENTION:
-            return client.push_attentions(messages)  # type: ignore[arg-type]
-        return client.push_procedure_stages(messages)  # type: ignore[arg-type]
-    if isinstance(client, ComplaintsClient):
-        return client.push_complaint_events(messages)  # type: ignore[arg-type]
-    if isinstance(client, IndicatorsClient):
-        return client.report_indicator_values(messages)  # type: ignore[arg-type]
-    assert isinstance(client, SurveysClient)
-    if domain == SURVEY_COLLECTION:
-        return client.push_survey_collections(messages)  # type: ignore[arg-type]
-    return client.push_survey_responses(messages)  # type: ignore[arg-type]
+    return push_call(client, domain)(messages)
 
 
 def _payloads(request: Message) -> list[Message]:

@@ -12,6 +12,7 @@ RPC of its stub.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -26,6 +27,8 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+
+from pcm_common import domains
 
 RETRYABLE = {
     grpc.StatusCode.UNAVAILABLE,
@@ -114,3 +117,16 @@ class PushClient:
 
     def close(self) -> None:
         self.channel.close()
+
+
+PushCall = Callable[[Sequence[Message]], common_pb2.PushResult]
+
+
+def push_call(client: PushClient, domain: str) -> PushCall:
+    """The client's method for the domain's push RPC, named from the domain registry
+    (``PushAttentions``: ``push_attentions``)."""
+    rpc = domains.domain(domain).push
+    if rpc is None:
+        raise ValueError(f"{domain} events are not pushed by entities")
+    method: PushCall = getattr(client, re.sub(r"(?<=[a-z])(?=[A-Z])", "_", rpc.method).lower())
+    return method
