@@ -764,6 +764,10 @@ def running_pid(s: Settings, comp: Component) -> int | None:
     return pid if pid is not None and process_alive(pid, comp.cmdline_marker) else None
 
 
+# The processes this invocation started, so a startup failure can report how they ended.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
 def spawn(s: Settings, comp: Component) -> int:
     """Start the component detached from this process, output appended to logs/stdout.log."""
     log = stdout_log(s, comp.name)
@@ -783,7 +787,19 @@ def spawn(s: Settings, comp: Component) -> int:
             **identity(comp.run_as()),
         )
     s.pid_file(comp.name).write_text(f"{proc.pid}\n")
+    _CHILDREN[proc.pid] = proc
     return proc.pid
+
+
+def how_it_ended(pid: int | None) -> str:
+    """'exit code N' or 'killed by SIGX' for a child started here; '' when unknown."""
+    proc = _CHILDREN.get(pid) if pid is not None else None
+    code = proc.poll() if proc is not None else None
+    if code is None:
+        return ""
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
 
 
 def reap(pid: int) -> None:
@@ -851,9 +867,13 @@ def start_one(s: Settings, comp: Component) -> int | None:
     return spawn(s, comp)
 
 
+EXITED_DURING_STARTUP = "process exited during startup"
+
+
 def wait_ready(s: Settings, comps: Sequence[Component]) -> dict[str, str]:
     """Wait for all components together; returns {name: why} for those that did not come up."""
     pending = list(comps)
+    pids = {comp.name: read_pid(s, comp.name) for comp in comps}
     failed: dict[str, str] = {}
     deadline = time.monotonic() + s.timeout_s
     while pending and time.monotonic() < deadline:
@@ -861,7 +881,8 @@ def wait_ready(s: Settings, comps: Sequence[Component]) -> dict[str, str]:
             if comp.ready(s):
                 pending.remove(comp)
             elif running_pid(s, comp) is None:
-                failed[comp.name] = "process exited during startup"
+                ended = how_it_ended(pids[comp.name])
+                failed[comp.name] = EXITED_DURING_STARTUP + (f" ({ended})" if ended else "")
                 pending.remove(comp)
         if pending:
             time.sleep(0.3)
@@ -878,20 +899,38 @@ def select(names: Sequence[str]) -> list[Component]:
     return [REGISTRY[n] for n in COMPONENTS if not names or n in names]
 
 
-def cmd_up(s: Settings, names: Sequence[str]) -> int:
-    t0 = time.monotonic()
-    # ClickHouse and Prometheus start in a second; start them before Kafka's slow first-run
-    # Maven download so their startup overlaps with it.
-    order = sorted(select(names), key=lambda c: c.name == "kafka")
+def start_and_wait(s: Settings, comps: Sequence[Component]) -> tuple[set[str], dict[str, str]]:
+    """Start each component not running yet and wait for all; (started now, {name: why})."""
     started: set[str] = set()
     failed: dict[str, str] = {}
-    for comp in order:
+    for comp in comps:
         try:
             if start_one(s, comp) is not None:
                 started.add(comp.name)
         except StackError as exc:
             failed[comp.name] = str(exc)
-    failed |= wait_ready(s, [c for c in order if c.name not in failed])
+    failed |= wait_ready(s, [c for c in comps if c.name not in failed])
+    return started, failed
+
+
+def cmd_up(s: Settings, names: Sequence[str]) -> int:
+    t0 = time.monotonic()
+    # ClickHouse and Prometheus start in a second; start them before Kafka's slow first-run
+    # Maven download so their startup overlaps with it.
+    order = sorted(select(names), key=lambda c: c.name == "kafka")
+    started, failed = start_and_wait(s, order)
+    # A server that dies while it starts (seen once for ClickHouse right after a clean stop,
+    # with nothing in its logs) gets one more try, as a supervisor would give it; the first
+    # failure stays on record in the output.
+    retry = [
+        c for c in order if c.name in started and EXITED_DURING_STARTUP in failed.get(c.name, "")
+    ]
+    for comp in retry:
+        print(f"{comp.name}: {failed.pop(comp.name)}; starting it once more", file=sys.stderr)
+        print_logs(s, comp, 20, sys.stderr)
+    if retry:
+        _, failed_again = start_and_wait(s, retry)
+        failed |= failed_again
     for comp in order:
         if comp.name not in failed:
             state = "started" if comp.name in started else "already running"

@@ -134,17 +134,14 @@ class IncrementalKpis:
         for start in range(0, len(subjects), self._query_subjects):
             part = subjects[start : start + self._query_subjects]
             entities = {entity for entity, _ in part}
-            months = None
-            if not self._every_period:
-                months = set().union(*(touched[s] for s in part))
-            sql = self._compiler.delta(
+            query = self._compiler.delta(
                 grains,
-                part,
-                months,
+                {subject: touched[subject] for subject in part},
+                self._every_period,
                 {e: before.get(e, -1) for e in entities},
                 {e: after[e] for e in entities},
             )
-            rows = await self._store.query("delta", sql)
+            rows = await self._store.query("delta", query.sql, query.touched)
             for side, grain, entity, period, first, second, *vector in rows:
                 key = PeriodKey(entity, grains[grain], int(period))
                 sides = found.setdefault(key, {}).setdefault(

@@ -40,7 +40,7 @@ from pcm_common.kafka.envelope import PoisonMessage, decode
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
 
-from pcm_processor.adapters.kpi_sql import SqlCompiler
+from pcm_processor.adapters.kpi_sql import SqlCompiler, Touched
 from pcm_processor.domain.buckets import BUCKET_COLUMNS, GRAINS
 from pcm_processor.domain.facts import MappingContext, Position
 from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey, kpi_version
@@ -77,7 +77,7 @@ class Store(Protocol):
         self, table: str, columns: Sequence[str], rows: Sequence[Row]
     ) -> None: ...
 
-    async def query(self, what: str, sql: str) -> list[tuple[Any, ...]]: ...
+    async def query(self, what: str, sql: str, touched: Touched = ()) -> list[tuple[Any, ...]]: ...
 
     async def insert_kpis(
         self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int

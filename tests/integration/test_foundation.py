@@ -7,6 +7,7 @@ import time
 from clickhouse_driver import Client
 from google.protobuf.timestamp_pb2 import Timestamp
 from pcm.monitoring.v1 import attention_pb2
+from pcm_common.clickhouse.migrate import migrate
 from pcm_common.kafka.admin import describe_partitions, ensure_topics
 from pcm_common.kafka.envelope import decode, wrap
 from pcm_common.kafka.producer import AcknowledgedProducer
@@ -17,6 +18,7 @@ from pcm_testkit.kafka import read_envelopes
 from tests.fact_tables import (
     assert_fact_tables_match_their_declaration,
     assert_migrations_apply_once,
+    assert_regranulation_keeps_every_row,
 )
 
 
@@ -63,6 +65,14 @@ def test_migrations_apply_twice_on_the_real_server(
     clickhouse: Client, isolated_settings: Settings
 ) -> None:
     assert_migrations_apply_once(clickhouse, isolated_settings.clickhouse_database)
+
+
+def test_regranulation_keeps_every_row_on_the_real_server(
+    clickhouse: Client, isolated_settings: Settings
+) -> None:
+    """As in tests/unit/test_migrations_chdb.py, on the Debian 18.16 server."""
+    migrate(clickhouse, isolated_settings.clickhouse_database)
+    assert_regranulation_keeps_every_row(clickhouse, isolated_settings.clickhouse_database)
 
 
 def test_fact_tables_match_their_declaration_on_the_real_server(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from pcm_common.catalogues import Catalogues
 from pcm_common.clickhouse.migrate import migrate
-from pcm_processor.adapters.kpi_sql import SqlCompiler, literal
+from pcm_processor.adapters.kpi_sql import TOUCHED, TOUCHED_STRUCTURE, SqlCompiler, Touched, literal
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position, Row
 from pcm_processor.domain.kpis import KpiPlan, KpiRow, build_plan
@@ -55,8 +55,15 @@ class ChdbStore:
         self.database = database
         self.queries: list[str] = []
 
-    async def query(self, what: str, sql: str) -> list[tuple[Any, ...]]:
+    async def query(self, what: str, sql: str, touched: Touched = ()) -> list[tuple[Any, ...]]:
+        """As ClickHouse with external data: the ``TOUCHED`` rows in a table of that name."""
         self.queries.append(what)
+        if TOUCHED in sql:
+            columns = ", ".join(f"{name} {kind}" for name, kind in TOUCHED_STRUCTURE)
+            self.engine.execute(f"DROP TABLE IF EXISTS {TOUCHED}")
+            self.engine.execute(f"CREATE TABLE {TOUCHED} ({columns}) ENGINE = Memory")
+            values = ", ".join("(" + ", ".join(literal(v) for v in row) + ")" for row in touched)
+            self.engine.execute(f"INSERT INTO {TOUCHED} VALUES {values}")
         return self.engine.execute(sql)
 
     def insert(self, domain: FactDomain, rows: Sequence[Row]) -> None:

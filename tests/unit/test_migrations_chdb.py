@@ -16,6 +16,7 @@ from tests.chdb_executor import ChdbExecutor
 from tests.fact_tables import (
     assert_fact_tables_match_their_declaration,
     assert_migrations_apply_once,
+    assert_regranulation_keeps_every_row,
 )
 
 
@@ -55,3 +56,8 @@ def test_add_column_is_idempotent_where_alter_has_no_if_not_exists(
     columns = [row[0] for row in chdb_executor.execute("DESCRIBE TABLE pcm_test.kpi_values")]
     assert columns.count("insufficient_sample") == 1
     assert columns[-2:] == ["insufficient_sample", "catalogue_version"]
+
+
+def test_regranulation_keeps_every_row(chdb_executor: ChdbExecutor) -> None:
+    migrate(chdb_executor, "pcm_test")
+    assert_regranulation_keeps_every_row(chdb_executor, "pcm_test")

@@ -11,7 +11,7 @@ from pcm.monitoring.v1 import envelope_pb2
 from pcm_common.catalogues import Catalogues
 from pcm_processor.adapters.clickhouse import ClickHouseStore
 from pcm_processor.adapters.kafka import dead_letter_record, kpi_envelope
-from pcm_processor.adapters.kpi_sql import SqlCompiler
+from pcm_processor.adapters.kpi_sql import SqlCompiler, Touched
 from pcm_processor.adapters.retry import retry_forever
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Row
@@ -44,7 +44,7 @@ class FakeStore:
             raise ConnectionError("ClickHouse is down")
         self.facts += rows
 
-    async def query(self, what: str, sql: str) -> list[tuple[Any, ...]]:
+    async def query(self, what: str, sql: str, touched: Touched = ()) -> list[tuple[Any, ...]]:
         await asyncio.sleep(0)  # a real query suspends: other coroutines run meanwhile
         self.queries.append(what)
         if what == "subject periods":
@@ -333,11 +333,11 @@ class GatedStore(FakeStore):
         self.entered = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def query(self, what: str, sql: str) -> list[tuple[Any, ...]]:
+    async def query(self, what: str, sql: str, touched: Touched = ()) -> list[tuple[Any, ...]]:
         if what.startswith("recompute"):
             self.entered.set()
             await self.release.wait()
-        return await super().query(what, sql)
+        return await super().query(what, sql, touched)
 
 
 def test_offsets_flushed_during_a_recomputation_wait_for_the_next_one(

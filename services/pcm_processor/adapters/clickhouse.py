@@ -17,6 +17,7 @@ from typing import Any
 from clickhouse_driver import Client
 from pcm_common.domains import Row
 
+from pcm_processor.adapters.kpi_sql import TOUCHED, TOUCHED_STRUCTURE, Touched
 from pcm_processor.adapters.retry import retry_forever
 from pcm_processor.domain.kpis import KpiRow
 from pcm_processor.metrics import PROCESSOR_INSERT_SECONDS
@@ -93,8 +94,13 @@ class ClickHouseStore:
     async def insert_facts(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
         await self.insert_columns(table, columns, columnar(rows, len(columns)))
 
-    async def query(self, what: str, sql: str) -> list[tuple[Any, ...]]:
-        result: list[tuple[Any, ...]] = await self._call(what, sql)
+    async def query(self, what: str, sql: str, touched: Touched = ()) -> list[tuple[Any, ...]]:
+        """Rows of a SELECT; ``touched``: the rows of its ``TOUCHED`` external table."""
+        if not touched:
+            result: list[tuple[Any, ...]] = await self._call(what, sql)
+            return result
+        table = {"name": TOUCHED, "structure": list(TOUCHED_STRUCTURE), "data": touched}
+        result = await self._call(what, sql, external_tables=[table], types_check=False)
         return result
 
     async def insert_kpis(

@@ -17,9 +17,9 @@ releases; ``tests/unit/test_processor_sql_chdb.py`` runs it on the current engin
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from pcm_processor.domain.buckets import BUCKET_COLUMNS
 from pcm_processor.domain.fields import (
@@ -41,6 +41,19 @@ from pcm_processor.domain.kpis import PERCENTILE, Agg, KpiPlan
 from pcm_processor.domain.registry import Const, Copy, Derivation, Label
 
 PeriodKey = tuple[str, int]  # (entity_id, period start)
+
+# The external table a delta query reads its subjects from: (entity_id, month_start, subject_id)
+# rows sent with the query (ClickHouse's "external data"), never stored.
+TOUCHED = "touched_subjects"
+TOUCHED_STRUCTURE = (("entity_id", "String"), ("month_start", "DateTime"), ("subject_id", "String"))
+Touched = tuple[tuple[str, int, str], ...]
+
+
+class Query(NamedTuple):
+    """SQL and the rows of its ``TOUCHED`` external table (none: the SQL does not read it)."""
+
+    sql: str
+    touched: Touched = ()
 
 
 def literal(value: Any) -> str:
@@ -288,11 +301,11 @@ class SqlCompiler:
     def delta(
         self,
         grains: Sequence[str],
-        subjects: Sequence[tuple[str, str]],
-        months: Iterable[int] | None,
+        subjects: Mapping[tuple[str, str], Collection[int]],
+        every_period: bool,
         before: Mapping[str, int],
         after: Mapping[str, int],
-    ) -> str:
+    ) -> Query:
         """Aggregates of the given subjects' logical facts only, twice: side 0 from the facts up
         to each entity's ``before`` watermark, side 1 up to its ``after`` watermark; for every
         grain of ``grains`` in the one query (the facts are read once), with leading columns
@@ -301,27 +314,47 @@ class SqlCompiler:
         A KPI state that holds every fact up to ``before`` holds every fact up to ``after`` once
         side 1 is added and side 0 taken away, for aggregates that are sums over subjects (counts,
         sums, distinct subjects): any other subject has no fact in between, so it contributes
-        the same to both sides. ``months``: the subjects' facts outside them cannot
-        change (their domain has no subject-wide lookup); None reads every period.
+        the same to both sides. ``subjects``: each (entity, subject id) with the months of its
+        new facts; its facts in other months cannot change, unless ``every_period`` (the domain
+        has a subject-wide lookup), which reads every period of the subjects.
         """
-        subject = self.plan.domain.subject
         if self.plan.domain.parts:
             raise ValueError(f"{self.plan.domain.name}: a derived source has no subject scope")
-        # Entities and subject ids as two lists: a superset of the pairs (an id may exist at
-        # another listed entity), which is harmless: an untouched subject has no fact between
-        # the two watermarks, so it adds the same to both sides. The lists keep the SQL small.
-        entities = literals(sorted({entity for entity, _ in subjects}))
-        ids = literals(sorted({subject_id for _, subject_id in subjects}))
-        subject_rows = f"entity_id IN ({entities}) AND {subject} IN ({ids})"
-        rows = subject_rows
-        if months is not None:
-            rows += f" AND month_start IN ({literals(sorted(set(months)))})"
+        touched: Touched = ()
+        if every_period:
+            rows = self._subjects_anywhere(subjects)
+        else:
+            # The fact tables' sorting key starts (entity_id, month_start, subject): a tuple IN
+            # on it reads only the granules of these subjects (fine granules, migration 0011),
+            # not their entities' months. Sent as an external table: a literal list of
+            # thousands of tuples costs more to parse than the read itself.
+            rows = (
+                f"(entity_id, month_start, {self.plan.domain.subject}) IN "
+                f"(SELECT entity_id, month_start, subject_id FROM {TOUCHED})"
+            )
+            touched = tuple(
+                (entity, month, subject_id)
+                for (entity, subject_id), months in subjects.items()
+                for month in months
+            )
         bounds = {
             0: {entity: offset + 1 for entity, offset in before.items()},
             1: {entity: offset + 1 for entity, offset in after.items()},
         }
-        scope = Scope(entities, _bucket_of(grains), rows, subject_rows, bounds, len(grains))
-        return self._query(scope)
+        entities = literals(sorted({entity for entity, _ in subjects}))
+        scope = Scope(entities, _bucket_of(grains), rows, rows, bounds, len(grains))
+        return Query(self._query(scope), touched)
+
+    def _subjects_anywhere(self, subjects: Iterable[tuple[str, str]]) -> str:
+        """WHERE clause of every fact of the subjects, in any period.
+
+        Entities and subject ids as two lists: a superset of the pairs (an id may exist at
+        another listed entity), which is harmless: an untouched subject has no fact between the
+        two watermarks, so it adds the same to both sides. The lists keep the SQL small."""
+        pairs = list(subjects)
+        entities = literals(sorted({entity for entity, _ in pairs}))
+        ids = literals(sorted({subject_id for _, subject_id in pairs}))
+        return f"entity_id IN ({entities}) AND {self.plan.domain.subject} IN ({ids})"
 
     def _period_scope(self, grain: str, keys: Sequence[PeriodKey], months: Iterable[int]) -> Scope:
         bucket = BUCKET_COLUMNS[grain]
