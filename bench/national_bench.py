@@ -1110,13 +1110,20 @@ def processor_stats(process: ProcessorProcess) -> str:
     size = metric_value(page, "pcm_processor_batch_size_sum") / batches if batches else 0
     recompute = "/".join(mean_ms("pcm_processor_kpi_recompute_seconds", grain=g) for g in GRAINS)
     delta = mean_ms("pcm_processor_kpi_delta_seconds", domain="attention")
+    events = metric_value(page, "pcm_processor_events_total") or 1
+    deltas = {"query": "delta"}
+    read = metric_value(page, "pcm_processor_query_rows_read_sum", deltas)
+    per_delta = read / (metric_value(page, "pcm_processor_query_rows_read_count", deltas) or 1)
+    kpi_rows = metric_value(page, "pcm_processor_kpi_rows_total")
     return (
         f"mean batch {size:,.0f} events, fact insert "
         f"{mean_ms('pcm_processor_insert_seconds', table='attention_events')} ms, KPI recompute "
         f"H/D/M {recompute} ms, KPI delta (every grain) {delta} ms, "
         f"dead letters {metric_value(page, 'pcm_processor_dead_letter_total'):,.0f}, "
         f"state slices held {metric_value(page, 'pcm_processor_kpi_state_slices'):,.0f}, "
-        f"periods built {metric_value(page, 'pcm_processor_kpi_state_builds_total'):,.0f}"
+        f"periods built {metric_value(page, 'pcm_processor_kpi_state_builds_total'):,.0f}, "
+        f"facts read per delta {per_delta:,.0f} ({read / events:,.1f} per event stored), "
+        f"KPI rows written per event {kpi_rows / events:,.1f}"
     )
 
 

@@ -18,7 +18,7 @@ and the states are only ever a cache of the facts.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from pcm_common.domains import Row
@@ -36,6 +36,9 @@ from pcm_processor.metrics import (
 Subject = tuple[str, str]  # (entity, subject id)
 Delta = dict[Slice, list[Vector]]  # per slice: [side 0, side 1]
 Versioned = Iterable[tuple[KpiRow, int]]
+Moved = frozenset[int] | None
+"""Positions of the aggregates that changed in a slice; ``ALL_KPIS``: write every KPI."""
+ALL_KPIS: Moved = None
 
 
 class IncrementalKpis:
@@ -99,26 +102,31 @@ class IncrementalKpis:
         deltas = await self._deltas(touched, before, after)
         if states.epoch != epoch:
             before = {}  # reassigned meanwhile: nothing held is current, build everything
-        changed: dict[PeriodKey, frozenset[Slice] | None] = {}
+        changed: dict[PeriodKey, dict[Slice, Moved] | None] = {}
         missing = []
         for key, slices in deltas.items():
             if key.entity_id in before and key in states:
+                held = states.get(key)
+                # A slice new to the state gets every KPI (a count of nothing is a 0 row).
+                changed[key] = {
+                    slice_: _moved(old, new) if slice_ in held else ALL_KPIS
+                    for slice_, (old, new) in slices.items()
+                }
                 for slice_, (old, new) in slices.items():
                     states.apply(key, slice_, old, new)
-                changed[key] = frozenset(slices)
             else:
                 missing.append(key)
         built = await self._build(missing, after)
         if states.epoch != epoch:
             # The states are gone; what was built is still exact at ``after``: publish it.
             fresh = ((key, s, vector) for key, vs in built.items() for s, vector in vs.items())
-            return self._rows(fresh, computed_at)
+            return self._rows(fresh, {}, computed_at)
         for key, vectors in built.items():
             states.put(key, vectors)
             changed[key] = None
         for entity, offset in after.items():
             states.advance(entity, offset)
-        rows = self._rows(states.items(changed), computed_at)
+        rows = self._rows(states.items(changed), changed, computed_at)
         states.evict()
         PROCESSOR_KPI_STATE_SLICES.labels(self.plan.domain.name).set(states.slices)
         return rows
@@ -177,26 +185,45 @@ class IncrementalKpis:
         return built
 
     def _rows(
-        self, vectors: Iterable[tuple[PeriodKey, Slice, Vector]], computed_at: int
+        self,
+        vectors: Iterable[tuple[PeriodKey, Slice, Vector]],
+        changed: Mapping[PeriodKey, Mapping[Slice, Moved] | None],
+        computed_at: int,
     ) -> Versioned:
-        """KPI values of the given slices; each period's version from its all/all events.
+        """KPI values of the given slices; each period's version from its all/all events. Of a
+        slice ``changed`` says what moved in, only the KPIs computed from what moved (the others
+        keep the value already written); of a period built, every KPI.
 
         The slices are gathered now (an eviction after this call cannot lose them); the rows are
         made as they are read, so a flush over every entity never holds all its rows at once."""
-        by_period: dict[PeriodKey, list[tuple[Slice, Vector]]] = {}
+        by_period: dict[PeriodKey, list[tuple[Slice, Vector, Moved]]] = {}
         for key, slice_, vector in vectors:
-            by_period.setdefault(key, []).append((slice_, vector))
+            moved = changed.get(key)
+            by_period.setdefault(key, []).append(
+                (slice_, vector, ALL_KPIS if moved is None else moved[slice_])
+            )
         return self._finalized(by_period, computed_at)
 
     def _finalized(
-        self, by_period: dict[PeriodKey, list[tuple[Slice, Vector]]], computed_at: int
+        self,
+        by_period: dict[PeriodKey, list[tuple[Slice, Vector, Moved]]],
+        computed_at: int,
     ) -> Iterator[tuple[KpiRow, int]]:
         for key, slices in by_period.items():
-            events = next((v[0] for s, v in slices if s == ("", "")), 0)
+            events = next((v[0] for s, v, _ in slices if s == ("", "")), 0)
             version = kpi_version(events, computed_at)
-            for (channel, service), vector in slices:
+            for (channel, service), vector, moved in slices:
                 if vector[0] <= 0:
                     continue  # no fact left in this slice (the recomputation has no row)
                 slice_key = SliceKey(key.entity_id, key.grain, key.period_start, channel, service)
-                for row in self.plan.finalize(slice_key, vector[1:]):
+                for row in self.plan.finalize(slice_key, vector[1:], moved):
                     yield row, version
+
+
+def _moved(before: Vector, after: Vector) -> frozenset[int]:
+    """Positions of the plan's aggregates (``finalize`` order: after ``n_events``) that differ."""
+    return frozenset(
+        index - 1
+        for index, (old, new) in enumerate(zip(before, after, strict=True))
+        if index and old != new
+    )

@@ -63,6 +63,15 @@ PROCESSOR_KPI_DELTA_SECONDS = Histogram(
     ["domain"],
     buckets=_LATENCY_BUCKETS,
 )
+PROCESSOR_QUERY_ROWS_READ = Histogram(
+    "pcm_processor_query_rows_read",
+    "Fact rows ClickHouse read for one KPI query, by kind (delta: the subjects one flush touched; "
+    "build: periods not held; recompute: the recomputed KPIs' periods). A delta's figure follows "
+    "the batch; one that follows the stored history means the fact tables lost their fine "
+    "granules (migration 0011).",
+    ["query"],
+    buckets=(1e3, 1e4, 1e5, 3e5, 1e6, 3e6, 1e7, 3e7, 1e8),
+)
 PROCESSOR_KPI_STATE_BUILDS = Counter(
     "pcm_processor_kpi_state_builds_total",
     "Periods whose incremental KPI state was built from the facts (not held: first touch after "

@@ -20,7 +20,7 @@ from pcm_common.domains import Row
 from pcm_processor.adapters.kpi_sql import TOUCHED, TOUCHED_STRUCTURE, Touched
 from pcm_processor.adapters.retry import retry_forever
 from pcm_processor.domain.kpis import KpiRow
-from pcm_processor.metrics import PROCESSOR_INSERT_SECONDS
+from pcm_processor.metrics import PROCESSOR_INSERT_SECONDS, PROCESSOR_QUERY_ROWS_READ
 
 KPI_COLUMNS = (
     "entity_id",
@@ -96,12 +96,24 @@ class ClickHouseStore:
 
     async def query(self, what: str, sql: str, touched: Touched = ()) -> list[tuple[Any, ...]]:
         """Rows of a SELECT; ``touched``: the rows of its ``TOUCHED`` external table."""
-        if not touched:
-            result: list[tuple[Any, ...]] = await self._call(what, sql)
-            return result
-        table = {"name": TOUCHED, "structure": list(TOUCHED_STRUCTURE), "data": touched}
-        result = await self._call(what, sql, external_tables=[table], types_check=False)
-        return result
+        options: dict[str, Any] = {}
+        if touched:
+            table = {"name": TOUCHED, "structure": list(TOUCHED_STRUCTURE), "data": touched}
+            options = {"external_tables": [table], "types_check": False}
+        rows, rows_read = await retry_forever(
+            what,
+            lambda: asyncio.to_thread(self._select, sql, **options),
+            self._max_backoff_s,
+        )
+        PROCESSOR_QUERY_ROWS_READ.labels(what.split()[0]).observe(rows_read)
+        return rows
+
+    def _select(self, sql: str, **options: Any) -> tuple[list[tuple[Any, ...]], int]:
+        """The rows, and how many rows the server read for them (in this worker thread, the
+        client's last query is this one)."""
+        rows = self._execute(sql, **options)
+        last = self._client.last_query if self._client is not None else None
+        return rows, (last.progress.rows if last is not None else 0)
 
     async def insert_kpis(
         self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int

@@ -10,8 +10,9 @@ KPIs the stream cannot compute (another domain's facts, state at period close) a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from pcm_common.catalogues import Catalogues, Kpi, Measure
@@ -184,6 +185,13 @@ class PlannedKpi:
     measures: tuple[MeasureSpec, ...]
     """One spec for an aggregate KPI; numerator and denominator specs for a ratio."""
 
+    @cached_property
+    def inputs(self) -> frozenset[int]:
+        """Positions of the aggregates the value is computed from."""
+        positions = [m.main for m in self.measures]
+        positions += [m.count for m in self.measures if m.count is not None]
+        return frozenset(positions)
+
     def value(
         self, values: Sequence[Any], channels: CatalogueChannels, entity: str
     ) -> Measured | None:
@@ -309,9 +317,16 @@ class KpiPlan:
     def relevant(self, label: str) -> bool:
         return self.prefilter is None or label in self.prefilter[1]
 
-    def finalize(self, key: SliceKey, values: Sequence[Any]) -> list[KpiRow]:
-        """Every KPI value of one slice, from its aggregates (in ``aggregates`` order)."""
-        return kpi_rows(self.kpis, self.domain.slice_by, key, values, self.channels)
+    def finalize(
+        self, key: SliceKey, values: Sequence[Any], moved: Collection[int] | None = None
+    ) -> list[KpiRow]:
+        """Every KPI value of one slice, from its aggregates (in ``aggregates`` order); with
+        ``moved`` (positions of the aggregates that changed), only the KPIs computed from them.
+        """
+        kpis: Iterable[PlannedKpi] = self.kpis
+        if moved is not None:
+            kpis = [planned for planned in self.kpis if not planned.inputs.isdisjoint(moved)]
+        return kpi_rows(kpis, self.domain.slice_by, key, values, self.channels)
 
 
 def kpi_rows(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, MutableSequence, Sequence
+from collections.abc import Collection, Iterator, Mapping, MutableSequence, Sequence
 from dataclasses import dataclass
 
 Slice = tuple[str, str]
@@ -113,7 +113,7 @@ class StateStore:
             self._slices -= len(slices)
 
     def items(
-        self, keys: Mapping[PeriodKey, frozenset[Slice] | None]
+        self, keys: Mapping[PeriodKey, Collection[Slice] | None]
     ) -> Iterator[tuple[PeriodKey, Slice, Vector]]:
         """The vectors of the given slices (None: every slice) of held periods."""
         for key, chosen in keys.items():
