@@ -60,13 +60,13 @@ class Regranulate:
                 executor.execute(f"RENAME TABLE {new} TO {table}")
                 self._finish(executor, db, parts=None)
             return
-        if self._granularity(executor, table) == self.granularity:
+        create = executor.execute(f"SHOW CREATE TABLE {table}")[0][0]
+        if _granularity(create) == self.granularity:
             if self._names()[2] in present:  # stopped after the swap
                 self._finish(executor, db, parts=None)
             return
         executor.execute(f"DROP TABLE IF EXISTS {new}")  # a copy that did not finish
         parts = self._parts(executor, db, self.table)
-        create = executor.execute(f"SHOW CREATE TABLE {table}")[0][0]
         executor.execute(self._retargeted(create, table, new))
         executor.execute(f"INSERT INTO {new} SELECT * FROM {table}")
         executor.execute(f"RENAME TABLE {table} TO {old}, {new} TO {table}")
@@ -81,11 +81,6 @@ class Regranulate:
             f"SELECT name FROM system.tables WHERE database = '{db}' AND name IN ({names})"
         )
         return {row[0] for row in found}
-
-    def _granularity(self, executor: SqlExecutor, table: str) -> int:
-        create = executor.execute(f"SHOW CREATE TABLE {table}")[0][0]
-        found = _GRANULARITY.search(create)
-        return int(found.group(1)) if found else 8192  # ClickHouse's default
 
     def _parts(self, executor: SqlExecutor, db: str, table: str) -> list[str]:
         found = executor.execute(
@@ -118,7 +113,12 @@ class Regranulate:
 
 
 _GRANULARITY = re.compile(r"index_granularity = (\d+)")
-Statement = str | AddColumn | Regranulate
+
+
+def _granularity(create: str) -> int:
+    """The index granularity of a ``SHOW CREATE TABLE`` statement."""
+    found = _GRANULARITY.search(create)
+    return int(found.group(1)) if found else 8192  # ClickHouse's default
 
 
 CLICKHOUSE_GROUPS: tuple[MigrationGroup, ...] = (

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from clickhouse_driver import Client
 from pcm_common.domains import Row
@@ -21,6 +21,8 @@ from pcm_processor.adapters.kpi_sql import TOUCHED, TOUCHED_STRUCTURE, Touched
 from pcm_processor.adapters.retry import retry_forever
 from pcm_processor.domain.kpis import KpiRow
 from pcm_processor.metrics import PROCESSOR_INSERT_SECONDS, PROCESSOR_QUERY_ROWS_READ
+
+_T = TypeVar("_T")
 
 KPI_COLUMNS = (
     "entity_id",
@@ -77,11 +79,11 @@ class ClickHouseStore:
             raise
 
     async def _call(self, what: str, sql: str, data: Any = None, **options: Any) -> Any:
-        return await retry_forever(
-            what,
-            lambda: asyncio.to_thread(self._execute, sql, data, **options),
-            self._max_backoff_s,
-        )
+        return await self._retried(what, lambda: self._execute(sql, data, **options))
+
+    async def _retried(self, what: str, work: Callable[[], _T]) -> _T:
+        """``work`` in a worker thread, retried with backoff while ClickHouse is down."""
+        return await retry_forever(what, lambda: asyncio.to_thread(work), self._max_backoff_s)
 
     async def insert_columns(
         self, table: str, columns: Sequence[str], data: list[list[Any]]
@@ -100,11 +102,7 @@ class ClickHouseStore:
         if touched:
             table = {"name": TOUCHED, "structure": list(TOUCHED_STRUCTURE), "data": touched}
             options = {"external_tables": [table], "types_check": False}
-        rows, rows_read = await retry_forever(
-            what,
-            lambda: asyncio.to_thread(self._select, sql, **options),
-            self._max_backoff_s,
-        )
+        rows, rows_read = await self._retried(what, lambda: self._select(sql, **options))
         PROCESSOR_QUERY_ROWS_READ.labels(what.split()[0]).observe(rows_read)
         return rows
 
