@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from pcm_common.domains import Row
 from pcm_common.kafka.envelope import PoisonMessage, decode
@@ -43,7 +43,15 @@ from pcm_common.logging import get_logger
 from pcm_processor.adapters.kpi_sql import SqlCompiler, Touched
 from pcm_processor.domain.buckets import BUCKET_COLUMNS, GRAINS
 from pcm_processor.domain.facts import MappingContext, Position
-from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey, kpi_version
+from pcm_processor.domain.kpis import (
+    ALL,
+    KpiKey,
+    KpiPlan,
+    KpiRow,
+    Measured,
+    SliceKey,
+    kpi_version,
+)
 from pcm_processor.domain.poison import DeadLetter
 from pcm_processor.incremental import IncrementalKpis
 from pcm_processor.metrics import (
@@ -57,7 +65,8 @@ from pcm_processor.metrics import (
 log = get_logger(__name__)
 
 PeriodKey = tuple[str, int]
-CacheKey = tuple[str, str, str, int, str, str]
+RecordKey = tuple[str, str, int, str, str]
+"""(grain, entity, period start, channel, service) of a recompute query's record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +132,8 @@ class PipelineConfig:
     publish_slices: bool = False
     """Publish every slice on the KPI topic; False: only entity-level (all/all) values."""
     cache_limit: int = 200_000
-    """KPI values remembered to skip rewriting unchanged ones (cleared when full)."""
+    """Recomputed slices (and term KPI values) remembered to skip rewriting unchanged ones
+    (cleared when full)."""
     period_close_interval_s: float = 60.0
     """How often the term tracker looks for closed periods whose snapshots are not taken."""
     recomputed_interval_s: float | None = None
@@ -158,6 +168,30 @@ class Freshness:
 
     def seconds(self) -> float:
         return self._wall() - self.newest if self.newest else float("nan")
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LastValues(Generic[K, V]):
+    """What was last written per key, to skip rewriting what did not change. Bounded: cleared
+    when full, which only costs rewriting unchanged values once."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._values: dict[K, V] = {}
+
+    def changed(self, key: K, value: V) -> bool:
+        return self._values.get(key) != value
+
+    def remember(self, items: Sequence[tuple[K, V]]) -> None:
+        if len(self._values) + len(items) > self._limit:
+            self._values.clear()
+        self._values.update(items)
+
+    def clear(self) -> None:
+        self._values.clear()
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -212,7 +246,11 @@ class DomainPipeline:
         self._dirty: dict[str, dict[PeriodKey, int]] = {grain: {} for grain in self._grains}
         self._held: list[Inbound] = []
         self._awaiting: dict[tuple[str, int], int] = {}
-        self._published: dict[CacheKey, tuple[float, float, float]] = {}
+        # Incremental rows need no such memory: a flush writes only KPIs whose inputs moved.
+        self._term_values: LastValues[KpiKey, Measured] = LastValues(config.cache_limit)
+        self._recomputed: list[LastValues[RecordKey, tuple[Any, ...]]] = [
+            LastValues(config.cache_limit) for _ in self._plans
+        ]
         self._last_flush = float("-inf")
         self._last_recompute = float("-inf")
         self._recomputing = False
@@ -321,7 +359,9 @@ class DomainPipeline:
         """Partitions were reassigned: held KPI states and remembered values may be stale."""
         if self._incremental is not None:
             self._incremental.states.reset()
-        self._published.clear()
+        self._term_values.clear()
+        for values in self._recomputed:
+            values.clear()
 
     # --- steps 4-5: KPIs and release ---------------------------------------------------------
 
@@ -347,7 +387,7 @@ class DomainPipeline:
         if self._incremental is not None:
             await self._write(await self._incremental.flush(computed_at), computed_at)
         if self._terms is not None:
-            await self._write(await self._terms.flush(computed_at), computed_at)
+            await self._write_terms(await self._terms.flush(computed_at), computed_at)
         ends: dict[tuple[str, int], int] = {}
         for message in held:
             key = (message.topic, message.partition)
@@ -375,8 +415,8 @@ class DomainPipeline:
         self._recomputing = True
         try:
             computed_at = int(self._wall())
-            for plan, compiler in self._plans:
-                await self._recompute(plan, compiler, dirty, computed_at)
+            for (plan, compiler), written in zip(self._plans, self._recomputed, strict=True):
+                await self._recompute(plan, compiler, written, dirty, computed_at)
         finally:
             self._recomputing = False
         return Released((), ends)
@@ -392,17 +432,20 @@ class DomainPipeline:
             return
         self._last_close = self._monotonic()
         computed_at = int(self._wall())
-        await self._write(await self._terms.close_periods(computed_at, since), computed_at)
+        await self._write_terms(await self._terms.close_periods(computed_at, since), computed_at)
         await self._terms.record_closes()
 
     async def _recompute(
         self,
         plan: KpiPlan,
         compiler: SqlCompiler,
+        written: LastValues[RecordKey, tuple[Any, ...]],
         dirty: dict[str, dict[PeriodKey, int]],
         computed_at: int,
     ) -> None:
-        """Recompute one plan's KPIs of the dirty keys; write and publish them query by query."""
+        """Recompute one plan's KPIs of the dirty keys; write and publish them query by query,
+        only for the slices whose aggregates changed since they were last written (a pass
+        recomputes every slice of a touched period; most of them did not move)."""
         for grain, keys in dirty.items():
             if grain not in plan.grains or not keys:
                 continue
@@ -410,8 +453,14 @@ class DomainPipeline:
             for part in chunks(list(keys.items()), self._config.query_keys):
                 sql = compiler.recompute(grain, [k for k, _ in part], {m for _, m in part})
                 records = await self._recompute_store.query(f"recompute {grain}", sql)
-                rows = _versioned(plan, grain, records, computed_at)
+                moved = [
+                    (key, record)
+                    for record in records
+                    if written.changed(key := _record_key(grain, record), record[5:])
+                ]
+                rows = _versioned(plan, grain, records, [r for _, r in moved], computed_at)
                 await self._write(rows, computed_at, self._recompute_store)
+                written.remember([(key, record[5:]) for key, record in moved])
             PROCESSOR_KPI_SECONDS.labels(plan.domain.name, grain).observe(
                 time.perf_counter() - started
             )
@@ -422,54 +471,57 @@ class DomainPipeline:
         computed_at: int,
         store: Store | None = None,
     ) -> None:
-        """Write and publish the values that changed, WRITE_ROWS at a time: a pass over every
-        entity never holds all its KPI rows at once."""
+        """Write and publish KPI rows, WRITE_ROWS at a time: a pass over every entity never
+        holds all its KPI rows at once."""
         rows = iter(versioned)
         while part := list(islice(rows, WRITE_ROWS)):
             await self._write_part(part, computed_at, store or self._kpi_store)
 
+    async def _write_terms(self, versioned: Sequence[tuple[KpiRow, int]], computed_at: int) -> None:
+        """The term tracker's rows that changed since last written (it reports every KPI of the
+        slices it touched)."""
+        fresh = [(r, v) for r, v in versioned if self._term_values.changed(r.key, r[6:9])]
+        await self._write(fresh, computed_at)
+        self._term_values.remember([(r.key, r[6:9]) for r, _ in fresh])
+
     async def _write_part(
         self, versioned: list[tuple[KpiRow, int]], computed_at: int, store: Store
     ) -> None:
-        fresh = [(r, v) for r, v in versioned if self._published.get(r.key) != _measured(r)]
-        if not fresh:
-            return
-        changed = [r for r, _ in fresh]
-        row_versions = [v for _, v in fresh]
-        await store.insert_kpis(changed, row_versions, computed_at)
+        rows = [r for r, _ in versioned]
+        versions = [v for _, v in versioned]
+        await store.insert_kpis(rows, versions, computed_at)
         published = [
             (r, v)
-            for r, v in zip(changed, row_versions, strict=True)
+            for r, v in versioned
             if self._config.publish_slices or (r.channel == ALL and r.service_id == ALL)
         ]
         await self._outputs.publish_kpis(
             [r for r, _ in published], [v for _, v in published], computed_at
         )
-        if len(self._published) + len(changed) > self._config.cache_limit:
-            self._published.clear()  # only costs rewriting unchanged values once
-        written: Counter[str] = Counter()
-        for row in changed:
-            self._published[row.key] = _measured(row)
-            written[row.grain] += 1
-        for grain, count in written.items():
+        for grain, count in Counter(r.grain for r in rows).items():
             PROCESSOR_KPI_ROWS.labels(grain).inc(count)
 
 
+def _record_key(grain: str, record: Sequence[Any]) -> RecordKey:
+    entity, period, channel, service = record[:4]
+    return grain, entity, int(period), channel, service
+
+
 def _versioned(
-    plan: KpiPlan, grain: str, records: Sequence[tuple[Any, ...]], computed_at: int
+    plan: KpiPlan,
+    grain: str,
+    records: Sequence[tuple[Any, ...]],
+    chosen: Sequence[tuple[Any, ...]],
+    computed_at: int,
 ) -> Iterator[tuple[KpiRow, int]]:
-    """The KPI rows of one recompute query's records, each with its period's version (from the
-    period's all/all record, which may come anywhere in the result)."""
+    """The KPI rows of ``chosen`` records of one recompute query, each with its period's
+    version (from the period's all/all record, which may come anywhere in ``records``)."""
     versions = {
         (entity, int(period)): kpi_version(n_events, computed_at)
         for entity, period, channel, service, n_events, *_ in records
         if channel == ALL and service == ALL
     }
-    for entity, period, channel, service, _, *values in records:
+    for entity, period, channel, service, _, *values in chosen:
         key = SliceKey(entity, grain, int(period), channel, service)
         for row in plan.finalize(key, values):
             yield row, versions[(entity, int(period))]
-
-
-def _measured(row: KpiRow) -> tuple[float, float, float]:
-    return row.value, row.numerator, row.denominator

@@ -36,6 +36,7 @@ class FakeStore:
         self.n_events = n_events
         self.failures = failures
         self.subject_answer: list[tuple[Any, ...]] = []
+        self.more_counted = 0  # added to every count: the facts moved the aggregates
         self.aggregates: tuple[Agg, ...] = ()  # set by make(): the plan's aggregates
 
     async def insert_facts(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
@@ -60,6 +61,7 @@ class FakeStore:
             "uniq": 2,
             "collect": ["PRESENCIAL", "VIRTUAL"],
         }
+        plausible["count"] += self.more_counted
         values = [plausible[agg.fn] for agg in self.aggregates]
         period = HOUR if what.endswith("HOUR") else local_time(2025, 3, 10)
         if what.endswith("MONTH"):
@@ -242,6 +244,30 @@ def test_versions_grow_with_the_facts_and_unchanged_values_are_not_rewritten(
     assert envelope.kpi_value.unit == store.kpis[0][0].unit
 
 
+def test_a_recomputation_rewrites_only_the_slices_whose_aggregates_moved(
+    catalogues: Catalogues,
+) -> None:
+    store = FakeStore(n_events=5)
+    clock = Clock()
+    pipeline, _ = make(catalogues, store, clock=clock)
+
+    def recompute_after(ticket: str, offset: int) -> list[tuple[KpiRow, int]]:
+        clock.now += 20
+        before = len(store.kpis)
+        asyncio.run(pipeline.process([message(served(ticket), offset)]))
+        asyncio.run(pipeline.flush())
+        asyncio.run(pipeline.recompute())
+        return store.kpis[before:]
+
+    assert recompute_after("T1", 1)
+    store.n_events = 6  # one more fact that no KPI's aggregates count
+    assert recompute_after("T2", 2) == []
+    store.more_counted = 1
+    moved = recompute_after("T3", 3)
+    assert {row.kpi_code for row, _ in moved} >= {"ATTENTIONS", "WAIT_MEAN_S", "WAIT_P90_S"}
+    assert {version for _, version in moved} == {(6 << 32) | 1_741_600_000}
+
+
 def test_an_observation_dirties_the_periods_of_the_whole_procedure(
     catalogues: Catalogues,
 ) -> None:
@@ -322,6 +348,37 @@ def test_the_store_reconnects_and_inserts_one_columnar_batch() -> None:
     assert sql == "INSERT INTO db.attention_events (entity_id, event_id, n) VALUES"
     assert data == [["RENIEC", "ONP"], ["e1", "e2"], [1, 2]]
     assert options == {"columnar": True, "types_check": False}
+
+
+def test_kpi_rows_are_inserted_column_by_column_with_their_versions() -> None:
+    client = FakeClient(fail=False)
+    store = ClickHouseStore(lambda: client, "db", 0.05, catalogue_version="kpis@7")
+    rows = [
+        KpiRow("RENIEC", "ATTENTIONS", "DAY", 1_741_582_800, "", "", 3.0, 3.0, 1.0, "count"),
+        KpiRow(
+            "ONP", "WAIT_MEAN_S", "HOUR", 1_741_615_200, "VIRTUAL", "S1", 5.5, 11.0, 2.0, "s", True
+        ),
+    ]
+    asyncio.run(store.insert_kpis(rows, [7, 8], 1_741_600_000))
+    ((sql, data, _),) = client.calls
+    columns = sql.split("(")[1].split(")")[0].split(", ")
+    inserted = [dict(zip(columns, values, strict=True)) for values in zip(*data, strict=True)]
+    assert inserted[1] == {
+        "entity_id": "ONP",
+        "kpi_code": "WAIT_MEAN_S",
+        "grain": "HOUR",
+        "period_start": 1_741_615_200,
+        "channel": "VIRTUAL",
+        "service_id": "S1",
+        "value": 5.5,
+        "numerator": 11.0,
+        "denominator": 2.0,
+        "computed_at": 1_741_600_000,
+        "version": 8,
+        "insufficient_sample": 1,
+        "catalogue_version": "kpis@7",
+    }
+    assert inserted[0]["insufficient_sample"] == 0 and inserted[0]["version"] == 7
 
 
 class GatedStore(FakeStore):

@@ -116,25 +116,18 @@ class ClickHouseStore:
     async def insert_kpis(
         self, rows: Sequence[KpiRow], versions: Sequence[int], computed_at: int
     ) -> None:
+        # A KpiRow's first nine fields are the first nine columns, in order: take them as
+        # columns at once rather than building a tuple per row (tens of thousands a second).
+        fields = columnar(rows, len(KpiRow._fields))
+        count = len(rows)
         data = [
-            (
-                r.entity_id,
-                r.kpi_code,
-                r.grain,
-                r.period_start,
-                r.channel,
-                r.service_id,
-                r.value,
-                r.numerator,
-                r.denominator,
-                computed_at,
-                version,
-                int(r.insufficient_sample),
-                self.catalogue_version,
-            )
-            for r, version in zip(rows, versions, strict=True)
+            *fields[:9],
+            [computed_at] * count,
+            list(versions),
+            [int(flag) for flag in fields[KpiRow._fields.index("insufficient_sample")]],
+            [self.catalogue_version] * count,
         ]
-        await self.insert_columns("kpi_values", KPI_COLUMNS, columnar(data, len(KPI_COLUMNS)))
+        await self.insert_columns("kpi_values", KPI_COLUMNS, data)
 
     def close(self) -> None:
         if self._client is not None:
