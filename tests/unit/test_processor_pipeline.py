@@ -7,10 +7,12 @@ import copy
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pcm.monitoring.v1 import envelope_pb2
+from google.protobuf.timestamp_pb2 import Timestamp
+from pcm.monitoring.v1 import common_pb2, envelope_pb2, kpi_pb2
 from pcm_common.catalogues import Catalogues
+from pcm_common.kafka.envelope import wrap
 from pcm_processor.adapters.clickhouse import ClickHouseStore
-from pcm_processor.adapters.kafka import dead_letter_record, kpi_envelope
+from pcm_processor.adapters.kafka import SOURCE, dead_letter_record, kpi_envelope
 from pcm_processor.adapters.kpi_sql import SqlCompiler, Touched
 from pcm_processor.adapters.retry import retry_forever
 from pcm_processor.domain.buckets import BucketClock
@@ -379,6 +381,29 @@ def test_kpi_rows_are_inserted_column_by_column_with_their_versions() -> None:
         "catalogue_version": "kpis@7",
     }
     assert inserted[0]["insufficient_sample"] == 0 and inserted[0]["version"] == 7
+
+
+def test_a_kpi_envelope_is_what_wrap_makes_of_the_value() -> None:
+    """``kpi_envelope`` builds the envelope in place for speed; it must stay ``wrap``'s."""
+    row = KpiRow("ONP", "WAIT_MEAN_S", "HOUR", 1_741_615_200, "VIRTUAL", "S1", 5.5, 11.0, 2.0, "s")
+    value = kpi_pb2.KpiValue(
+        entity_id="ONP",
+        kpi_code="WAIT_MEAN_S",
+        grain=common_pb2.GRAIN_HOUR,
+        channel="VIRTUAL",
+        service_id="S1",
+        value=5.5,
+        numerator=11.0,
+        denominator=2.0,
+        unit="s",
+        version=9,
+        catalogue_version="kpis@2",
+    )
+    value.period_start.seconds = 1_741_615_200
+    value.computed_at.seconds = 1_741_600_000
+    expected = wrap(value, "ONP", Timestamp(seconds=1_741_600_000), source=SOURCE)
+    expected.id = "ONP/WAIT_MEAN_S/HOUR/1741615200/VIRTUAL/S1/9"
+    assert kpi_envelope(row, 9, 1_741_600_000, "kpis@2") == expected.SerializeToString()
 
 
 class GatedStore(FakeStore):

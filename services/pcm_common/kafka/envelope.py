@@ -30,6 +30,11 @@ def occurrence_time(payload: Message, domain: EventDomain) -> Timestamp:
     return Timestamp()
 
 
+def envelope_type(domain: EventDomain) -> str:
+    """The CloudEvents ``type`` of a domain's envelopes."""
+    return f"{CLOUDEVENT_TYPE_PREFIX}.{domain.name}.v{SCHEMA_VERSION}"
+
+
 def wrap(
     payload: Message, entity_id: str, received_at: Timestamp, source: str | None = None
 ) -> envelope_pb2.EventEnvelope:
@@ -38,7 +43,7 @@ def wrap(
     envelope = envelope_pb2.EventEnvelope(
         id=getattr(payload, "event_id", ""),
         source=source or f"/entities/{entity_id}",
-        type=f"{CLOUDEVENT_TYPE_PREFIX}.{domain.name}.v{SCHEMA_VERSION}",
+        type=envelope_type(domain),
         subject=getattr(payload, domain.subject_field),
         schema_version=SCHEMA_VERSION,
         entity_id=entity_id,

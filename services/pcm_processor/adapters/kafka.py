@@ -12,9 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from google.protobuf.timestamp_pb2 import Timestamp
-from pcm.monitoring.v1 import common_pb2, kpi_pb2
-from pcm_common.kafka.envelope import wrap
+from pcm.monitoring.v1 import common_pb2, envelope_pb2
+from pcm_common.domains import KPI_VALUE
+from pcm_common.kafka.envelope import SCHEMA_VERSION, envelope_type
 from pcm_common.kafka.producer import EventProducer
 
 from pcm_processor.adapters.retry import retry_forever
@@ -72,36 +72,43 @@ def dead_letter_record(item: DeadLetter) -> OutRecord:
     )
 
 
+_KPI_TYPE = envelope_type(KPI_VALUE)
+
+
 def kpi_envelope(row: KpiRow, version: int, computed_at: int, catalogue_version: str = "") -> bytes:
-    value = kpi_pb2.KpiValue(
-        entity_id=row.entity_id,
-        kpi_code=row.kpi_code,
-        grain=PROTO_GRAINS[row.grain],
-        channel=row.channel,
-        service_id=row.service_id,
-        value=row.value,
-        numerator=row.numerator,
-        denominator=row.denominator,
-        unit=row.unit,
-        version=version,
-        insufficient_sample=row.insufficient_sample,
-        catalogue_version=catalogue_version,
-    )
-    value.period_start.seconds = row.period_start
-    value.computed_at.seconds = computed_at
-    envelope = wrap(value, row.entity_id, Timestamp(seconds=computed_at), source=SOURCE)
-    # KpiValue has no event_id: the key plus version identifies this value (CloudEvents id).
-    envelope.id = "/".join(
-        (
-            row.entity_id,
-            row.kpi_code,
-            row.grain,
-            str(row.period_start),
-            row.channel,
-            row.service_id,
-            str(version),
-        )
-    )
+    """The envelope ``wrap`` would make of this value (a test holds them equal), built in place:
+    a processor publishes thousands a second, and copying the payload in cost most of it."""
+    at = {"seconds": computed_at}
+    # Nested messages as dicts: protobuf builds them in place (message arguments are copied).
+    fields: dict[str, Any] = {
+        # KpiValue has no event_id: the key plus version identifies this value (CloudEvents id).
+        "id": f"{row.entity_id}/{row.kpi_code}/{row.grain}/{row.period_start}/{row.channel}/"
+        f"{row.service_id}/{version}",
+        "source": SOURCE,
+        "type": _KPI_TYPE,
+        "subject": row.kpi_code,
+        "schema_version": SCHEMA_VERSION,
+        "entity_id": row.entity_id,
+        "time": at,
+        "received_at": at,
+        "kpi_value": {
+            "entity_id": row.entity_id,
+            "kpi_code": row.kpi_code,
+            "grain": PROTO_GRAINS[row.grain],
+            "period_start": {"seconds": row.period_start},
+            "channel": row.channel,
+            "service_id": row.service_id,
+            "value": row.value,
+            "numerator": row.numerator,
+            "denominator": row.denominator,
+            "unit": row.unit,
+            "computed_at": at,
+            "version": version,
+            "insufficient_sample": row.insufficient_sample,
+            "catalogue_version": catalogue_version,
+        },
+    }
+    envelope = envelope_pb2.EventEnvelope(**fields)
     return envelope.SerializeToString()
 
 
