@@ -256,9 +256,9 @@ def _pipeline(
     for code, reason in plan.skipped:
         log.info("KPI not computed by the stream", domain=name, kpi=code, reason=reason)
 
-    def store() -> ClickHouseStore:
+    def store(**query_settings: Any) -> ClickHouseStore:
         return ClickHouseStore(
-            lambda: connect(settings),
+            lambda: connect(settings, query_settings=query_settings),
             database,
             settings.processor_retry_max_backoff_s,
             catalogues.version_label,
@@ -293,7 +293,9 @@ def _pipeline(
         terms=terms,
         derived=derived_plans(name, catalogues, database),
         incremental=incremental,
-        recompute_store=store(),
+        # One ClickHouse thread for the recomputations over whole months: the other core stays
+        # free for the inserts and the incremental deltas that KPI freshness waits on.
+        recompute_store=store(max_threads=settings.processor_recompute_threads),
     )
 
 
@@ -311,6 +313,7 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
     incremental = settings.processor_kpi_engine == "incremental"
     config = PipelineConfig(
         kpi_interval_s=settings.processor_kpi_interval_s,
+        flush_share=settings.processor_kpi_flush_share,
         query_keys=settings.processor_query_keys,
         publish_slices=settings.processor_publish_slices,
         period_close_interval_s=settings.processor_period_close_interval_s,

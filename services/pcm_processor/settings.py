@@ -44,6 +44,14 @@ class ProcessorSettings(Settings):
         description="Under load, the incremental KPIs (counts, sums, means, ratios) are brought "
         "up to the stored facts at most this often.",
     )
+    processor_kpi_flush_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="Under load, the most of the time KPI flushes may take: a flush that took t "
+        "seconds is followed by the next no sooner than t / share after it started, so a "
+        "processor that falls behind writes KPIs for more events at once and catches up.",
+    )
     processor_kpi_engine: Literal["incremental", "recompute"] = Field(
         "incremental",
         description="incremental: per flush, only what the batch's tickets and procedures "
@@ -55,6 +63,13 @@ class ProcessorSettings(Settings):
         description="With the incremental engine, the KPIs it cannot follow by sums "
         "(percentiles, cross-domain channel KPIs) are recomputed from the facts, and offsets "
         "committed, at most this often under load (at once when the stream is idle).",
+    )
+    processor_recompute_threads: int = Field(
+        1,
+        ge=1,
+        description="ClickHouse threads per recomputation query (max_threads): a recomputation "
+        "reads whole months, and left to every core it holds back the fact inserts and "
+        "incremental deltas that KPI freshness waits on.",
     )
     processor_state_max_slices: int = Field(
         400_000,
