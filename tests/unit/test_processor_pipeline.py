@@ -230,24 +230,29 @@ def test_events_no_kpi_reads_are_released_without_recomputing(catalogues: Catalo
     assert store.queries.count("recompute HOUR") == 1
 
 
+def written_after(
+    pipeline: DomainPipeline, store: FakeStore, clock: Clock, ticket: str, offset: int
+) -> list[tuple[KpiRow, int]]:
+    """What one served ticket, its flush and a recomputation 20 s after the last one wrote."""
+    clock.now += 20
+    before = len(store.kpis)
+    asyncio.run(pipeline.process([message(served(ticket), offset)]))
+    asyncio.run(pipeline.flush())
+    asyncio.run(pipeline.recompute())
+    return store.kpis[before:]
+
+
 def test_versions_grow_with_the_facts_and_unchanged_values_are_not_rewritten(
     catalogues: Catalogues,
 ) -> None:
     store = FakeStore(n_events=5)
     clock = Clock()
     pipeline, outputs = make(catalogues, store, clock=clock)
-    asyncio.run(pipeline.process([message(served("T1"), 1)]))
-    asyncio.run(pipeline.flush())
-    asyncio.run(pipeline.recompute())
-    first = {row.key: version for row, version in store.kpis}
+    first = {row.key: version for row, version in written_after(pipeline, store, clock, "T1", 1)}
     assert set(first.values()) == {(5 << 32) | 1_741_600_000}
     # Entity-level values are published; slices stay in ClickHouse only (default).
     assert outputs.published and all(r.channel == r.service_id == "" for r, _ in outputs.published)
-    clock.now += 20
-    asyncio.run(pipeline.process([message(served("T1"), 2)]))  # replay: same values
-    asyncio.run(pipeline.flush())
-    asyncio.run(pipeline.recompute())
-    assert len(store.kpis) == len(first)
+    assert written_after(pipeline, store, clock, "T1", 2) == []  # replay: same values
     envelope = envelope_pb2.EventEnvelope.FromString(
         kpi_envelope(store.kpis[0][0], store.kpis[0][1], 1_741_600_000)
     )
@@ -261,20 +266,11 @@ def test_a_recomputation_rewrites_only_the_slices_whose_aggregates_moved(
     store = FakeStore(n_events=5)
     clock = Clock()
     pipeline, _ = make(catalogues, store, clock=clock)
-
-    def recompute_after(ticket: str, offset: int) -> list[tuple[KpiRow, int]]:
-        clock.now += 20
-        before = len(store.kpis)
-        asyncio.run(pipeline.process([message(served(ticket), offset)]))
-        asyncio.run(pipeline.flush())
-        asyncio.run(pipeline.recompute())
-        return store.kpis[before:]
-
-    assert recompute_after("T1", 1)
+    assert written_after(pipeline, store, clock, "T1", 1)
     store.n_events = 6  # one more fact that no KPI's aggregates count
-    assert recompute_after("T2", 2) == []
+    assert written_after(pipeline, store, clock, "T2", 2) == []
     store.more_counted = 1
-    moved = recompute_after("T3", 3)
+    moved = written_after(pipeline, store, clock, "T3", 3)
     assert {row.kpi_code for row, _ in moved} >= {"ATTENTIONS", "WAIT_MEAN_S", "WAIT_P90_S"}
     assert {version for _, version in moved} == {(6 << 32) | 1_741_600_000}
 
