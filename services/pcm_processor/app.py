@@ -313,7 +313,6 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
     incremental = settings.processor_kpi_engine == "incremental"
     config = PipelineConfig(
         kpi_interval_s=settings.processor_kpi_interval_s,
-        flush_share=settings.processor_kpi_flush_share,
         query_keys=settings.processor_query_keys,
         publish_slices=settings.processor_publish_slices,
         period_close_interval_s=settings.processor_period_close_interval_s,

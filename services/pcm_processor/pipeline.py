@@ -6,8 +6,7 @@ The order is what makes every KPI exact under crashes and replays:
 2. insert the batch's facts (one columnar insert, retried until ClickHouse takes it);
 3. remember what the facts touched (subjects for the incremental KPIs, (entity, grain, period)
    keys for the recomputed ones), and hold the messages;
-4. at most every ``kpi_interval_s`` (or at once when there is nothing to compute; under load
-   less often, see ``flush_share``), a *flush*
+4. at most every ``kpi_interval_s`` (or at once when there is nothing to compute), a *flush*
    brings the incremental KPIs (``incremental.py``: counts, sums, means, ratios) and the term
    tracker up to the held messages, writes the changed KPI rows with a version that grows with
    the facts seen, publishes them, and acknowledges the messages;
@@ -128,12 +127,6 @@ recomputation over every entity (a pass at 2,700 entities makes millions of rows
 class PipelineConfig:
     kpi_interval_s: float = 1.0
     """Longest time facts may sit without their KPIs recomputed while events keep arriving."""
-    flush_share: float = 0.5
-    """Under load, the most of the time flushes may take: a flush that took t seconds is
-    followed by the next one no sooner than t / flush_share after it started. A flush's work
-    grows with the slices it touches, not with its events, so a processor falling behind
-    coalesces more events per flush and catches up, instead of spending every second on KPI
-    rows while its facts wait."""
     query_keys: int = 400
     """Most (entity, period) keys per recompute query (bounds the SQL size)."""
     publish_slices: bool = False
@@ -259,7 +252,6 @@ class DomainPipeline:
             LastValues(config.cache_limit) for _ in self._plans
         ]
         self._last_flush = float("-inf")
-        self._last_flush_seconds = 0.0
         self._last_recompute = float("-inf")
         self._recomputing = False
         self._last_batch = float("-inf")
@@ -384,10 +376,7 @@ class DomainPipeline:
         incremental = self._incremental is not None and self._incremental.pending
         if not incremental and not (self._terms is not None and self._terms.pending):
             return True  # nothing to compute: acknowledge at once
-        spacing = max(
-            self._config.kpi_interval_s, self._last_flush_seconds / self._config.flush_share
-        )
-        return self._monotonic() - self._last_flush >= spacing
+        return self._monotonic() - self._last_flush >= self._config.kpi_interval_s
 
     async def flush(self) -> Released:
         """Bring the incremental KPIs and the terms up to the held messages, write and publish
@@ -399,7 +388,6 @@ class DomainPipeline:
             await self._write(await self._incremental.flush(computed_at), computed_at)
         if self._terms is not None:
             await self._write_terms(await self._terms.flush(computed_at), computed_at)
-        self._last_flush_seconds = self._monotonic() - self._last_flush
         ends: dict[tuple[str, int], int] = {}
         for message in held:
             key = (message.topic, message.partition)

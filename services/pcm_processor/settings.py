@@ -44,14 +44,6 @@ class ProcessorSettings(Settings):
         description="Under load, the incremental KPIs (counts, sums, means, ratios) are brought "
         "up to the stored facts at most this often.",
     )
-    processor_kpi_flush_share: float = Field(
-        0.5,
-        gt=0,
-        le=1,
-        description="Under load, the most of the time KPI flushes may take: a flush that took t "
-        "seconds is followed by the next no sooner than t / share after it started, so a "
-        "processor that falls behind writes KPIs for more events at once and catches up.",
-    )
     processor_kpi_engine: Literal["incremental", "recompute"] = Field(
         "incremental",
         description="incremental: per flush, only what the batch's tickets and procedures "

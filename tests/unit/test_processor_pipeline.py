@@ -26,7 +26,6 @@ from pcm_processor.pipeline import (
     Inbound,
     PipelineConfig,
     Released,
-    Terms,
 )
 from pcm_testkit.events import attention_event, local_time, procedure_stage_event
 from prometheus_client import REGISTRY
@@ -111,7 +110,6 @@ def make(
     domain: FactDomain = ATTENTION,
     interval: float = 10.0,
     clock: Clock | None = None,
-    terms: Terms | None = None,
 ) -> tuple[DomainPipeline, FakeOutputs]:
     plan = build_plan(domain, catalogues)
     store.aggregates = plan.aggregates
@@ -127,7 +125,6 @@ def make(
         Freshness(),
         monotonic=clock or Clock(),
         wall=lambda: 1_741_600_000.0,
-        terms=terms,
     )
     return pipeline, outputs
 
@@ -273,54 +270,6 @@ def test_a_recomputation_rewrites_only_the_slices_whose_aggregates_moved(
     moved = written_after(pipeline, store, clock, "T3", 3)
     assert {row.kpi_code for row, _ in moved} >= {"ATTENTIONS", "WAIT_MEAN_S", "WAIT_P90_S"}
     assert {version for _, version in moved} == {(6 << 32) | 1_741_600_000}
-
-
-class SlowTerms:
-    """A term tracker with something to compute after every batch, whose flush takes
-    ``seconds`` of the pipeline's clock."""
-
-    def __init__(self, clock: Clock, seconds: float) -> None:
-        self._clock = clock
-        self.seconds = seconds
-        self.pending = False
-
-    def touch(self, rows: Sequence[Row]) -> None:
-        self.pending = True
-
-    async def flush(self, computed_at: int) -> list[tuple[KpiRow, int]]:
-        self._clock.now += self.seconds
-        self.pending = False
-        return []
-
-    async def close_periods(self, computed_at: int, since: object = None) -> list[Any]:
-        return []
-
-    async def record_closes(self) -> None:
-        return None
-
-
-def test_under_load_flushes_take_at_most_half_of_the_time(catalogues: Catalogues) -> None:
-    clock = Clock()
-    terms = SlowTerms(clock, seconds=3.0)
-    pipeline, _ = make(catalogues, FakeStore(), interval=1.0, clock=clock, terms=terms)
-
-    def flush_after(ticket: str, offset: int) -> None:
-        asyncio.run(pipeline.process([message(served(ticket), offset)]))
-        assert pipeline.flush_due()
-        asyncio.run(pipeline.flush())
-
-    flush_after("T1", 1)  # took 3 s: the next one waits 3 s more (6 s after it started)
-    asyncio.run(pipeline.process([message(served("T2"), 2)]))
-    clock.now += 2.9
-    assert not pipeline.flush_due()
-    clock.now += 0.1
-    terms.seconds = 0.2
-    flush_after("T3", 3)  # a quick flush: back to the 1 s interval
-    asyncio.run(pipeline.process([message(served("T4"), 4)]))
-    clock.now += 0.7  # 0.9 s after the quick flush started
-    assert not pipeline.flush_due()
-    clock.now += 0.1
-    assert pipeline.flush_due()
 
 
 def test_an_observation_dirties_the_periods_of_the_whole_procedure(
