@@ -162,6 +162,11 @@ def _bucket_of(grains: Sequence[str]) -> str:
     return f"multiIf({choices}{columns[-1]})"
 
 
+def _lookup_alias(index: int) -> str:
+    """Column of the inner query holding lookup ``index`` of the plan."""
+    return f"l_{index}"
+
+
 def _bound_of(bounds: Mapping[str, int]) -> str:
     entities = sorted(bounds)
     values = ", ".join(str(bounds[e]) for e in entities)
@@ -189,7 +194,7 @@ class SqlCompiler:
         if isinstance(expr, Mapped):
             return self._mapped(expr, column)
         if isinstance(expr, SubjectHas | PeriodSubjectHas):
-            return self._lookup(expr, scope)
+            return _lookup_alias(self.plan.lookups.index(expr))
         if isinstance(expr, Not):
             return f"(NOT {self.expression(expr.operand, scope, column)})"
         if isinstance(expr, IsIn):
@@ -224,24 +229,27 @@ class SqlCompiler:
 
     def _lookup(self, expr: SubjectHas | PeriodSubjectHas, scope: Scope) -> str:
         """Membership of the fact's subject in the set of subjects with a matching fact: in any
-        period (``SubjectHas``) or in the fact's period, on the fact's side."""
+        period (``SubjectHas``) or in the fact's period, on the fact's side. A column of the
+        inner query (it depends on the grouping keys only), so each lookup reads its facts once
+        however many aggregates use it (18.16 builds an IN set per occurrence)."""
         subject = self.plan.domain.subject
         if isinstance(expr, SubjectHas):
             # Any period: one grain's rows are enough (every grain sees the same subjects).
             side = "side, " if scope.bounds else ""
             grain = " AND grain = 0" if scope.grains else ""
-            facts = scope.facts(self.table, scope.subject_rows)
-            where = f"{expr.column} IN ({literals(expr.values)}){grain}"
+            # The lookup's filter goes before the sides and grains multiply the rows.
+            matching = f"{scope.subject_rows} AND {expr.column} IN ({literals(expr.values)})"
+            facts = scope.facts(self.table, matching)
             return (
                 f"(({side}entity_id, {_alias(subject)}) IN "
-                f"(SELECT {side}entity_id, {subject} FROM {facts} AND {where}))"
+                f"(SELECT {side}entity_id, {subject} FROM {facts}{grain}))"
             )
         where = self.expression(expr.where, scope, column=lambda name: name)
-        facts = scope.facts(self.table, scope.rows)
+        facts = scope.facts(self.table, f"{scope.rows} AND {where}")
         lead = scope.lead
         return (
             f"(({lead}entity_id, period, {_alias(subject)}) IN (SELECT {lead}entity_id, "
-            f"toUInt32({scope.bucket}), {subject} FROM {facts} AND {where}))"
+            f"toUInt32({scope.bucket}), {subject} FROM {facts}))"
         )
 
     def condition(self, agg: Agg, scope: Scope) -> str:
@@ -379,13 +387,17 @@ class SqlCompiler:
         first, second = (_alias(name) for name in domain.slice_by)
         side = scope.lead
         aggregates = "".join(f",\n  {self.aggregate(a, scope)}" for a in self.plan.aggregates)
+        lookups = "".join(
+            f",\n    {self._lookup(lookup, scope)} AS {_lookup_alias(index)}"
+            for index, lookup in enumerate(self.plan.lookups)
+        )
         return f"""
 SELECT {side}entity_id, period, tupleElement(slice, 1) AS s_first,
   tupleElement(slice, 2) AS s_second, sum(n_events) AS n_events{aggregates}
 FROM (
   SELECT {side}entity_id, toUInt32({scope.bucket}) AS period, {dedup}{merged},
-    uniqExact(event_id) AS n_events
-  FROM {scope.facts(self._source(scope.rows), scope.rows)}{prefilter}
+    uniqExact(event_id) AS n_events{lookups}
+  FROM {scope.facts(self._source(scope.rows), scope.rows + prefilter)}
   GROUP BY {side}entity_id, period, {", ".join(_alias(c) for c in domain.dedup_by)}
 )
 ARRAY JOIN [({first}, {second}), ({first}, ''), ('', {second}), ('', '')] AS slice
