@@ -78,9 +78,6 @@ class DomainRunner:
     while KPIs are recomputed. The queue between the feeder (consumer or agent) and the storing
     loop is short: while a batch is stored the next one is fetched, and when ClickHouse is slow or
     down the feeder blocks on the queue, so consumption stops instead of buffering without bound.
-    Likewise the storing loop waits while the pipeline holds ``max_held`` messages for the next
-    flush: a long flush during a backlog would otherwise let every message fetched meanwhile pile
-    up in memory, with the subjects it touched and the KPI states it needs.
     """
 
     def __init__(
@@ -90,7 +87,6 @@ class DomainRunner:
         ack: Acker,
         max_events: int,
         max_seconds: float,
-        max_held: int = 50_000,
         queued: int = 8,
     ) -> None:
         self.pipeline = pipeline
@@ -100,8 +96,6 @@ class DomainRunner:
         self._max_seconds = max_seconds
         self._queued = queued
         self._queue: asyncio.Queue[list[Inbound]] | None = None
-        self._max_held = max_held
-        self._flushed = asyncio.Event()
 
     def _inbox(self) -> asyncio.Queue[list[Inbound]]:
         if self._queue is None:
@@ -144,9 +138,6 @@ class DomainRunner:
                     batch += await asyncio.wait_for(inbox.get(), remaining)
                 except TimeoutError:
                     break
-            while self.pipeline.held >= self._max_held:
-                self._flushed.clear()
-                await self._flushed.wait()
             await self.pipeline.process(batch)
 
     async def flush_forever(self, tick_s: float) -> None:
@@ -154,7 +145,6 @@ class DomainRunner:
         while True:
             if self.pipeline.flush_due():
                 self._release(await self.pipeline.flush())
-                self._flushed.set()
             else:
                 await self.pipeline.close_periods()
                 await asyncio.sleep(tick_s)
@@ -349,7 +339,6 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
             _message_acker(app) if delivery == "batch" else _event_ack,
             settings.processor_batch_max_events,
             settings.processor_batch_max_seconds,
-            settings.processor_max_held_events,
         )
         if delivery == "batch":
             app.topics.add(topic)  # subscribe; the consumer hands its fetches to the runner

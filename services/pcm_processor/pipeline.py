@@ -355,11 +355,6 @@ class DomainPipeline:
                     for grain, keys in self._dirty.items():
                         keys[(entity, starts[grain])] = month
 
-    @property
-    def held(self) -> int:
-        """Messages stored and waiting for the next flush."""
-        return len(self._held)
-
     def reset(self) -> None:
         """Partitions were reassigned: held KPI states and remembered values may be stale."""
         if self._incremental is not None:

@@ -39,13 +39,6 @@ class ProcessorSettings(Settings):
     processor_batch_max_seconds: float = Field(
         0.25, description="Longest wait to fill a batch before inserting what arrived."
     )
-    processor_max_held_events: int = Field(
-        50_000,
-        ge=1,
-        description="Most events stored and waiting for their KPI flush; beyond it, consuming "
-        "waits for the flush. Bounds memory when a backlog meets a slow flush (each held event "
-        "keeps its message, and the tickets and KPI states it touched).",
-    )
     processor_kpi_interval_s: float = Field(
         1.0,
         description="Under load, the incremental KPIs (counts, sums, means, ratios) are brought "
