@@ -256,9 +256,9 @@ def _pipeline(
     for code, reason in plan.skipped:
         log.info("KPI not computed by the stream", domain=name, kpi=code, reason=reason)
 
-    def store(**query_settings: Any) -> ClickHouseStore:
+    def store() -> ClickHouseStore:
         return ClickHouseStore(
-            lambda: connect(settings, query_settings=query_settings),
+            lambda: connect(settings),
             database,
             settings.processor_retry_max_backoff_s,
             catalogues.version_label,
@@ -293,9 +293,7 @@ def _pipeline(
         terms=terms,
         derived=derived_plans(name, catalogues, database),
         incremental=incremental,
-        # One ClickHouse thread for the recomputations over whole months: the other core stays
-        # free for the inserts and the incremental deltas that KPI freshness waits on.
-        recompute_store=store(max_threads=settings.processor_recompute_threads),
+        recompute_store=store(),
     )
 
 

@@ -56,13 +56,6 @@ class ProcessorSettings(Settings):
         "(percentiles, cross-domain channel KPIs) are recomputed from the facts, and offsets "
         "committed, at most this often under load (at once when the stream is idle).",
     )
-    processor_recompute_threads: int = Field(
-        1,
-        ge=1,
-        description="ClickHouse threads per recomputation query (max_threads): a recomputation "
-        "reads whole months, and left to every core it holds back the fact inserts and "
-        "incremental deltas that KPI freshness waits on.",
-    )
     processor_state_max_slices: int = Field(
         400_000,
         description="Most KPI state slices (entity, grain, period, channel, service) held in "

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Protocol
 
 from clickhouse_driver import Client
 
 from pcm_common.settings import Settings
-
-EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
 class SqlExecutor(Protocol):
@@ -19,11 +15,8 @@ class SqlExecutor(Protocol):
     def execute(self, sql: str) -> list[tuple[Any, ...]]: ...
 
 
-def connect(
-    settings: Settings, database: str | None = None, query_settings: Mapping[str, Any] = EMPTY
-) -> Client:
-    """A client bound to the platform database (or `database`, e.g. "default" to create it);
-    ``query_settings``: ClickHouse settings of every query it runs (e.g. ``max_threads``)."""
+def connect(settings: Settings, database: str | None = None) -> Client:
+    """A client bound to the platform database (or `database`, e.g. "default" to create it)."""
     return Client(
         host=settings.clickhouse_host,
         port=settings.clickhouse_port,
@@ -38,6 +31,5 @@ def connect(
             "max_query_size": 16 * 1024 * 1024,
             "max_ast_elements": 4_000_000,
             "max_expanded_ast_elements": 4_000_000,
-            **query_settings,
         },
     )
