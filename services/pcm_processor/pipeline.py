@@ -453,14 +453,16 @@ class DomainPipeline:
             for part in chunks(list(keys.items()), self._config.query_keys):
                 sql = compiler.recompute(grain, [k for k, _ in part], {m for _, m in part})
                 records = await self._recompute_store.query(f"recompute {grain}", sql)
+                # A record is (entity, period, channel, service, n_events, *aggregates): the KPI
+                # values follow from the aggregates alone.
                 moved = [
-                    (key, record)
+                    (key, aggregates, record)
                     for record in records
-                    if written.changed(key := _record_key(grain, record), record[5:])
+                    if written.changed(key := _record_key(grain, record), aggregates := record[5:])
                 ]
-                rows = _versioned(plan, grain, records, [r for _, r in moved], computed_at)
+                rows = _versioned(plan, grain, records, [r for _, _, r in moved], computed_at)
                 await self._write(rows, computed_at, self._recompute_store)
-                written.remember([(key, record[5:]) for key, record in moved])
+                written.remember([(key, aggregates) for key, aggregates, _ in moved])
             PROCESSOR_KPI_SECONDS.labels(plan.domain.name, grain).observe(
                 time.perf_counter() - started
             )
@@ -480,9 +482,9 @@ class DomainPipeline:
     async def _write_terms(self, versioned: Sequence[tuple[KpiRow, int]], computed_at: int) -> None:
         """The term tracker's rows that changed since last written (it reports every KPI of the
         slices it touched)."""
-        fresh = [(r, v) for r, v in versioned if self._term_values.changed(r.key, r[6:9])]
+        fresh = [(r, v) for r, v in versioned if self._term_values.changed(r.key, r.measured)]
         await self._write(fresh, computed_at)
-        self._term_values.remember([(r.key, r[6:9]) for r, _ in fresh])
+        self._term_values.remember([(r.key, r.measured) for r, _ in fresh])
 
     async def _write_part(
         self, versioned: list[tuple[KpiRow, int]], computed_at: int, store: Store

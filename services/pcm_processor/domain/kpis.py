@@ -105,6 +105,11 @@ class KpiRow(NamedTuple):
     def key(self) -> KpiKey:
         return self[:6]
 
+    @property
+    def measured(self) -> Measured:
+        """Value, numerator and denominator."""
+        return self[6:9]
+
 
 @dataclass(frozen=True)
 class SliceKey:
