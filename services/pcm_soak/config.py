@@ -57,5 +57,5 @@ SHORT = replace(
     postgres_outage_s=10.0,
     days=1,
     scale=0.1,
-    settle_timeout_s=150.0,
+    settle_timeout_s=120.0,
 )

@@ -200,16 +200,19 @@ class Soak:
         last_push = time.time()
         say("[5/7] waiting for the workers, the processor and the benchmark worker")
         moment = time.monotonic()
-        settled = settle.settle(
-            self.settings,
-            self.layout,
-            lambda: connect(self.settings),
-            last_push,
-            config.settle_timeout_s,
-        )
+        try:
+            settled = settle.settle(
+                self.settings,
+                self.layout,
+                lambda: connect(self.settings),
+                last_push,
+                config.settle_timeout_s,
+                say,
+            )
+        except settle.NotSettled as late:
+            self._show_logs(late.processes)
+            raise
         timings["settle"] = time.monotonic() - moment
-        for what, took in settled.took.items():
-            say(f"      {what} after {took:.0f} s")
         self.summary.errors += settled.late
         say("[6/7] verifying against the ledger")
         moment = time.monotonic()
@@ -218,6 +221,15 @@ class Soak:
         say("[7/7] stopping")
 
     # --- steps ------------------------------------------------------------------------------
+
+    def _show_logs(self, processes: tuple[str, ...], lines: int = 25) -> None:
+        """The end of each process's log: what it was doing when the soak stopped waiting."""
+        for name in processes:
+            log = self.out / f"{name}.log"
+            tail = log.read_text(errors="replace").splitlines()[-lines:] if log.is_file() else []
+            say(f"--- the last {len(tail)} lines of {log}")
+            for line in tail:
+                say(f"    {line}")
 
     def _fresh_state(self) -> None:
         """This run's databases and topics; earlier runs' leftovers removed (the stack is the

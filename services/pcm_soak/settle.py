@@ -38,9 +38,16 @@ OUTBOXES = (
     "survey_response_outbox",
 )
 
+RELAYS = ("complaints-worker", "indicators-worker", "surveys-worker")
+"""The processes that publish the outboxes."""
+
 
 class NotSettled(RuntimeError):
-    pass
+    """A wait that ran out; ``processes`` are those whose logs tell why."""
+
+    def __init__(self, message: str, processes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.processes = processes
 
 
 @dataclass
@@ -70,12 +77,19 @@ def metric(url: str, name: str) -> float | None:
     return None
 
 
-def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
+def _wait(
+    condition: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    state: Callable[[], object],
+    processes: tuple[str, ...],
+) -> float:
     started = time.monotonic()
     deadline = started + timeout_s
     while not condition():
         if time.monotonic() >= deadline:
-            raise NotSettled(f"{what}: not within {timeout_s:.0f} s")
+            message = f"{what}: not within {timeout_s:.0f} s (last seen: {state()})"
+            raise NotSettled(message, processes)
         time.sleep(0.5)
     return time.monotonic() - started
 
@@ -129,47 +143,73 @@ def settle(
     client: Callable[[], Client],
     last_push: float,
     timeout_s: float,
+    say: Callable[[str], None],
 ) -> Settled:
     """Every wait in turn, within ``timeout_s`` in all; raises ``NotSettled`` for the first
-    three (without them the stores cannot be compared), records the benchmark's as late."""
+    three (without them the stores cannot be compared), records the benchmark's as late.
+    Each wait is announced through ``say`` as it begins and ends, so a run stopped from outside
+    shows which one it was in."""
     done = Settled()
     deadline = time.monotonic() + timeout_s
 
-    def left() -> float:
-        return max(1.0, deadline - time.monotonic())
+    def step(
+        name: str,
+        condition: Callable[[], bool],
+        most_s: float,
+        what: str,
+        state: Callable[[], object],
+        processes: tuple[str, ...],
+    ) -> None:
+        say(f"      waiting for {what}")
+        left_s = min(most_s, max(1.0, deadline - time.monotonic()))
+        done.took[name] = _wait(condition, left_s, what, state, processes)
+        say(f"      {name} after {done.took[name]:.0f} s")
 
     overdue = _gauge_name(OVERDUE_JOB_SUCCESS)
     worker = layout.metrics_url("complaints-worker")
-    done.took["overdue pass"] = _wait(
+    step(
+        "overdue pass",
         lambda: (metric(worker, overdue) or 0.0) > last_push,
-        left(),
+        timeout_s,
         "the complaints worker's overdue pass after the last push",
+        lambda: f"last pass {metric(worker, overdue)}, last push {last_push:.0f}",
+        ("complaints-worker",),
     )
-    done.took["outboxes drained"] = _wait(
-        lambda: not any(outbox_pending(settings).values()), left(), "the outboxes"
+    step(
+        "outboxes drained",
+        lambda: not any(outbox_pending(settings).values()),
+        timeout_s,
+        "the outboxes",
+        lambda: f"unpublished rows {outbox_pending(settings)}",
+        RELAYS,
     )
+    say("      waiting for the processor to commit every topic's end offsets")
     try:
         done.took["processor caught up"] = wait_caught_up(
             settings.kafka_bootstrap,
             consumer_group(settings.topic_prefix),
             domain_topics(settings.topic_prefix),
-            left(),
+            max(1.0, deadline - time.monotonic()),
         )
     except AssertionError as error:
-        raise NotSettled(f"the processor: {error}") from error
+        raise NotSettled(f"the processor: {error}", ("processor",)) from error
+    say(f"      processor caught up after {done.took['processor caught up']:.0f} s")
     caught_up = time.time()
     months = worker_months(dt.datetime.now(LIMA).date())
     refreshed = _gauge_name(LAST_REFRESH)
     bench = layout.metrics_url("benchmark-worker")
     try:
         with_client = client()
-        done.took["benchmark current"] = _wait(
+        step(
+            "benchmark current",
             lambda: (
                 _assessed_after_kpis(with_client, settings.clickhouse_database, months)
                 and (metric(bench, refreshed) or 0.0) > caught_up
             ),
-            min(left(), 180.0),
+            180.0,
             "the benchmark worker's assessment after the last KPI write",
+            lambda: f"last pass {metric(bench, refreshed)}, caught up {caught_up:.0f}",
+            ("benchmark-worker",),
         )
     except NotSettled as late:
         done.late.append(str(late))

@@ -179,7 +179,12 @@ def wait_caught_up(
 
     def failure() -> str:
         tail = processor.log_tail() if processor is not None else ""
-        return f"processor did not catch up\n{tail}"
+        behind: dict[str, object]
+        try:
+            behind = {f"{topic}[{part}]": n for (topic, part), n in monitor.lag().items() if n}
+        except Exception as error:  # the broker itself may be what is wrong
+            behind = {"lag unknown": repr(error)}
+        return f"processor did not catch up (messages behind: {behind})\n{tail}"
 
     try:
         wait_until(settled, timeout_s, failure, interval_s=0.5)

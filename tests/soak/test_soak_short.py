@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -25,9 +26,19 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 STACK_DIR = REPO / ".stack" / "soak"
 OFFSET = 10_000
-SOAK_TIMEOUT_S = 240
-"""Well under the suite's 300 s per test: the short soak takes about two minutes here."""
+SOAK_TIMEOUT_S = 330
+"""The short soak takes about two minutes here; its own budget (stack, platform, 50 s of load,
+at most 120 s to settle, the checks) ends it well before this, with a verdict naming what was
+late, so this is only for a soak that hangs."""
 CLEANUP_TIMEOUT_S = 45
+PROGRESS_BAR = re.compile(r" *answered: [^\n\r]*?it(?:em)?/s\][ \r]*")
+"""tqdm's progress bar, redrawn in place: noise in a captured output."""
+
+
+def _readable(output: str) -> str:
+    """The soak's output without its progress bar and blank lines, its last 8,000 characters."""
+    lines = PROGRESS_BAR.sub("", output).splitlines()
+    return "\n".join(line for line in lines if line.strip())[-8000:]
 
 
 def _soak_env() -> dict[str, str]:
@@ -89,7 +100,7 @@ def _run_soak(summary: Path) -> tuple[int, str]:
             soak.kill()
             output, _ = soak.communicate()
             _stop_leftovers()
-        pytest.fail(f"the short soak took over {SOAK_TIMEOUT_S} s:\n{output[-6000:]}")
+        pytest.fail(f"the short soak took over {SOAK_TIMEOUT_S} s:\n{_readable(output)}")
     finally:
         if soak.poll() is None:
             soak.kill()
@@ -98,11 +109,12 @@ def _run_soak(summary: Path) -> tuple[int, str]:
     return soak.returncode, output
 
 
+@pytest.mark.timeout(SOAK_TIMEOUT_S + CLEANUP_TIMEOUT_S + 30)
 def test_short_soak_loses_nothing_doubles_nothing_and_every_kpi_holds(tmp_path: Path) -> None:
     summary_file = tmp_path / "summary.json"
     code, output = _run_soak(summary_file)
-    report = output[output.find("domain ") :] if "domain " in output else output[-6000:]
-    assert summary_file.is_file(), f"no summary written:\n{output[-6000:]}"
+    report = output[output.find("domain ") :] if "domain " in output else _readable(output)
+    assert summary_file.is_file(), f"no summary written:\n{_readable(output)}"
     summary: dict[str, Any] = json.loads(summary_file.read_text())
     print(report)  # the table and the fault log, in the test's output (-rA or on failure)
     kills = [f for f in summary["faults"] if f["action"] == "kill -9"]
