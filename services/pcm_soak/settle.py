@@ -95,18 +95,16 @@ def _wait(
 
 
 def outbox_pending(settings: Settings) -> dict[str, int]:
+    pending: dict[str, int] = {}
     try:
         with connect_postgres(settings) as conn:
-            return {
-                table: int(
-                    conn.execute(
-                        f"SELECT count(*) FROM {table} WHERE published_at IS NULL"
-                    ).fetchone()[0]  # type: ignore[index]
-                )
-                for table in OUTBOXES
-            }
+            for table in OUTBOXES:
+                sql = f"SELECT count(*) FROM {table} WHERE published_at IS NULL"
+                (count,) = conn.execute(sql).fetchall()
+                pending[table] = int(count[0])
     except Exception:  # PostgreSQL restarting: not drained as far as we know
         return {table: -1 for table in OUTBOXES}
+    return pending
 
 
 def month_start(day: dt.date) -> dt.date:

@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, SupportsFloat, cast
 from zoneinfo import ZoneInfo
 
 from clickhouse_driver import Client
@@ -299,7 +299,8 @@ class StoreResult:
 def _same(want: object, got: object) -> bool:
     if isinstance(want, float) or isinstance(got, float):
         try:
-            return math.isclose(float(want), float(got), rel_tol=1e-12)  # type: ignore[arg-type]
+            numbers = cast("tuple[SupportsFloat | str, SupportsFloat | str]", (want, got))
+            return math.isclose(float(numbers[0]), float(numbers[1]), rel_tol=1e-12)
         except (TypeError, ValueError):
             return False
     return str(want) == str(got)

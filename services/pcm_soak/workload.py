@@ -21,7 +21,13 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 
 from google.protobuf.message import Message
-from pcm.monitoring.v1 import complaint_pb2, indicator_pb2, survey_pb2
+from pcm.monitoring.v1 import (
+    attention_pb2,
+    complaint_pb2,
+    indicator_pb2,
+    procedure_pb2,
+    survey_pb2,
+)
 from pcm_testkit.generator import Dataset
 
 from pcm_soak.ledger import Intent, Item
@@ -250,17 +256,30 @@ def _arrange(
 # --- invalid items (refused, never stored) and resends (duplicates, first content kept) -----
 
 
+PUSHED = (
+    attention_pb2.AttentionEvent,
+    procedure_pb2.ProcedureStageEvent,
+    complaint_pb2.ComplaintEvent,
+    indicator_pb2.IndicatorValue,
+    survey_pb2.SurveyCollection,
+    survey_pb2.SurveyResponse,
+)
+"""What the push services take: each has an ``event_id``."""
+
+
 def _copy(message: Message, suffix: str = "") -> Message:
     copy = type(message)()
     copy.CopyFrom(message)
     if suffix:
-        copy.event_id = f"{copy.event_id}-{suffix}"  # type: ignore[attr-defined]
+        assert isinstance(copy, PUSHED)
+        copy.event_id = f"{copy.event_id}-{suffix}"
     return copy
 
 
 def _unknown_service(message: Message, rng: random.Random) -> Message:
     bad = _copy(message, "invalid")
-    bad.service_id = UNKNOWN  # type: ignore[attr-defined]
+    assert isinstance(bad, (attention_pb2.AttentionEvent, procedure_pb2.ProcedureStageEvent))
+    bad.service_id = UNKNOWN
     return bad
 
 
@@ -309,13 +328,15 @@ _INVALID: dict[str, Callable[[Message, random.Random], Message | None]] = {
 
 def _other_office(message: Message, rng: random.Random) -> Message:
     again = _copy(message)
-    again.office_id = f"{again.office_id}-RESENT"  # type: ignore[attr-defined]
+    assert isinstance(again, attention_pb2.AttentionEvent)
+    again.office_id = f"{again.office_id}-RESENT"
     return again
 
 
 def _other_unit(message: Message, rng: random.Random) -> Message:
     again = _copy(message)
-    again.unit_id = "UNIDAD-RESENT"  # type: ignore[attr-defined]
+    assert isinstance(again, procedure_pb2.ProcedureStageEvent)
+    again.unit_id = "UNIDAD-RESENT"
     return again
 
 
