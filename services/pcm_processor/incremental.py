@@ -52,7 +52,7 @@ class IncrementalKpis:
         states: StateStore,
         clock: BucketClock,
         query_keys: int,
-        query_subjects: int = 20_000,
+        query_subjects: int = 5_000,
     ) -> None:
         self.plan = plan
         self._compiler = compiler

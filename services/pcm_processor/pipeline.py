@@ -118,7 +118,7 @@ class Outputs(Protocol):
     ) -> None: ...
 
 
-WRITE_ROWS = 20_000
+WRITE_ROWS = 10_000
 """KPI rows made, written and published at a time: bounds the memory of a flush or a
 recomputation over every entity (a pass at 2,700 entities makes millions of rows)."""
 
@@ -450,7 +450,9 @@ class DomainPipeline:
             if grain not in plan.grains or not keys:
                 continue
             started = time.perf_counter()
-            for part in chunks(list(keys.items()), self._config.query_keys):
+            # By entity: a query's keys then cover a contiguous range of entities, so it reads
+            # only their granules, and smaller queries (less memory) read no more in all.
+            for part in chunks(sorted(keys.items()), self._config.query_keys):
                 sql = compiler.recompute(grain, [k for k, _ in part], {m for _, m in part})
                 records = await self._recompute_store.query(f"recompute {grain}", sql)
                 # A record is (entity, period, channel, service, n_events, *aggregates): the KPI

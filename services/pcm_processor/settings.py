@@ -66,16 +66,16 @@ class ProcessorSettings(Settings):
         0.25, description="How often an idle processor checks for KPIs left to recompute."
     )
     processor_query_keys: int = Field(
-        20_000,
-        description="Most (entity, period) keys per KPI recompute or state-build query. Each "
-        "query reads the touched months' facts whatever its keys (18.16 cannot narrow keys spread "
-        "over every entity), so fewer, larger queries: at 2,700 entities 400 keys meant 20 reads "
-        "of a month per pass.",
+        1_000,
+        description="Most (entity, period) keys per KPI recompute or state-build query. Keys "
+        "go to queries sorted by entity, so each query reads only its own entities' granules "
+        "and several small queries read no more than one large one; small ones bound the rows "
+        "held at once (at 2,700 entities a single query per grain held over 100 MB of results).",
     )
     processor_query_subjects: int = Field(
-        20_000,
-        description="Most tickets or procedures per incremental KPI query (one flush's touched "
-        "subjects are read in as few queries as this allows).",
+        5_000,
+        description="Most tickets or procedures per incremental KPI query: the rows of one "
+        "query are held at once, and a query reads only its subjects' granules.",
     )
     processor_publish_slices: bool = Field(
         False,
