@@ -77,23 +77,6 @@ def metric(url: str, name: str) -> float | None:
     return None
 
 
-def _wait(
-    condition: Callable[[], bool],
-    timeout_s: float,
-    what: str,
-    state: Callable[[], object],
-    processes: tuple[str, ...],
-) -> float:
-    started = time.monotonic()
-    deadline = started + timeout_s
-    while not condition():
-        if time.monotonic() >= deadline:
-            message = f"{what}: not within {timeout_s:.0f} s (last seen: {state()})"
-            raise NotSettled(message, processes)
-        time.sleep(0.5)
-    return time.monotonic() - started
-
-
 def outbox_pending(settings: Settings) -> dict[str, int]:
     pending: dict[str, int] = {}
     try:
@@ -159,8 +142,14 @@ def settle(
         processes: tuple[str, ...],
     ) -> None:
         say(f"      waiting for {what}")
-        left_s = min(most_s, max(1.0, deadline - time.monotonic()))
-        done.took[name] = _wait(condition, left_s, what, state, processes)
+        started = time.monotonic()
+        limit_s = min(most_s, max(1.0, deadline - started))
+        while not condition():
+            if time.monotonic() >= started + limit_s:
+                message = f"{what}: not within {limit_s:.0f} s (last seen: {state()})"
+                raise NotSettled(message, processes)
+            time.sleep(0.5)
+        done.took[name] = time.monotonic() - started
         say(f"      {name} after {done.took[name]:.0f} s")
 
     overdue = _gauge_name(OVERDUE_JOB_SUCCESS)
