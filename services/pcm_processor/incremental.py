@@ -220,10 +220,20 @@ class IncrementalKpis:
                     yield row, version
 
 
+_MOVED_SETS: dict[int, frozenset[int]] = {}
+"""One shared set per combination of moved aggregates: a national flush holds a set for each of
+hundreds of thousands of slices (80 MB when each had its own), from a handful of combinations."""
+
+
 def _moved(before: Vector, after: Vector) -> frozenset[int]:
     """Positions of the plan's aggregates (``finalize`` order: after ``n_events``) that differ."""
-    return frozenset(
-        index - 1
-        for index, (old, new) in enumerate(zip(before, after, strict=True))
-        if index and old != new
-    )
+    mask = 0
+    for index, (old, new) in enumerate(zip(before, after, strict=True)):
+        if index and old != new:
+            mask |= 1 << (index - 1)
+    moved = _MOVED_SETS.get(mask)
+    if moved is None:
+        moved = _MOVED_SETS[mask] = frozenset(
+            position for position in range(mask.bit_length()) if mask >> position & 1
+        )
+    return moved

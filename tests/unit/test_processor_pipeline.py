@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from array import array
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -20,6 +21,7 @@ from pcm_processor.domain.facts import CatalogueView, MappingContext, Row
 from pcm_processor.domain.kpis import Agg, KpiRow, build_plan
 from pcm_processor.domain.poison import DeadLetter
 from pcm_processor.domain.registry import ATTENTION, PROCEDURE_STAGE, FactDomain
+from pcm_processor.incremental import _moved
 from pcm_processor.pipeline import (
     DomainPipeline,
     Freshness,
@@ -449,3 +451,12 @@ def test_offsets_flushed_during_a_recomputation_wait_for_the_next_one(
     assert flushed == {}
     assert first == {("t.attention", 2): 2}
     assert second == {("t.attention", 2): 3}
+
+
+def test_moved_aggregates_are_positions_after_n_events_and_shared_between_slices() -> None:
+    before = array("q", [10, 1, 2, 3, 4])
+    first = _moved(before, array("q", [11, 1, 5, 3, 9]))  # n_events moved too: not a KPI
+    second = _moved(array("q", [0, 7, 0, 0, 0]), array("q", [0, 7, 1, 0, 2]))
+    assert first == frozenset({1, 3})
+    assert second is first  # one set per combination, however many slices moved that way
+    assert _moved(before, before) == frozenset()
