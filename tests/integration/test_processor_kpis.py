@@ -529,11 +529,16 @@ def test_complaints_open_and_overdue_at_period_close(
             ("RENIEC", "COMPLAINTS_OPEN_OVERDUE_PER_1000", "MONTH", local_time(2026, 9, 1), "", "")
         )
         assert found is not None and found[1:] == (0.0, 3.0)  # answered before the month closed
-        ((recorded,),) = ch.execute(
-            f"SELECT count() FROM {settings.clickhouse_database}.period_closes "
-            "WHERE grain LIKE 'complaint:%'"
-        )
-        assert recorded > 0
+
+        def recorded() -> int:
+            ((count,),) = ch.execute(
+                f"SELECT count() FROM {settings.clickhouse_database}.period_closes "
+                "WHERE grain LIKE 'complaint:%'"
+            )
+            return int(count)
+
+        # Recorded right after the snapshot rows are written: a moment later.
+        wait_until(lambda: recorded() > 0, 30, "no complaint period close recorded")
 
 
 def test_survey_collection_kpis(run: Run, catalogues: Catalogues) -> None:
