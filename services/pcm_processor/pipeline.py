@@ -11,9 +11,10 @@ The order is what makes every KPI exact under crashes and replays:
    tracker up to the held messages, writes the changed KPI rows with a version that grows with
    the facts seen, publishes them, and acknowledges the messages;
 5. at most every ``recomputed_interval_s`` (or at once when the stream is idle), a
-   *recomputation* recomputes the keys dirty for the other KPIs (percentiles, cross-domain) from
-   the facts; only then are the offsets of the messages flushed before it *released*: the
-   consumer commits them.
+   *recomputation* writes the channel and service slices the flushes deferred (a flush writes
+   the entity-level values) and recomputes the keys dirty for the other KPIs (percentiles,
+   cross-domain) from the facts; only then are the offsets of the messages flushed before it
+   *released*: the consumer commits them.
 
 Flushes and recomputations run concurrently with each other and with steps 1-3 of later batches
 (each on its own ClickHouse connection): a message is released only by a recomputation that
@@ -358,7 +359,7 @@ class DomainPipeline:
     def reset(self) -> None:
         """Partitions were reassigned: held KPI states and remembered values may be stale."""
         if self._incremental is not None:
-            self._incremental.states.reset()
+            self._incremental.reset()
         self._term_values.clear()
         for values in self._recomputed:
             values.clear()
@@ -368,7 +369,10 @@ class DomainPipeline:
     def _recompute_pending(self) -> bool:
         # A recomputation under way may hold keys of messages flushed meanwhile: those wait
         # for the next one too.
-        return self._recomputing or any(self._dirty.values())
+        return self._recomputing or any(self._dirty.values()) or self._deferred()
+
+    def _deferred(self) -> bool:
+        return self._incremental is not None and self._incremental.deferred
 
     def flush_due(self) -> bool:
         if not self._held:
@@ -399,22 +403,27 @@ class DomainPipeline:
         return Released(held, ends)
 
     def recompute_due(self) -> bool:
-        if not any(self._dirty.values()) and not self._awaiting:
+        if not any(self._dirty.values()) and not self._awaiting and not self._deferred():
             return False
         now = self._monotonic()
         idle = not self._held and now - self._last_batch >= self._config.kpi_interval_s
         return idle or now - self._last_recompute >= self._config.recompute_every_s
 
     async def recompute(self) -> Released:
-        """Recompute the dirty keys from the facts, write and publish what changed; release the
-        offsets flushed before it started. Runs beside flushes (its own loop and connection):
-        a long pass over a month of facts must not hold the incremental KPIs back."""
+        """Write the slices the flushes deferred, recompute the dirty keys from the facts, write
+        and publish what changed; release the offsets flushed before it started. Runs beside
+        flushes (its own loop and connection): a long pass over a month of facts must not hold
+        the incremental KPIs back."""
+        computed_at = int(self._wall())
+        # Taken with the dirty keys and the offsets, before any await: every message flushed
+        # before this point has its slices here.
+        deferred = self._incremental.take_deferred(computed_at) if self._incremental else ()
         dirty, self._dirty = self._dirty, {grain: {} for grain in self._grains}
         ends, self._awaiting = self._awaiting, {}
         self._last_recompute = self._monotonic()
         self._recomputing = True
         try:
-            computed_at = int(self._wall())
+            await self._write(deferred, computed_at, self._recompute_store)
             for (plan, compiler), written in zip(self._plans, self._recomputed, strict=True):
                 await self._recompute(plan, compiler, written, dirty, computed_at)
         finally:

@@ -53,8 +53,10 @@ class ProcessorSettings(Settings):
     processor_recomputed_interval_s: float = Field(
         30.0,
         description="With the incremental engine, the KPIs it cannot follow by sums "
-        "(percentiles, cross-domain channel KPIs) are recomputed from the facts, and offsets "
-        "committed, at most this often under load (at once when the stream is idle).",
+        "(percentiles, cross-domain channel KPIs) are recomputed from the facts, the channel "
+        "and service slices of the others written (each flush writes their entity-level "
+        "values), and offsets committed, at most this often under load (at once when the "
+        "stream is idle).",
     )
     processor_state_max_slices: int = Field(
         400_000,

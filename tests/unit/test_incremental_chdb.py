@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -104,9 +104,17 @@ class Process:
         self.written: dict[Any, tuple[int, KpiRow]] = {}
 
     def consume(self, batch: Sequence[Row], now: int) -> None:
+        """Store and flush a batch: its entity-level values are written."""
         self.store.insert(self.engine.plan.domain, batch)
         self.engine.touch(batch)
-        for row, version in asyncio.run(self.engine.flush(now)):
+        self._write(asyncio.run(self.engine.flush(now)))
+
+    def commit(self, now: int) -> None:
+        """What the pipeline does before it releases offsets: write the deferred slices."""
+        self._write(self.engine.take_deferred(now))
+
+    def _write(self, rows: Iterable[tuple[KpiRow, int]]) -> None:
+        for row, version in rows:
             # kpi_values keeps the highest version (then the latest write) per key.
             current = self.written.get(row.key)
             if current is None or version >= current[0]:
@@ -139,14 +147,22 @@ def test_batches_with_a_crash_replay_and_evictions_give_the_reference(
     crash = len(batches) // 2
     now = 1_741_600_000
     # The first process dies after storing (not flushing) batch ``crash``; its offsets since
-    # batch ``crash - 3`` were not committed, so the next one consumes them again.
+    # batch ``crash - 3`` were not committed (their deferred slices never written), so the next
+    # one consumes them again.
     first = Process(plan, store, max_slices=10_000)
-    for batch in batches[:crash]:
+    for index, batch in enumerate(batches[:crash]):
         first.consume(batch, now)
+        if index < crash - 3:
+            first.commit(now)
     store.insert(domain, batches[crash])
     second = Process(plan, store, max_slices=40)  # tiny: periods evicted and rebuilt
-    for batch in batches[crash - 3 :]:
+    for index, batch in enumerate(batches[crash - 3 :]):
         second.consume(batch, now + 5)
+        if index == 2:
+            second.engine.reset()  # partitions reassigned to it again: states dropped
+        if index % 2:
+            second.commit(now + 5)
+    second.commit(now + 5)
     finest = plan.grains[0]
     assert f"build {finest}" in store.queries and "delta" in store.queries
     assert_same(reference_kpis(plan, rows), last_values([first, second]))
@@ -179,4 +195,5 @@ def test_an_observation_after_the_resolution_changes_the_resolution_period(
     rows.append(stage("OBSERVED", 4, 3))
     process.consume(rows[-1:], 1_741_600_100)
     assert last_values([process])[day].value == 100.0
+    process.commit(1_741_600_100)
     assert_same(reference_kpis(plan, rows), last_values([process]))

@@ -105,12 +105,15 @@ class StateStore:
         self._slices = 0
         self.epoch += 1
 
-    def evict(self) -> None:
+    def evict(self) -> list[tuple[PeriodKey, dict[Slice, Vector]]]:
         """Drop the least recently touched periods beyond the bound (after a flush has read
-        what it changed)."""
+        what it changed); what was dropped."""
+        dropped = []
         while self._slices > self.max_slices and len(self._periods) > 1:
-            _, slices = self._periods.popitem(last=False)
+            key, slices = self._periods.popitem(last=False)
             self._slices -= len(slices)
+            dropped.append((key, slices))
+        return dropped
 
     def items(
         self, keys: Mapping[PeriodKey, Collection[Slice] | None]
