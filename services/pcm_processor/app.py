@@ -28,6 +28,7 @@ import faust
 from faust.types import TP
 from pcm_common.catalogues import Catalogues
 from pcm_common.clickhouse.client import connect
+from pcm_common.kafka.producer import AcknowledgedProducer
 from pcm_common.kafka.topics import topic_for_domain
 from pcm_common.logging import get_logger
 
@@ -40,7 +41,7 @@ from pcm_processor.adapters.faust_consumer import (
     OffsetLedger,
     drain_source_digest,
 )
-from pcm_processor.adapters.kafka import FaustSender, Outbox
+from pcm_processor.adapters.kafka import Outbox, ProducerSender
 from pcm_processor.adapters.kpi_sql import SqlCompiler
 from pcm_processor.adapters.lag import LagMonitor
 from pcm_processor.domain.buckets import BucketClock
@@ -301,8 +302,11 @@ def build_app(settings: ProcessorSettings, catalogues: Catalogues) -> ProcessorA
     """The faust app with one pipeline per configured fact domain, ready for a faust Worker."""
     app, delivery = _new_app(settings)
     ctx = MappingContext(CatalogueView.of(catalogues), BucketClock(settings.processor_time_zone))
+    producer = AcknowledgedProducer(
+        settings.kafka_bootstrap, settings.kafka_request_timeout_ms, "pcm-processor"
+    )
     outbox = Outbox(
-        FaustSender(app),
+        ProducerSender(producer),
         topic_for_domain("dead_letter").name(settings.topic_prefix),
         topic_for_domain("kpi_value").name(settings.topic_prefix),
         settings.processor_retry_max_backoff_s,

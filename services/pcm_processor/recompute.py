@@ -26,7 +26,7 @@ from pcm_common.kafka.topics import DEAD_LETTER, topic_for_domain
 from tqdm import tqdm
 
 from pcm_processor.adapters.clickhouse import ClickHouseStore
-from pcm_processor.adapters.kafka import ProducerOutputs
+from pcm_processor.adapters.kafka import Outbox, ProducerSender
 from pcm_processor.adapters.kpi_sql import SqlCompiler, literal
 from pcm_processor.app import derived_plans
 from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
@@ -66,10 +66,11 @@ async def _recompute(
     producer = AcknowledgedProducer(
         settings.kafka_bootstrap, settings.kafka_request_timeout_ms, "pcm-processor-recompute"
     )
-    outputs = ProducerOutputs(
-        producer,
-        topic_for_domain("kpi_value").name(settings.topic_prefix),
+    outputs = Outbox(
+        ProducerSender(producer),
         DEAD_LETTER.name(settings.topic_prefix),
+        topic_for_domain("kpi_value").name(settings.topic_prefix),
+        settings.processor_retry_max_backoff_s,
         catalogues.version_label,
     )
     done = Recomputed()

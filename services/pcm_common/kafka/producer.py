@@ -18,6 +18,7 @@ from pcm_common.logging import get_logger
 log = get_logger(__name__)
 
 Record = tuple[bytes, bytes]  # (key, value)
+Headers = list[tuple[str, str | bytes | None]]
 
 
 class BrokerUnavailable(Exception):
@@ -89,14 +90,17 @@ class AcknowledgedProducer:
         while not self._closed.is_set():
             self._producer.poll(0.05)
 
-    def send_and_wait(self, topic: str, records: Sequence[Record]) -> None:
-        """Produce every record; return only when all are acknowledged, else raise."""
+    def send_and_wait(
+        self, topic: str, records: Sequence[Record], headers: Sequence[Headers] = ()
+    ) -> None:
+        """Produce every record (with ``headers[i]`` if given); return only when all are
+        acknowledged, else raise."""
         if not records:
             return
         acks = _Acks(len(records))
         try:
-            for key, value in records:
-                self._produce(topic, key, value, acks)
+            for index, (key, value) in enumerate(records):
+                self._produce(topic, key, value, acks, headers[index] if headers else None)
         except KafkaException as error:
             raise BrokerUnavailable(f"Kafka refused the batch: {error}") from error
         if not acks.done.wait(self._timeout_s):
@@ -105,10 +109,14 @@ class AcknowledgedProducer:
             log.warning("kafka produce failed", topic=topic, error=str(acks.error))
             raise BrokerUnavailable(f"Kafka did not acknowledge: {acks.error}")
 
-    def _produce(self, topic: str, key: bytes, value: bytes, acks: _Acks) -> None:
+    def _produce(
+        self, topic: str, key: bytes, value: bytes, acks: _Acks, headers: Headers | None
+    ) -> None:
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key, on_delivery=acks)
+                self._producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=acks
+                )
                 return
             except BufferError:
                 # Local queue full (broker slow or down): wait for room instead of dropping.
