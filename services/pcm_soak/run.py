@@ -38,6 +38,7 @@ from pcm_common.startup import migrate_postgres
 from pcm_demo.platform import COMMANDS, Layout, Platform
 from pcm_indicators.client import IndicatorsClient
 from pcm_testkit.generator import Generator
+from pcm_testkit.processor import log_tail
 from psycopg import sql
 from pydantic import SecretStr
 from tqdm import tqdm
@@ -226,7 +227,7 @@ class Soak:
         """The end of each process's log: what it was doing when the soak stopped waiting."""
         for name in processes:
             log = self.out / f"{name}.log"
-            tail = log.read_text(errors="replace").splitlines()[-lines:] if log.is_file() else []
+            tail = log_tail(log, lines)
             say(f"--- the last {len(tail)} lines of {log}")
             for line in tail:
                 say(f"    {line}")

@@ -104,9 +104,7 @@ class ProcessorProcess:
         return self.process is not None and self.process.poll() is None
 
     def log_tail(self, lines: int = 60) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(log_tail(self.log_path, lines))
 
     def wait_for_metric(
         self,
@@ -150,6 +148,11 @@ def processor_for(
         yield process
     finally:
         process.stop()
+
+
+def log_tail(path: Path, lines: int) -> list[str]:
+    """The last ``lines`` lines of a process's log (none if it wrote none)."""
+    return path.read_text(errors="replace").splitlines()[-lines:] if path.is_file() else []
 
 
 def wait_caught_up(
