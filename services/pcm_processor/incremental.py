@@ -139,15 +139,19 @@ class IncrementalKpis:
         built = await self._build(missing, after)
         if states.epoch != epoch:
             # The states are gone; what was built is still exact at ``after``: publish it.
-            fresh = ((key, s, vector) for key, vs in built.items() for s, vector in vs.items())
-            return self._rows(fresh, {}, computed_at)
+            every = {k: _gathered(vs, dict.fromkeys(vs, ALL_KPIS)) for k, vs in built.items()}
+            return self._finalized(every, computed_at)
         for key, vectors in built.items():
             states.put(key, vectors)
             changed[key] = None
         for entity, offset in after.items():
             states.advance(entity, offset)
-        now = self._defer(changed)
-        rows = self._rows(states.items(now), now, computed_at)
+        # Gathered before the eviction below, which cannot lose them; the rows are made as they
+        # are read, so a flush over every entity never holds all its rows at once.
+        now = {
+            key: _gathered(states.get(key), slices) for key, slices in self._defer(changed).items()
+        }
+        rows = self._finalized(now, computed_at)
         for key, dropped in states.evict():
             if key in self._deferred:
                 self._put_aside(key, dropped)
@@ -176,9 +180,7 @@ class IncrementalKpis:
         gathered, self._set_aside = self._set_aside, {}
         for key, slices in deferred.items():
             if key in self._states:
-                state = self._states.get(key)
-                chosen = [(s, packed(state[s]), m) for s, m in slices.items() if s in state]
-                gathered[key] = (_events(state), chosen)
+                gathered[key] = _gathered(self._states.get(key), slices, copy=True)
         return self._finalized(gathered, computed_at)
 
     def reset(self) -> None:
@@ -191,9 +193,7 @@ class IncrementalKpis:
 
     def _put_aside(self, key: PeriodKey, state: Mapping[Slice, Vector]) -> None:
         """A period about to be dropped: its deferred slices as they are (no longer updated)."""
-        slices = self._deferred.pop(key, {})
-        chosen = [(s, state[s], m) for s, m in slices.items() if s in state]
-        self._set_aside[key] = (_events(state), chosen)
+        self._set_aside[key] = _gathered(state, self._deferred.pop(key, {}))
 
     async def _deltas(
         self, touched: dict[Subject, set[int]], before: dict[str, int], after: dict[str, int]
@@ -248,31 +248,9 @@ class IncrementalKpis:
             PROCESSOR_KPI_STATE_BUILDS.labels(grain).inc(len(chosen))
         return built
 
-    def _rows(
-        self,
-        vectors: Iterable[tuple[PeriodKey, Slice, Vector]],
-        changed: Mapping[PeriodKey, Mapping[Slice, Moved] | None],
-        computed_at: int,
-    ) -> Versioned:
-        """KPI values of the given slices; each period's version from its all/all events. Of a
-        slice ``changed`` says what moved in, only the KPIs computed from what moved (the others
-        keep the value already written); of a period built, every KPI.
-
-        The slices are gathered now (an eviction after this call cannot lose them); the rows are
-        made as they are read, so a flush over every entity never holds all its rows at once."""
-        by_period: dict[PeriodKey, list[tuple[Slice, Vector, Moved]]] = {}
-        for key, slice_, vector in vectors:
-            moved = changed.get(key)
-            by_period.setdefault(key, []).append(
-                (slice_, vector, ALL_KPIS if moved is None else moved[slice_])
-            )
-        gathered = {
-            key: (next((v[0] for s, v, _ in slices if s == ENTITY_LEVEL), 0), slices)
-            for key, slices in by_period.items()
-        }
-        return self._finalized(gathered, computed_at)
-
     def _finalized(self, gathered: Gathered, computed_at: int) -> Iterator[tuple[KpiRow, int]]:
+        """KPI values of the gathered slices, each with its period's version: of a slice, only
+        the KPIs computed from what moved in it (the others keep the value already written)."""
         for key, (events, slices) in gathered.items():
             version = kpi_version(events, computed_at)
             for (channel, service), vector, moved in slices:
@@ -288,10 +266,17 @@ _MOVED_SETS: dict[int, frozenset[int]] = {}
 hundreds of thousands of slices (80 MB when each had its own), from a handful of combinations."""
 
 
-def _events(state: Mapping[Slice, Vector]) -> int:
-    """A period's events (its entity-level slice's), which its KPI rows' version follows."""
+def _gathered(
+    state: Mapping[Slice, Vector], moved: Mapping[Slice, Moved], copy: bool = False
+) -> tuple[int, list[tuple[Slice, Vector, Moved]]]:
+    """A period's events (its entity-level slice's: its KPI rows' version follows them) and
+    the slices of ``moved`` it holds, each with what moved in it. ``copy``: the vectors copied,
+    for a state that flushes go on updating while the rows are made."""
+    chosen = [
+        (s, packed(state[s]) if copy else state[s], m) for s, m in moved.items() if s in state
+    ]
     entity_level = state.get(ENTITY_LEVEL)
-    return entity_level[0] if entity_level is not None else 0
+    return (entity_level[0] if entity_level is not None else 0), chosen
 
 
 def _union(first: Moved, second: Moved) -> Moved:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections import OrderedDict
-from collections.abc import Collection, Iterator, Mapping, MutableSequence, Sequence
+from collections.abc import Mapping, MutableSequence, Sequence
 from dataclasses import dataclass
 
 Slice = tuple[str, str]
@@ -114,15 +114,3 @@ class StateStore:
             self._slices -= len(slices)
             dropped.append((key, slices))
         return dropped
-
-    def items(
-        self, keys: Mapping[PeriodKey, Collection[Slice] | None]
-    ) -> Iterator[tuple[PeriodKey, Slice, Vector]]:
-        """The vectors of the given slices (None: every slice) of held periods."""
-        for key, chosen in keys.items():
-            state = self._periods.get(key)
-            if state is None:
-                continue
-            for slice_, vector in state.items():
-                if chosen is None or slice_ in chosen:
-                    yield key, slice_, vector
