@@ -375,34 +375,98 @@ class SqlCompiler:
         return Scope(entities, bucket, rows, f"entity_id IN ({entities})")
 
     def _query(self, scope: Scope) -> str:
+        first, second = (_alias(name) for name in self.plan.domain.slice_by)
+        side = scope.lead
+        aggregates = "".join(f",\n  {self.aggregate(a, scope)}" for a in self.plan.aggregates)
+        return f"""
+SELECT {side}entity_id, period, tupleElement(slice, 1) AS s_first,
+  tupleElement(slice, 2) AS s_second, sum(n_events) AS n_events{aggregates}
+FROM ({self._logical_facts(scope)})
+ARRAY JOIN [({first}, {second}), ({first}, ''), ('', {second}), ('', '')] AS slice
+GROUP BY {side}entity_id, period, s_first, s_second
+"""
+
+    def _prefilter(self) -> str | None:
+        if self.plan.prefilter is None:
+            return None
+        column, labels = self.plan.prefilter
+        return f"{column} IN ({literals(labels)})"
+
+    def _reads_once(self) -> bool:
+        """Whether the lookups come from the same read as the facts (``_logical_facts``): only
+        period lookups, on a stored table (a derived source reads several) whose subject is a
+        dedup column, without a prefilter (the lookups read the facts it leaves out). Other
+        plans read the facts once more per lookup, which is slower and as exact."""
+        domain = self.plan.domain
+        return (
+            bool(self.plan.lookups)
+            and all(isinstance(lookup, PeriodSubjectHas) for lookup in self.plan.lookups)
+            and self.plan.prefilter is None
+            and not domain.parts
+            and domain.subject in domain.dedup_by
+        )
+
+    def _first_copy(self) -> str:
+        """Columns of a logical fact: its dedup key, and the rest from its first copy."""
         domain = self.plan.domain
         dedup = ", ".join(f"{column} AS {_alias(column)}" for column in domain.dedup_by)
         merged = "".join(
             f", argMin({c}, kafka_offset) AS {_alias(c)}" for c in self._merged_columns()
         )
-        prefilter = ""
-        if self.plan.prefilter is not None:
-            column, labels = self.plan.prefilter
-            prefilter = f" AND {column} IN ({literals(labels)})"
-        first, second = (_alias(name) for name in domain.slice_by)
+        return dedup + merged
+
+    def _logical_facts(self, scope: Scope) -> str:
+        """One row per logical fact (first copy per dedup key) in scope, with its lookups."""
+        if self._reads_once():
+            return self._logical_facts_read_once(scope)
+        domain = self.plan.domain
+        prefilter = self._prefilter()
         side = scope.lead
-        aggregates = "".join(f",\n  {self.aggregate(a, scope)}" for a in self.plan.aggregates)
         lookups = "".join(
             f",\n    {self._lookup(lookup, scope)} AS {_lookup_alias(index)}"
             for index, lookup in enumerate(self.plan.lookups)
         )
+        where = scope.rows + (f" AND {prefilter}" if prefilter else "")
         return f"""
-SELECT {side}entity_id, period, tupleElement(slice, 1) AS s_first,
-  tupleElement(slice, 2) AS s_second, sum(n_events) AS n_events{aggregates}
-FROM (
-  SELECT {side}entity_id, toUInt32({scope.bucket}) AS period, {dedup}{merged},
+  SELECT {side}entity_id, toUInt32({scope.bucket}) AS period, {self._first_copy()},
     uniqExact(event_id) AS n_events{lookups}
-  FROM {scope.facts(self._source(scope.rows), scope.rows + prefilter)}
-  GROUP BY {side}entity_id, period, {", ".join(_alias(c) for c in domain.dedup_by)}
-)
-ARRAY JOIN [({first}, {second}), ({first}, ''), ('', {second}), ('', '')] AS slice
-GROUP BY {side}entity_id, period, s_first, s_second
-"""
+  FROM {scope.facts(self._source(scope.rows), where)}
+  GROUP BY {side}entity_id, period, {", ".join(_alias(c) for c in domain.dedup_by)}"""
+
+    def _logical_facts_read_once(self, scope: Scope) -> str:
+        """As ``_logical_facts``, reading the facts once instead of once more per lookup: the
+        logical facts, each with a flag per lookup saying whether one of its raw facts matches,
+        are grouped per subject (all of a subject's facts share its period); a lookup is then
+        whether any of them matched, and the subject's logical facts unfold again."""
+        domain = self.plan.domain
+        subject = _alias(domain.subject)
+        carried = [_alias(c) for c in domain.dedup_by if c != domain.subject]
+        carried += [_alias(c) for c in self._merged_columns()]
+        carried.append("n_events")
+        flags = lookups = unfolded = ""
+        for index, lookup in enumerate(self.plan.lookups):
+            assert isinstance(lookup, PeriodSubjectHas)
+            matches = self.expression(lookup.where, scope, column=lambda column: column)
+            flags += f", max({matches}) AS h_{index}"
+            lookups += f", max(h_{index}) AS {_lookup_alias(index)}"
+            unfolded += f", {_lookup_alias(index)}"
+        for position, column in enumerate(carried, start=1):
+            unfolded += f", tupleElement(fact, {position}) AS {column}"
+        side = scope.lead
+        return f"""
+  SELECT {side}entity_id, period, {subject}{unfolded}
+  FROM (
+    SELECT {side}entity_id, period, {subject},
+      groupArray(tuple({", ".join(carried)})) AS logical{lookups}
+    FROM (
+      SELECT {side}entity_id, toUInt32({scope.bucket}) AS period, {self._first_copy()},
+        uniqExact(event_id) AS n_events{flags}
+      FROM {scope.facts(self.table, scope.rows)}
+      GROUP BY {side}entity_id, period, {", ".join(_alias(c) for c in domain.dedup_by)}
+    )
+    GROUP BY {side}entity_id, period, {subject}
+  )
+  ARRAY JOIN logical AS fact"""
 
     def subject_buckets(self, subjects: Sequence[tuple[str, str]]) -> str:
         """Bucket starts of every KPI-relevant fact of these subjects, in any period.
@@ -413,12 +477,9 @@ GROUP BY {side}entity_id, period, s_first, s_second
         subject = self.plan.domain.subject
         entities = literals(sorted({entity for entity, _ in subjects}))
         pairs = ", ".join(f"({literal(e)}, {literal(s)})" for e, s in subjects)
-        prefilter = ""
-        if self.plan.prefilter is not None:
-            column, labels = self.plan.prefilter
-            prefilter = f" AND {column} IN ({literals(labels)})"
+        prefilter = self._prefilter()
         return (
             "SELECT DISTINCT entity_id, toUInt32(hour_start), toUInt32(day_start), "
             f"toUInt32(month_start) FROM {self.table} WHERE entity_id IN ({entities}) "
-            f"AND (entity_id, {subject}) IN ({pairs}){prefilter}"
+            f"AND (entity_id, {subject}) IN ({pairs})" + (f" AND {prefilter}" if prefilter else "")
         )
