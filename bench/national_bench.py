@@ -1109,7 +1109,10 @@ def processor_stats(process: ProcessorProcess) -> str:
     batches = metric_value(page, "pcm_processor_batch_size_count")
     size = metric_value(page, "pcm_processor_batch_size_sum") / batches if batches else 0
     recompute = "/".join(mean_ms("pcm_processor_kpi_recompute_seconds", grain=g) for g in GRAINS)
-    delta = mean_ms("pcm_processor_kpi_delta_seconds", domain="attention")
+    attention = {"domain": "attention"}
+    delta = mean_ms("pcm_processor_kpi_delta_seconds", **attention)
+    flush = mean_ms("pcm_processor_kpi_flush_seconds", **attention)
+    build = mean_ms("pcm_processor_kpi_build_seconds", **attention)
     events = metric_value(page, "pcm_processor_events_total") or 1
     deltas = {"query": "delta"}
     read = metric_value(page, "pcm_processor_query_rows_read_sum", deltas)
@@ -1118,7 +1121,8 @@ def processor_stats(process: ProcessorProcess) -> str:
     return (
         f"mean batch {size:,.0f} events, fact insert "
         f"{mean_ms('pcm_processor_insert_seconds', table='attention_events')} ms, KPI recompute "
-        f"H/D/M {recompute} ms, KPI delta (every grain) {delta} ms, "
+        f"H/D/M {recompute} ms, KPI flush {flush} ms (delta, every grain: {delta} ms; "
+        f"states built, when any: {build} ms), "
         f"dead letters {metric_value(page, 'pcm_processor_dead_letter_total'):,.0f}, "
         f"state slices held {metric_value(page, 'pcm_processor_kpi_state_slices'):,.0f}, "
         f"periods built {metric_value(page, 'pcm_processor_kpi_state_builds_total'):,.0f}, "

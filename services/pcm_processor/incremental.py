@@ -35,6 +35,7 @@ from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey, kpi_version
 from pcm_processor.domain.states import PeriodKey, Slice, StateStore, Vector, packed, zeros
 from pcm_processor.metrics import (
+    PROCESSOR_KPI_BUILD_SECONDS,
     PROCESSOR_KPI_DELTA_SECONDS,
     PROCESSOR_KPI_STATE_BUILDS,
     PROCESSOR_KPI_STATE_SLICES,
@@ -233,6 +234,7 @@ class IncrementalKpis:
     ) -> dict[PeriodKey, dict[Slice, Vector]]:
         """States of periods not held, from their facts up to the new watermarks."""
         built: dict[PeriodKey, dict[Slice, Vector]] = {key: {} for key in keys}
+        started = time.perf_counter()
         for grain in self.plan.grains:
             chosen = sorted((k.entity_id, k.period_start) for k in keys if k.grain == grain)
             for start in range(0, len(chosen), self._query_keys):
@@ -246,6 +248,10 @@ class IncrementalKpis:
                     slices = built[PeriodKey(entity, grain, int(period))]
                     slices[(first, second)] = [int(value) for value in vector]
             PROCESSOR_KPI_STATE_BUILDS.labels(grain).inc(len(chosen))
+        if keys:
+            PROCESSOR_KPI_BUILD_SECONDS.labels(self.plan.domain.name).observe(
+                time.perf_counter() - started
+            )
         return built
 
     def _finalized(self, gathered: Gathered, computed_at: int) -> Iterator[tuple[KpiRow, int]]:

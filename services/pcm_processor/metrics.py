@@ -63,6 +63,21 @@ PROCESSOR_KPI_DELTA_SECONDS = Histogram(
     ["domain"],
     buckets=_LATENCY_BUCKETS,
 )
+PROCESSOR_KPI_BUILD_SECONDS = Histogram(
+    "pcm_processor_kpi_build_seconds",
+    "Time to build, from their facts, the states of the periods one flush touched and did not "
+    "hold (incremental KPIs).",
+    ["domain"],
+    buckets=_LATENCY_BUCKETS,
+)
+PROCESSOR_KPI_FLUSH_SECONDS = Histogram(
+    "pcm_processor_kpi_flush_seconds",
+    "Time of one flush: the deltas, the states built, the entity-level KPI values and the term "
+    "tracker's written and published. A value waits for the flush under way and its own, so "
+    "event -> KPI latency is about twice this.",
+    ["domain"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 60),
+)
 PROCESSOR_QUERY_ROWS_READ = Histogram(
     "pcm_processor_query_rows_read",
     "Fact rows ClickHouse read for one KPI query, by kind (delta: the subjects one flush touched; "

@@ -59,6 +59,7 @@ from pcm_processor.metrics import (
     PROCESSOR_BATCH_SIZE,
     PROCESSOR_DEAD_LETTER,
     PROCESSOR_EVENTS,
+    PROCESSOR_KPI_FLUSH_SECONDS,
     PROCESSOR_KPI_ROWS,
     PROCESSOR_KPI_SECONDS,
 )
@@ -388,10 +389,18 @@ class DomainPipeline:
         held, self._held = self._held, []  # no await before: later batches wait for the next
         self._last_flush = self._monotonic()
         computed_at = int(self._wall())
+        started = time.perf_counter()
+        computes = (self._incremental is not None and self._incremental.pending) or (
+            self._terms is not None and self._terms.pending
+        )
         if self._incremental is not None:
             await self._write(await self._incremental.flush(computed_at), computed_at)
         if self._terms is not None:
             await self._write_terms(await self._terms.flush(computed_at), computed_at)
+        if computes:
+            PROCESSOR_KPI_FLUSH_SECONDS.labels(self.plan.domain.name).observe(
+                time.perf_counter() - started
+            )
         ends: dict[tuple[str, int], int] = {}
         for message in held:
             key = (message.topic, message.partition)

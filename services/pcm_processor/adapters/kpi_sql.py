@@ -5,7 +5,9 @@ One query per grain and chunk of touched (entity, period) keys:
     inner: facts of those keys, merged per (entity, period, *dedup_by*) taking every column from
            the first copy (lowest Kafka offset: one entity's events share one partition)
            -> one logical fact per ticket and kind, so a duplicate or a later message with the
-           same id cannot move any KPI;
+           same id cannot move any KPI; a lookup on the subject's other facts (was the ticket
+           served?) is a column of it, from the same read where the plan allows
+           (``_logical_facts_read_once``);
     outer: ARRAY JOIN of the four slices (channel+service, channel, service, all), then one
            aggregate per ``Agg`` of the plan (countIf, uniqExactIf, sumIf, quantileExactIf, ...).
 
