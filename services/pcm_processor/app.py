@@ -281,6 +281,7 @@ def _pipeline(
                 ctx.clock,
                 settings.processor_query_keys,
                 settings.processor_query_subjects,
+                build_store=store(),
             )
     return DomainPipeline(
         plan,

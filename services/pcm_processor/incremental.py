@@ -10,7 +10,9 @@ fact up to the new one, exactly as a recomputation would (dedup, first copy wins
 subject's other facts, all inside the same SQL as ``recompute``).
 
 A period the process does not hold (after a start, a rebalance or an eviction) is built from its
-facts up to the new watermark instead, once; from then on it follows the batches. Replays change
+facts up to the new watermark instead, once; from then on it follows the batches. The touched
+rows say which periods they fall in, so those builds run on a second connection while the delta
+query runs (a subject-wide lookup's other periods are built after it). Replays change
 nothing: a replayed message is at or below the watermark of a state built after it was stored,
 and the states are only ever a cache of the facts.
 
@@ -24,6 +26,7 @@ flushes, hence the entity-level values, ten to twenty seconds behind at 1,000 ev
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -31,7 +34,7 @@ from typing import Any
 from pcm_common.domains import Row
 
 from pcm_processor.adapters.kpi_sql import SqlCompiler
-from pcm_processor.domain.buckets import BucketClock
+from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
 from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey, kpi_version
 from pcm_processor.domain.states import PeriodKey, Slice, StateStore, Vector, packed, zeros
 from pcm_processor.metrics import (
@@ -66,10 +69,14 @@ class IncrementalKpis:
         clock: BucketClock,
         query_keys: int,
         query_subjects: int = 5_000,
+        build_store: Any = None,
     ) -> None:
         self.plan = plan
         self._compiler = compiler
         self._store = store  # pipeline.Store (not imported: the pipeline imports this module)
+        self._build_store = build_store
+        """A second connection: the periods a batch's rows show are not held are built on it
+        while the delta runs on the first. None: one after the other on ``store``."""
         self._states = states
         self._clock = clock
         self._query_keys = query_keys
@@ -78,11 +85,15 @@ class IncrementalKpis:
         self._entity = domain.index("entity_id")
         self._subject = domain.index(domain.subject)
         self._month = domain.index("month_start")
+        self._buckets = [(g, domain.index(BUCKET_COLUMNS[g])) for g in plan.grains]
         self._offset = domain.index("kafka_offset")
         # A subject-wide lookup (an observation makes the procedure "reworked" in every period)
         # means a new fact can change any period of its subject: read them all.
         self._every_period = bool(plan.subject_lookups)
         self._touched: dict[Subject, set[int]] = {}
+        self._periods: set[tuple[str, str, int]] = set()
+        """(entity, grain, period start) of the touched rows: the periods a delta will return,
+        but for a subject-wide lookup's other periods."""
         self._newest: dict[str, int] = {}
         self._deferred: dict[PeriodKey, dict[Slice, Moved]] = {}
         self._set_aside: Gathered = {}
@@ -104,9 +115,12 @@ class IncrementalKpis:
 
     def touch(self, rows: Sequence[Row]) -> None:
         """Remember the subjects a stored batch touched, and each entity's newest offset."""
+        periods = self._periods
         for row in rows:
             entity = row[self._entity]
             self._touched.setdefault((entity, row[self._subject]), set()).add(row[self._month])
+            for grain, bucket in self._buckets:
+                periods.add((entity, grain, row[bucket]))
             offset = row[self._offset]
             if offset > self._newest.get(entity, -1):
                 self._newest[entity] = offset
@@ -115,17 +129,20 @@ class IncrementalKpis:
         """Bring every touched state up to the batch; the KPI rows of what changed."""
         touched, self._touched = self._touched, {}
         after, self._newest = self._newest, {}
+        periods, self._periods = self._periods, set()
         if not touched:
             return []
         states = self._states
         epoch = states.epoch
         before = {e: w for e in after if (w := states.watermark(e)) is not None}
-        deltas = await self._deltas(touched, before, after)
+        deltas, built = await self._deltas_and_builds(touched, before, after, periods)
         if states.epoch != epoch:
             before = {}  # reassigned meanwhile: nothing held is current, build everything
         changed: Changed = {}
         missing = []
         for key, slices in deltas.items():
+            if key in built:
+                continue
             if key.entity_id in before and key in states:
                 held = states.get(key)
                 # A slice new to the state gets every KPI (a count of nothing is a 0 row).
@@ -137,7 +154,7 @@ class IncrementalKpis:
                     states.apply(key, slice_, old, new)
             else:
                 missing.append(key)
-        built = await self._build(missing, after)
+        built.update(await self._build(missing, after, self._store))
         if states.epoch != epoch:
             # The states are gone; what was built is still exact at ``after``: publish it.
             every = {k: _gathered(vs, dict.fromkeys(vs, ALL_KPIS)) for k, vs in built.items()}
@@ -196,6 +213,29 @@ class IncrementalKpis:
         """A period about to be dropped: its deferred slices as they are (no longer updated)."""
         self._set_aside[key] = _gathered(state, self._deferred.pop(key, {}))
 
+    async def _deltas_and_builds(
+        self,
+        touched: dict[Subject, set[int]],
+        before: dict[str, int],
+        after: dict[str, int],
+        periods: set[tuple[str, str, int]],
+    ) -> tuple[dict[PeriodKey, Delta], dict[PeriodKey, dict[Slice, Vector]]]:
+        """The deltas, and with a second connection the states of the touched periods not held,
+        built at the same time. Of those, only the periods the deltas show are kept (a row the
+        KPIs filter out gives no delta row: its period needs no state)."""
+        if self._build_store is None:
+            return await self._deltas(touched, before, after), {}
+        states = self._states
+        unheld = [
+            key
+            for key in (PeriodKey(*period) for period in periods)
+            if key.entity_id not in before or key not in states
+        ]
+        deltas, built = await asyncio.gather(
+            self._deltas(touched, before, after), self._build(unheld, after, self._build_store)
+        )
+        return deltas, {key: state for key, state in built.items() if key in deltas}
+
     async def _deltas(
         self, touched: dict[Subject, set[int]], before: dict[str, int], after: dict[str, int]
     ) -> dict[PeriodKey, Delta]:
@@ -230,7 +270,7 @@ class IncrementalKpis:
         return found
 
     async def _build(
-        self, keys: list[PeriodKey], after: dict[str, int]
+        self, keys: list[PeriodKey], after: dict[str, int], store: Any
     ) -> dict[PeriodKey, dict[Slice, Vector]]:
         """States of periods not held, from their facts up to the new watermarks."""
         built: dict[PeriodKey, dict[Slice, Vector]] = {key: {} for key in keys}
@@ -242,7 +282,7 @@ class IncrementalKpis:
                 months = {self._clock.buckets(period).month_start for _, period in part}
                 entities = {entity for entity, _ in part}
                 sql = self._compiler.build(grain, part, months, {e: after[e] for e in entities})
-                for _side, entity, period, first, second, *vector in await self._store.query(
+                for _side, entity, period, first, second, *vector in await store.query(
                     f"build {grain}", sql
                 ):
                     slices = built[PeriodKey(entity, grain, int(period))]

@@ -90,7 +90,13 @@ def messages(catalogues: Catalogues, domain: FactDomain, seed: int) -> list[Row]
 class Process:
     """One processor incarnation: its own states, flushing what it stored batch by batch."""
 
-    def __init__(self, plan: KpiPlan, store: ChdbStore, max_slices: int) -> None:
+    def __init__(
+        self,
+        plan: KpiPlan,
+        store: ChdbStore,
+        max_slices: int,
+        build_store: ChdbStore | None = None,
+    ) -> None:
         self.store = store
         self.engine = IncrementalKpis(
             plan,
@@ -100,6 +106,7 @@ class Process:
             CLOCK,
             query_keys=25,
             query_subjects=25,  # a period's subjects span several queries
+            build_store=build_store,
         )
         self.written: dict[Any, tuple[int, KpiRow]] = {}
 
@@ -155,7 +162,9 @@ def test_batches_with_a_crash_replay_and_evictions_give_the_reference(
         if index < crash - 3:
             first.commit(now)
     store.insert(domain, batches[crash])
-    second = Process(plan, store, max_slices=40)  # tiny: periods evicted and rebuilt
+    # Tiny: periods evicted and rebuilt; built beside the deltas, on a second connection.
+    builds = ChdbStore(engine, database)
+    second = Process(plan, store, max_slices=40, build_store=builds)
     for index, batch in enumerate(batches[crash - 3 :]):
         second.consume(batch, now + 5)
         if index == 2:
@@ -165,6 +174,7 @@ def test_batches_with_a_crash_replay_and_evictions_give_the_reference(
     second.commit(now + 5)
     finest = plan.grains[0]
     assert f"build {finest}" in store.queries and "delta" in store.queries
+    assert f"build {finest}" in builds.queries
     assert_same(reference_kpis(plan, rows), last_values([first, second]))
 
 
