@@ -240,8 +240,9 @@ class IncrementalKpis:
         self, touched: dict[Subject, set[int]], before: dict[str, int], after: dict[str, int]
     ) -> dict[PeriodKey, Delta]:
         found: dict[PeriodKey, Delta] = {}
+        keys: dict[tuple[int, str, int], PeriodKey] = {}
         subjects = sorted(touched)
-        width = len(self.plan.aggregates) + 1
+        nothing = zeros(len(self.plan.aggregates) + 1)  # a side without facts; never written
         grains = self.plan.grains
         started = time.perf_counter()
         for start in range(0, len(subjects), self._query_subjects):
@@ -255,15 +256,18 @@ class IncrementalKpis:
                 {e: after[e] for e in entities},
             )
             rows = await self._store.query("delta", query.sql, query.touched)
+            # The hot loop of a flush (a row per side, grain, period and slice): no per-value
+            # work unless a period's subjects span several chunks, which is rare.
             for side, grain, entity, period, first, second, *vector in rows:
-                key = PeriodKey(entity, grains[grain], int(period))
-                sides = found.setdefault(key, {}).setdefault(
-                    (first, second), [zeros(width), zeros(width)]
-                )
-                # One subject chunk's part: a period's subjects may span several chunks.
-                total = sides[int(side)]
-                for index, value in enumerate(vector):
-                    total[index] += int(value)
+                key = keys.get(at := (grain, entity, period))
+                if key is None:
+                    key = keys[at] = PeriodKey(entity, grains[grain], int(period))
+                sides = found.setdefault(key, {}).setdefault((first, second), [nothing, nothing])
+                held = sides[side]
+                if held is nothing:
+                    sides[side] = vector
+                else:
+                    sides[side] = [a + b for a, b in zip(held, vector, strict=True)]
         PROCESSOR_KPI_DELTA_SECONDS.labels(self.plan.domain.name).observe(
             time.perf_counter() - started
         )
