@@ -56,6 +56,18 @@ def test_messages_faust_skips_and_acks_cannot_be_committed_before_they_are_proce
     assert GuardedConsumer._new_offset(consumer, TP0) == 16
 
 
+def test_acks_waiting_past_the_mark_are_left_as_they_are() -> None:
+    """Under load the mark moves only at each recomputation; the acks past it stay, in order."""
+    ledger = OffsetLedger()
+    ledger.release(TP0, 20)
+    consumer = consumer_with_acks([20, 21, 22], committed=17, ledger=ledger)
+    assert GuardedConsumer._new_offset(consumer, TP0) is None
+    assert consumer._acked[TP0] == [20, 21, 22]  # type: ignore[attr-defined]
+    consumer._acked[TP0].extend([18, 19])  # type: ignore[attr-defined]  # acked late
+    assert GuardedConsumer._new_offset(consumer, TP0) == 20
+    assert consumer._acked[TP0] == [20, 21, 22]  # type: ignore[attr-defined]
+
+
 def test_the_replaced_drain_is_the_reviewed_one() -> None:
     """Upgrading faust changes this digest: review the new drain before re-pinning it."""
     assert drain_source_digest() == REVIEWED_DRAIN_SHA256

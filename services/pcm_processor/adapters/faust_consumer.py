@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import inspect
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -97,15 +98,24 @@ class GuardedConsumer(aiokafka_driver.Consumer):
         if released is None:
             return None
         acked: list[int] = self._acked[tp]
-        ahead = [o for o in acked if o >= released]
-        if ahead:
-            acked[:] = [o for o in acked if o < released]
+        # Faust keeps the list sorted (acks of a partition come in offset order; it sorts too),
+        # so the acks below the mark are a prefix. Under load the mark moves only at each
+        # recomputation while tens of thousands of acks wait past it: most calls find no prefix
+        # and return at once, without walking the list (this ran several times a second).
+        acked.sort()
+        below = bisect_left(acked, released)
+        if below == 0:
+            return None
+        ahead = acked[below:]
+        del acked[below:]
         try:
             offset = super()._new_offset(tp)
         finally:
             if ahead:
+                in_order = not acked or acked[-1] < ahead[0]
                 acked.extend(ahead)
-                acked.sort()
+                if not in_order:  # faust filled a gap past the mark
+                    acked.sort()
         return offset
 
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover - exercised live
