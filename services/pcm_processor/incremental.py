@@ -7,7 +7,8 @@ to each entity's watermark before the batch (side 0) and up to its newest offset
 (side 1). Every other subject contributes the same to both sides, so adding side 1 and taking
 away side 0 moves a state that held every fact up to the old watermark to one that holds every
 fact up to the new one, exactly as a recomputation would (dedup, first copy wins, lookups on the
-subject's other facts, all inside the same SQL as ``recompute``).
+subject's other facts, all inside the same SQL as ``recompute``). ClickHouse subtracts the
+sides itself and returns only the slices that moved.
 
 A period the process does not hold (after a start, a rebalance or an eviction) is built from its
 facts up to the new watermark instead, once; from then on it follows the batches. The touched
@@ -36,7 +37,7 @@ from pcm_common.domains import Row
 from pcm_processor.adapters.kpi_sql import SqlCompiler
 from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
 from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey, kpi_version
-from pcm_processor.domain.states import PeriodKey, Slice, StateStore, Vector, packed, zeros
+from pcm_processor.domain.states import PeriodKey, Slice, StateStore, Vector, packed
 from pcm_processor.metrics import (
     PROCESSOR_KPI_BUILD_SECONDS,
     PROCESSOR_KPI_DELTA_SECONDS,
@@ -45,7 +46,7 @@ from pcm_processor.metrics import (
 )
 
 Subject = tuple[str, str]  # (entity, subject id)
-Delta = dict[Slice, list[Vector]]  # per slice: [side 0, side 1]
+Delta = dict[Slice, Vector]  # per slice that moved: side 1 minus side 0
 Versioned = Iterable[tuple[KpiRow, int]]
 Moved = frozenset[int] | None
 """Positions of the aggregates that changed in a slice; ``ALL_KPIS``: write every KPI."""
@@ -147,11 +148,11 @@ class IncrementalKpis:
                 held = states.get(key)
                 # A slice new to the state gets every KPI (a count of nothing is a 0 row).
                 changed[key] = {
-                    slice_: _moved(old, new) if slice_ in held else ALL_KPIS
-                    for slice_, (old, new) in slices.items()
+                    slice_: _moved(difference) if slice_ in held else ALL_KPIS
+                    for slice_, difference in slices.items()
                 }
-                for slice_, (old, new) in slices.items():
-                    states.apply(key, slice_, old, new)
+                for slice_, difference in slices.items():
+                    states.apply(key, slice_, difference)
             else:
                 missing.append(key)
         built.update(await self._build(missing, after, self._store))
@@ -242,7 +243,6 @@ class IncrementalKpis:
         found: dict[PeriodKey, Delta] = {}
         keys: dict[tuple[int, str, int], PeriodKey] = {}
         subjects = sorted(touched)
-        nothing = zeros(len(self.plan.aggregates) + 1)  # a side without facts; never written
         grains = self.plan.grains
         started = time.perf_counter()
         for start in range(0, len(subjects), self._query_subjects):
@@ -256,18 +256,18 @@ class IncrementalKpis:
                 {e: after[e] for e in entities},
             )
             rows = await self._store.query("delta", query.sql, query.touched)
-            # The hot loop of a flush (a row per side, grain, period and slice): no per-value
-            # work unless a period's subjects span several chunks, which is rare.
-            for side, grain, entity, period, first, second, *vector in rows:
+            # The hot loop of a flush (a row per grain, period and slice that moved): no
+            # per-value work unless a period's subjects span several chunks, which is rare.
+            for grain, entity, period, first, second, *difference in rows:
                 key = keys.get(at := (grain, entity, period))
                 if key is None:
                     key = keys[at] = PeriodKey(entity, grains[grain], int(period))
-                sides = found.setdefault(key, {}).setdefault((first, second), [nothing, nothing])
-                held = sides[side]
-                if held is nothing:
-                    sides[side] = vector
+                slices = found.setdefault(key, {})
+                held = slices.get(slice_ := (first, second))
+                if held is None:
+                    slices[slice_] = difference
                 else:
-                    sides[side] = [a + b for a, b in zip(held, vector, strict=True)]
+                    slices[slice_] = [a + b for a, b in zip(held, difference, strict=True)]
         PROCESSOR_KPI_DELTA_SECONDS.labels(self.plan.domain.name).observe(
             time.perf_counter() - started
         )
@@ -335,11 +335,11 @@ def _union(first: Moved, second: Moved) -> Moved:
     return _shared_set(sum(1 << position for position in first | second))
 
 
-def _moved(before: Vector, after: Vector) -> frozenset[int]:
-    """Positions of the plan's aggregates (``finalize`` order: after ``n_events``) that differ."""
+def _moved(difference: Vector) -> frozenset[int]:
+    """Positions of the plan's aggregates (``finalize`` order: after ``n_events``) that moved."""
     mask = 0
-    for index, (old, new) in enumerate(zip(before, after, strict=True)):
-        if index and old != new:
+    for index, change in enumerate(difference):
+        if index and change:
             mask |= 1 << (index - 1)
     return _shared_set(mask)
 

@@ -169,6 +169,11 @@ def _lookup_alias(index: int) -> str:
     return f"l_{index}"
 
 
+def _aggregate_alias(index: int) -> str:
+    """Column of an aggregate query holding aggregate ``index`` of the plan."""
+    return f"a_{index}"
+
+
 def _bound_of(bounds: Mapping[str, int]) -> str:
     entities = sorted(bounds)
     values = ", ".join(str(bounds[e]) for e in entities)
@@ -316,10 +321,12 @@ class SqlCompiler:
         before: Mapping[str, int],
         after: Mapping[str, int],
     ) -> Query:
-        """Aggregates of the given subjects' logical facts only, twice: side 0 from the facts up
-        to each entity's ``before`` watermark, side 1 up to its ``after`` watermark; for every
-        grain of ``grains`` in the one query (the facts are read once), with leading columns
-        side and grain (the grain's index in ``grains``).
+        """What the given subjects' logical facts add to each slice between two watermarks: their
+        aggregates up to each entity's ``after`` watermark (side 1) minus those up to its
+        ``before`` watermark (side 0), for every grain of ``grains`` in the one query (the facts
+        are read once). Columns: grain (its index in ``grains``), entity_id, period, the two
+        slice columns, then the differences of n_events and of each aggregate; slices where
+        nothing moved are left out.
 
         A KPI state that holds every fact up to ``before`` holds every fact up to ``after`` once
         side 1 is added and side 0 taken away, for aggregates that are sums over subjects (counts,
@@ -353,7 +360,21 @@ class SqlCompiler:
         }
         entities = literals(sorted({entity for entity, _ in subjects}))
         scope = Scope(entities, _bucket_of(grains), rows, rows, bounds, len(grains))
-        return Query(self._query(scope), touched)
+        return Query(self._difference(self._query(scope)), touched)
+
+    def _difference(self, sides: str) -> str:
+        """Side 1 minus side 0 of a two-sided query, per grain, period and slice, only where
+        something moved: half the rows, and none for the slices a replay leaves as they were
+        (the processor's thread handles every row; ClickHouse subtracts for less)."""
+        columns = ["n_events", *(_aggregate_alias(i) for i in range(len(self.plan.aggregates)))]
+        moved = [f"sumIf({c}, side = 1) - sumIf({c}, side = 0) AS d_{c}" for c in columns]
+        return f"""
+SELECT grain, entity_id, period, s_first, s_second,
+  {", ".join(moved)}
+FROM ({sides})
+GROUP BY grain, entity_id, period, s_first, s_second
+HAVING {" OR ".join(f"d_{c} != 0" for c in columns)}
+"""
 
     def _subjects_anywhere(self, subjects: Iterable[tuple[str, str]]) -> str:
         """WHERE clause of every fact of the subjects, in any period.
@@ -379,7 +400,10 @@ class SqlCompiler:
     def _query(self, scope: Scope) -> str:
         first, second = (_alias(name) for name in self.plan.domain.slice_by)
         side = scope.lead
-        aggregates = "".join(f",\n  {self.aggregate(a, scope)}" for a in self.plan.aggregates)
+        aggregates = "".join(
+            f",\n  {self.aggregate(a, scope)} AS {_aggregate_alias(index)}"
+            for index, a in enumerate(self.plan.aggregates)
+        )
         return f"""
 SELECT {side}entity_id, period, tupleElement(slice, 1) AS s_first,
   tupleElement(slice, 2) AS s_second, sum(n_events) AS n_events{aggregates}

@@ -73,18 +73,17 @@ class StateStore:
     def get(self, key: PeriodKey) -> Mapping[Slice, Vector]:
         return self._periods[key]
 
-    def apply(
-        self, key: PeriodKey, slice_: Slice, before: Sequence[int], after: Sequence[int]
-    ) -> None:
-        """Add what one slice gained (``after`` minus ``before``, from the same subjects)."""
+    def apply(self, key: PeriodKey, slice_: Slice, difference: Sequence[int]) -> None:
+        """Add what one slice gained (its touched subjects' aggregates after minus before)."""
         state = self._periods[key]
         self._periods.move_to_end(key)
         vector = state.get(slice_)
         if vector is None:
-            vector = state[_shared(slice_)] = zeros(len(after))
+            vector = state[_shared(slice_)] = zeros(len(difference))
             self._slices += 1
-        for index, (old, new) in enumerate(zip(before, after, strict=True)):
-            vector[index] += new - old
+        for index, change in enumerate(difference):
+            if change:
+                vector[index] += change
 
     def put(self, key: PeriodKey, slices: dict[Slice, Vector]) -> None:
         """A state built from the facts (replaces what was held)."""
