@@ -701,6 +701,36 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+@dataclass(frozen=True)
+class MachineCpu:
+    """Jiffies of every core from /proc/stat: the broker, ClickHouse, this bench's producer and
+    the processors share the machine, so a phase's busy share says whether it had any left."""
+
+    busy: int
+    total: int
+
+    @classmethod
+    def now(cls) -> MachineCpu:
+        user, nice, system, idle, iowait, irq, softirq, steal = (
+            int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+        )
+        busy = user + nice + system + irq + softirq + steal
+        return cls(busy, busy + idle + iowait)
+
+    def busy_since(self, start: MachineCpu) -> float:
+        """Share of all cores busy from ``start`` to this sample."""
+        return (self.busy - start.busy) / max(1, self.total - start.total)
+
+
+def machine_note(busy: float, processor_cpu_s: float, seconds: float) -> str:
+    cores = os.cpu_count() or 1
+    processor = processor_cpu_s / max(seconds, 1e-3) / cores
+    return (
+        f"machine {100 * busy:.0f}% busy of {cores} cores, the processors "
+        f"{100 * processor:.0f}% of them"
+    )
+
+
 class MemoryWatch:
     """Peak VmRSS of processes, sampled every 0.5 s by a thread until ``stop``."""
 
@@ -735,6 +765,7 @@ class Throughput:
     current_per_s: float
     cpu_facts_ms: float  # per 1,000 events, first insert to last fact
     cpu_current_ms: float  # per 1,000 events, first insert until no lag
+    machine: str  # the machine's CPU, first insert until no lag
 
 
 def total_cpu(processes: Sequence[ProcessorProcess]) -> float:
@@ -750,13 +781,14 @@ def throughput(
         process.start()
         assert process.process is not None
         watch.add(process.process.pid)
-    first_at, first_live, cpu_start = 0.0, 0, 0.0
+    first_at, first_live, cpu_start, machine_start = 0.0, 0, 0.0, MachineCpu.now()
     progress, deadline = Progress(), time.monotonic() + 1800
     while True:
         live = stored_rows(client, stage.database) - history.rows
         now = time.monotonic()
         if live > 0 and not first_at:
             first_at, first_live, cpu_start = now, live, total_cpu(stage.processors)
+            machine_start = MachineCpu.now()
         if live >= count:
             break
         for process in stage.processors:
@@ -768,14 +800,16 @@ def throughput(
         time.sleep(0.05)
     cpu_facts = total_cpu(stage.processors) - cpu_start
     caught_up(stage, timeout_s=1800)
-    done = time.monotonic()
+    done, machine = time.monotonic(), MachineCpu.now().busy_since(machine_start)
     counted = max(1, count - first_live)
+    cpu_current = total_cpu(stage.processors) - cpu_start
     return Throughput(
         events=count,
         facts_per_s=counted / max(now - first_at, 1e-3),
         current_per_s=counted / max(done - first_at, 1e-3),
         cpu_facts_ms=1e6 * cpu_facts / counted,
-        cpu_current_ms=1e6 * (total_cpu(stage.processors) - cpu_start) / counted,
+        cpu_current_ms=1e6 * cpu_current / counted,
+        machine=machine_note(machine, cpu_current, done - first_at),
     )
 
 
@@ -972,6 +1006,7 @@ class Freshness:
     rate: int
     achieved: float
     grains: dict[str, Latency]
+    machine: str  # the machine's CPU, from the first event until every probe value was seen
 
 
 def freshness(
@@ -982,6 +1017,8 @@ def freshness(
     baseline = served_baseline(client, stage.database, workload.probes)
     watch = KpiWatch(stage.kpi_topic, workload.probes)
     probes = ProbeSender(workload.probes, baseline, f"{stage.label}-{rate}")
+    started, machine_start = time.monotonic(), MachineCpu.now()
+    cpu_start = total_cpu(stage.processors)
     try:
         say(f"{stage.label}: {rate:,} events/s for {opts.seconds} s with probe tickets")
         achieved = paced_run(stage.topic, workload.background[rate], rate, probes)
@@ -998,8 +1035,13 @@ def freshness(
             time.sleep(0.5)
     finally:
         watch.close()
+    machine = machine_note(
+        MachineCpu.now().busy_since(machine_start),
+        total_cpu(stage.processors) - cpu_start,
+        time.monotonic() - started,
+    )
     caught_up(stage, timeout_s=1800)
-    return Freshness(rate, achieved, {g: summary(found[g], expected) for g in GRAINS})
+    return Freshness(rate, achieved, {g: summary(found[g], expected) for g in GRAINS}, machine)
 
 
 # --- 7. minimal consumer ------------------------------------------------------------------------
@@ -1221,6 +1263,7 @@ def print_engine(result: EngineResult) -> None:
         f"{tag} processor CPU     {backlog.cpu_facts_ms:>10.1f} ms per 1,000 events (facts path; "
         f"{backlog.cpu_current_ms:.1f} ms until KPIs current)"
     )
+    print(f"{tag} CPU until current   {backlog.machine}")
     print(
         f"{tag} peak RSS          {result.rss_mb:>10,.0f} MB (whole run; target <= "
         f"{TARGET_RSS_MB} MB: {verdict(result.rss_mb <= TARGET_RSS_MB)})"
@@ -1238,6 +1281,7 @@ def print_engine(result: EngineResult) -> None:
                 f"(achieved {fresh.achieved:,.0f} events/s; target p95 <= {target:g} s "
                 f"at 10,000/s{judged})"
             )
+        print(f"{tag} CPU at {fresh.rate:,}/s  {fresh.machine} (until every probe value came)")
 
 
 def engine_figures(result: EngineResult) -> dict[str, float]:
@@ -1280,7 +1324,8 @@ def print_scaling(one: Throughput, two: Throughput, engine: str) -> None:
     )
     print(
         f"  two processes until KPIs current {two.current_per_s:,.0f} events/s "
-        f"(one process {one.current_per_s:,.0f}: {two.current_per_s / one.current_per_s:.2f}x)"
+        f"(one process {one.current_per_s:,.0f}: {two.current_per_s / one.current_per_s:.2f}x; "
+        f"{two.machine})"
     )
 
 
