@@ -73,6 +73,11 @@ def previous_month(month: dt.date) -> dt.date:
     return month_start(month - dt.timedelta(days=1))
 
 
+def _utc_naive(at: dt.datetime) -> dt.datetime:
+    """ClickHouse DateTime as naive UTC (the server's zone is UTC; an aware value converted)."""
+    return at if at.tzinfo is None else at.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 class Refresher:
     """One pass decides which months to reassess, reassesses them and publishes the changes."""
 
@@ -85,6 +90,7 @@ class Refresher:
         today: Callable[[], dt.date] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         watch: EntityWatch | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._watch = watch
@@ -94,8 +100,13 @@ class Refresher:
         zone = ZoneInfo(settings.benchmark_time_zone)
         self._today = today or (lambda: dt.datetime.now(zone).date())
         self._monotonic = monotonic
+        self._wall = wall
         self._topic = topic_for_domain("benchmark_result").name(settings.topic_prefix)
-        self._kpis_seen: dict[dt.date, dt.datetime] = {}
+        self._kpis_seen: dict[dt.date, tuple[dt.datetime, dt.datetime]] = {}
+        """Per month: the KPIs' last ``computed_at`` a reassessment read, and the second (UTC)
+        it read it in."""
+        self._read_at = dt.datetime.min
+        """The second (UTC) of ``due``'s last read of the KPIs' ``computed_at``."""
         self._last_full = float("-inf")
         self._published: dict[tuple[str, dt.date, str, str, str], Standing] = {}
 
@@ -103,11 +114,28 @@ class Refresher:
         """The months to reassess now with their reason, and when each month's KPIs were last
         written (remembered once it is reassessed)."""
         current = month_start(self._today())
+        read_at = dt.datetime.fromtimestamp(int(self._wall()), dt.UTC).replace(tzinfo=None)
         written = self._kpis_written(client, (previous_month(current), current))
-        months = {m: "kpis" for m, at in written.items() if self._kpis_seen.get(m) != at}
+        months = {m: "kpis" for m, at in written.items() if self._unseen(m, at)}
+        self._read_at = read_at
         if self._monotonic() - self._last_full >= self._settings.benchmark_full_refresh_s:
             months.setdefault(current, "periodic")
         return months, written
+
+    def assessed(self, month: dt.date, written: dt.datetime) -> None:
+        """The month was reassessed from the KPIs ``due`` last read (``written``: theirs)."""
+        self._kpis_seen[month] = (written, self._read_at)
+
+    def _unseen(self, month: dt.date, written: dt.datetime) -> bool:
+        """Whether KPIs of the month may have been written since its last reassessment read
+        them. ``computed_at`` has whole seconds: a read in the same second as the newest write
+        may have missed later rows of that second (a flush writes its rows in several inserts),
+        so the month is reassessed once more, by a read in a later second."""
+        seen = self._kpis_seen.get(month)
+        if seen is None:
+            return True
+        seen_written, read_at = seen
+        return written != seen_written or _utc_naive(written) >= read_at
 
     def _kpis_written(
         self, client: Client, months: Sequence[dt.date]
@@ -146,7 +174,7 @@ class Refresher:
                 REFRESH_SECONDS.observe(time.perf_counter() - started)
                 REFRESHES.labels(reason).inc()
                 if month in written:
-                    self._kpis_seen[month] = written[month]
+                    self.assessed(month, written[month])
                 if reason == "periodic":
                     self._last_full = self._monotonic()
         finally:
