@@ -258,7 +258,11 @@ def start_services(processor: ProcessorSettings, out: Path, national_token: str)
         announce=lambda line: print(f"      {line}"),
     )
     platform.start_all()
-    wait_until(platform.healthy, 60, "the services did not become healthy", platform, out)
+    try:
+        wait_until(platform.healthy, 60, "the services did not become healthy", platform, out)
+    except BaseException:
+        platform.stop_all()  # the caller never gets the platform to stop: no process left behind
+        raise
     return platform
 
 
