@@ -73,6 +73,10 @@ def previous_month(month: dt.date) -> dt.date:
     return month_start(month - dt.timedelta(days=1))
 
 
+KpisRead = tuple[dt.datetime, dt.datetime]
+"""A month's newest KPI ``computed_at``, and the second (naive UTC) it was read in."""
+
+
 def _utc_naive(at: dt.datetime) -> dt.datetime:
     """ClickHouse DateTime as naive UTC (the server's zone is UTC; an aware value converted)."""
     return at if at.tzinfo is None else at.astimezone(dt.UTC).replace(tzinfo=None)
@@ -102,29 +106,28 @@ class Refresher:
         self._monotonic = monotonic
         self._wall = wall
         self._topic = topic_for_domain("benchmark_result").name(settings.topic_prefix)
-        self._kpis_seen: dict[dt.date, tuple[dt.datetime, dt.datetime]] = {}
-        """Per month: the KPIs' last ``computed_at`` a reassessment read, and the second (UTC)
-        it read it in."""
-        self._read_at = dt.datetime.min
-        """The second (UTC) of ``due``'s last read of the KPIs' ``computed_at``."""
+        self._kpis_seen: dict[dt.date, KpisRead] = {}
+        """Per month: what the last reassessment read of its KPIs."""
         self._last_full = float("-inf")
         self._published: dict[tuple[str, dt.date, str, str, str], Standing] = {}
 
-    def due(self, client: Client) -> tuple[dict[dt.date, str], dict[dt.date, dt.datetime]]:
+    def due(self, client: Client) -> tuple[dict[dt.date, str], dict[dt.date, KpisRead]]:
         """The months to reassess now with their reason, and when each month's KPIs were last
-        written (remembered once it is reassessed)."""
+        written, read now (remembered once it is reassessed)."""
         current = month_start(self._today())
         read_at = dt.datetime.fromtimestamp(int(self._wall()), dt.UTC).replace(tzinfo=None)
-        written = self._kpis_written(client, (previous_month(current), current))
-        months = {m: "kpis" for m, at in written.items() if self._unseen(m, at)}
-        self._read_at = read_at
+        written = {
+            month: (at, read_at)
+            for month, at in self._kpis_written(client, (previous_month(current), current)).items()
+        }
+        months = {m: "kpis" for m, (at, _) in written.items() if self._unseen(m, at)}
         if self._monotonic() - self._last_full >= self._settings.benchmark_full_refresh_s:
             months.setdefault(current, "periodic")
         return months, written
 
-    def assessed(self, month: dt.date, written: dt.datetime) -> None:
-        """The month was reassessed from the KPIs ``due`` last read (``written``: theirs)."""
-        self._kpis_seen[month] = (written, self._read_at)
+    def assessed(self, month: dt.date, read: KpisRead) -> None:
+        """The month was reassessed from the KPIs ``due`` read."""
+        self._kpis_seen[month] = read
 
     def _unseen(self, month: dt.date, written: dt.datetime) -> bool:
         """Whether KPIs of the month may have been written since its last reassessment read

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from pcm_benchmark.settings import BenchmarkSettings
-from pcm_benchmark.worker import Refresher
+from pcm_benchmark.worker import KpisRead, Refresher
 from pcm_common.catalogues import Catalogues
 
 OCTOBER = dt.date(2026, 10, 1)
@@ -36,30 +36,34 @@ def refresher(catalogues: Catalogues, clock: list[float]) -> Refresher:
     )
 
 
-def kpi_months(worker: Refresher, client: KpiValuesStub) -> set[dt.date]:
-    months, _ = worker.due(client)  # type: ignore[arg-type]
-    return {month for month, reason in months.items() if reason == "kpis"}
+def kpi_months(worker: Refresher, client: KpiValuesStub) -> tuple[set[dt.date], KpisRead]:
+    """The months due because of their KPIs, and what was read of October's."""
+    months, written = worker.due(client)  # type: ignore[arg-type]
+    return {month for month, reason in months.items() if reason == "kpis"}, written[OCTOBER]
 
 
 def test_a_write_read_in_its_own_second_is_read_again_once(catalogues: Catalogues) -> None:
     clock = [WRITTEN.replace(tzinfo=dt.UTC).timestamp() + 0.4]  # same second as the write
     worker, client = refresher(catalogues, clock), KpiValuesStub()
-    assert kpi_months(worker, client) == {OCTOBER}
-    worker.assessed(OCTOBER, WRITTEN)
+    due, read = kpi_months(worker, client)
+    assert due == {OCTOBER}
+    worker.assessed(OCTOBER, read)
     clock[0] += 1.0
     # Rows of that second may have landed after the read: once more, from a later second.
-    assert kpi_months(worker, client) == {OCTOBER}
-    worker.assessed(OCTOBER, WRITTEN)
+    due, read = kpi_months(worker, client)
+    assert due == {OCTOBER}
+    worker.assessed(OCTOBER, read)
     clock[0] += 1.0
-    assert kpi_months(worker, client) == set()
+    assert kpi_months(worker, client)[0] == set()
 
 
 def test_a_write_read_seconds_later_is_not_read_again(catalogues: Catalogues) -> None:
     clock = [WRITTEN.replace(tzinfo=dt.UTC).timestamp() + 3]
     worker, client = refresher(catalogues, clock), KpiValuesStub()
-    assert kpi_months(worker, client) == {OCTOBER}
-    worker.assessed(OCTOBER, WRITTEN)
+    due, read = kpi_months(worker, client)
+    assert due == {OCTOBER}
+    worker.assessed(OCTOBER, read)
     clock[0] += 1.0
-    assert kpi_months(worker, client) == set()
+    assert kpi_months(worker, client)[0] == set()
     client.newest = WRITTEN + dt.timedelta(seconds=2)  # the processor writes again
-    assert kpi_months(worker, client) == {OCTOBER}
+    assert kpi_months(worker, client)[0] == {OCTOBER}
