@@ -43,11 +43,14 @@ from pcm_processor.metrics import (
     PROCESSOR_KPI_DELTA_SECONDS,
     PROCESSOR_KPI_STATE_BUILDS,
     PROCESSOR_KPI_STATE_SLICES,
+    PROCESSOR_KPI_STATES_STARTED_EMPTY,
 )
 
 Subject = tuple[str, str]  # (entity, subject id)
 Delta = dict[Slice, Vector]  # per slice that moved: side 1 minus side 0
 Versioned = Iterable[tuple[KpiRow, int]]
+Scanned = list[tuple[str, int, dict[str, Sequence[int]]]]
+"""Per (entity, month) scanned, the starts of its periods with a fact, per grain."""
 Moved = frozenset[int] | None
 """Positions of the aggregates that changed in a slice; ``ALL_KPIS``: write every KPI."""
 ALL_KPIS: Moved = None
@@ -136,14 +139,20 @@ class IncrementalKpis:
         states = self._states
         epoch = states.epoch
         before = {e: w for e in after if (w := states.watermark(e)) is not None}
-        deltas, built = await self._deltas_and_builds(touched, before, after, periods)
+        fresh = self._fresh(periods, before)
+        deltas, built, scanned = await self._deltas_and_builds(
+            touched, before, after, periods, fresh
+        )
         if states.epoch != epoch:
             before = {}  # reassigned meanwhile: nothing held is current, build everything
+            fresh = set()
         changed: Changed = {}
         missing = []
         for key, slices in deltas.items():
             if key in built:
                 continue
+            if key in fresh:
+                states.put(key, {})  # no fact up to the old watermark: the delta is all of it
             if key.entity_id in before and key in states:
                 held = states.get(key)
                 # A slice new to the state gets every KPI (a count of nothing is a 0 row).
@@ -165,6 +174,7 @@ class IncrementalKpis:
             changed[key] = None
         for entity, offset in after.items():
             states.advance(entity, offset)
+        self._remember_stored(scanned, periods)
         # Gathered before the eviction below, which cannot lose them; the rows are made as they
         # are read, so a flush over every entity never holds all its rows at once.
         now = {
@@ -214,28 +224,88 @@ class IncrementalKpis:
         """A period about to be dropped: its deferred slices as they are (no longer updated)."""
         self._set_aside[key] = _gathered(state, self._deferred.pop(key, {}))
 
+    def _fresh(self, periods: set[tuple[str, str, int]], before: dict[str, int]) -> set[PeriodKey]:
+        """The touched periods not held that surely have no fact up to their entity's watermark
+        (an entity's new hour or day): their state is the delta alone, no build needed."""
+        states = self._states
+        fresh = set()
+        for entity, grain, period in periods:
+            if entity in before:
+                key = PeriodKey(entity, grain, period)
+                if key not in states and states.stored.without_facts(key, self._month_of(period)):
+                    fresh.add(key)
+        if fresh:
+            PROCESSOR_KPI_STATES_STARTED_EMPTY.labels(self.plan.domain.name).inc(len(fresh))
+        return fresh
+
+    def _month_of(self, period_start: int) -> int:
+        return self._clock.buckets(period_start).month_start
+
+    def _remember_stored(self, scanned: Scanned, periods: set[tuple[str, str, int]]) -> None:
+        """The periods with facts now, up to the new watermarks: the months scanned in this
+        flush, and the periods of its rows in the months scanned before."""
+        stored = self._states.stored
+        for entity, month, found in scanned:
+            stored.record(entity, month, found)
+        for entity, grain, period in periods:
+            stored.add(PeriodKey(entity, grain, period), self._month_of(period))
+
     async def _deltas_and_builds(
         self,
         touched: dict[Subject, set[int]],
         before: dict[str, int],
         after: dict[str, int],
         periods: set[tuple[str, str, int]],
-    ) -> tuple[dict[PeriodKey, Delta], dict[PeriodKey, dict[Slice, Vector]]]:
-        """The deltas, and with a second connection the states of the touched periods not held,
-        built at the same time. Of those, only the periods the deltas show are kept (a row the
+        fresh: set[PeriodKey],
+    ) -> tuple[dict[PeriodKey, Delta], dict[PeriodKey, dict[Slice, Vector]], Scanned]:
+        """The deltas, and with a second connection the states of the touched periods not held
+        (but the fresh ones), built at the same time, then the scans of the touched months not
+        scanned yet. Of the built states, only the periods the deltas show are kept (a row the
         KPIs filter out gives no delta row: its period needs no state)."""
+        stored = self._states.stored
+        unscanned = sorted(
+            {
+                (entity, month)
+                for entity, _, period in periods
+                if not stored.scanned(entity, month := self._month_of(period))
+            }
+        )
         if self._build_store is None:
-            return await self._deltas(touched, before, after), {}
+            deltas = await self._deltas(touched, before, after)
+            return deltas, {}, await self._scan(unscanned, after, self._store)
         states = self._states
         unheld = [
             key
             for key in (PeriodKey(*period) for period in periods)
-            if key.entity_id not in before or key not in states
+            if (key.entity_id not in before or key not in states) and key not in fresh
         ]
-        deltas, built = await asyncio.gather(
-            self._deltas(touched, before, after), self._build(unheld, after, self._build_store)
+
+        async def build_then_scan() -> tuple[dict[PeriodKey, dict[Slice, Vector]], Scanned]:
+            assert self._build_store is not None
+            built = await self._build(unheld, after, self._build_store)
+            return built, await self._scan(unscanned, after, self._build_store)
+
+        deltas, (built, scanned) = await asyncio.gather(
+            self._deltas(touched, before, after), build_then_scan()
         )
-        return deltas, {key: state for key, state in built.items() if key in deltas}
+        return deltas, {key: state for key, state in built.items() if key in deltas}, scanned
+
+    async def _scan(
+        self, months: list[tuple[str, int]], after: dict[str, int], store: Any
+    ) -> Scanned:
+        """Per (entity, month), its periods with a fact up to the entity's new watermark."""
+        scanned: Scanned = []
+        grains = self.plan.grains
+        for start in range(0, len(months), self._query_keys):
+            part = months[start : start + self._query_keys]
+            watermarks = {entity: after[entity] for entity, _ in part}
+            sql = self._compiler.stored_periods(grains, part, watermarks)
+            # A month without any fact up to the watermark has no row: it is recorded empty.
+            found: dict[tuple[str, int], dict[str, Sequence[int]]] = {key: {} for key in part}
+            for entity, month, *starts in await store.query("stored periods", sql):
+                found[(entity, int(month))] = dict(zip(grains, starts, strict=True))
+            scanned += [(entity, month, periods) for (entity, month), periods in found.items()]
+        return scanned
 
     async def _deltas(
         self, touched: dict[Subject, set[int]], before: dict[str, int], after: dict[str, int]

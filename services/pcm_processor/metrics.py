@@ -93,6 +93,12 @@ PROCESSOR_KPI_STATE_BUILDS = Counter(
     "a start, a rebalance or an eviction).",
     ["grain"],
 )
+PROCESSOR_KPI_STATES_STARTED_EMPTY = Counter(
+    "pcm_processor_kpi_states_started_empty_total",
+    "Periods not held whose incremental KPI state started from the batch alone, without a "
+    "build: an entity's new hour or day, with no fact before the batch.",
+    ["domain"],
+)
 PROCESSOR_KPI_STATE_SLICES = Gauge(
     "pcm_processor_kpi_state_slices",
     "Slices of incremental KPI state held in memory (bounded by processor_state_max_slices).",

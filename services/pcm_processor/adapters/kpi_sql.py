@@ -376,6 +376,30 @@ GROUP BY grain, entity_id, period, s_first, s_second
 HAVING {" OR ".join(f"d_{c} != 0" for c in columns)}
 """
 
+    def stored_periods(
+        self,
+        grains: Sequence[str],
+        months: Sequence[tuple[str, int]],
+        watermarks: Mapping[str, int],
+    ) -> str:
+        """The periods of each grain (columns in ``grains`` order, arrays of starts) with a fact
+        up to the entity's watermark, per (entity, month) of ``months``. Every stored fact
+        counts, whether or not a KPI filters it: a period with only such facts is built, which
+        is exact, only not needed. Reads the sorting key and the bucket columns only."""
+        entities = literals(sorted({entity for entity, _ in months}))
+        starts = literals(sorted({month for _, month in months}))
+        pairs = ", ".join(f"({literal(entity)}, {month})" for entity, month in months)
+        bound = _bound_of({entity: offset + 1 for entity, offset in watermarks.items()})
+        periods = ", ".join(
+            f"groupUniqArray(toUInt32({BUCKET_COLUMNS[grain]}))" for grain in grains
+        )
+        return (
+            f"SELECT entity_id, toUInt32(month_start) AS month, {periods} FROM {self.table} "
+            f"WHERE entity_id IN ({entities}) AND month_start IN ({starts}) "
+            f"AND (entity_id, toUInt32(month_start)) IN ({pairs}) AND kafka_offset < {bound} "
+            "GROUP BY entity_id, month"
+        )
+
     def _subjects_anywhere(self, subjects: Iterable[tuple[str, str]]) -> str:
         """WHERE clause of every fact of the subjects, in any period.
 

@@ -20,6 +20,8 @@ from collections import OrderedDict
 from collections.abc import Mapping, MutableSequence, Sequence
 from dataclasses import dataclass
 
+from pcm_processor.domain.buckets import GRAINS
+
 Slice = tuple[str, str]
 """(channel, service_id); ``""`` is "all"."""
 Vector = MutableSequence[int]
@@ -55,6 +57,8 @@ class StateStore:
         self._periods: OrderedDict[PeriodKey, dict[Slice, Vector]] = OrderedDict()
         self._watermarks: dict[str, int] = {}
         self._slices = 0
+        self.stored = StoredPeriods(GRAINS)
+        """Which periods hold facts up to each entity's watermark: dropped with the watermarks."""
         self.epoch = 0
         """Changes when everything is dropped (partitions reassigned): a flush that started
         before must not put what it computed."""
@@ -102,6 +106,7 @@ class StateStore:
         self._periods.clear()
         self._watermarks.clear()
         self._slices = 0
+        self.stored.reset()
         self.epoch += 1
 
     def evict(self) -> list[tuple[PeriodKey, dict[Slice, Vector]]]:
@@ -113,3 +118,62 @@ class StateStore:
             self._slices -= len(slices)
             dropped.append((key, slices))
         return dropped
+
+
+_SLOT = 15 * 60
+"""Period starts of every grain fall on 15-minute UTC slots (see ``buckets``): a period's bit
+in its month's mask is its slot counted from the month's start."""
+
+
+class StoredPeriods:
+    """Per (entity, month) scanned, the periods that hold a fact up to the entity's watermark.
+
+    A period a batch touches for the first time is not held, and is built from its facts; but
+    the new hour or day of an entity that is already held has no fact before the batch, so its
+    state is exactly what the batch adds. The processor scans each entity's month once (the first
+    flush that touches it), then adds the periods of every batch it stores: a period whose bit is
+    off then needs no build. Bits only ever get set until ``reset``, so a set of bits covers, at
+    worst, more periods than hold facts (one build too many), never fewer. Held as one integer
+    mask per grain (a month's hours in 3 KB of bits, not 744 Python integers); the oldest months
+    are forgotten beyond ``limit`` (a forgotten month is scanned again when touched).
+    """
+
+    def __init__(self, grains: Sequence[str], limit: int = 20_000) -> None:
+        self._grains = {grain: index for index, grain in enumerate(grains)}
+        self._limit = limit
+        self._masks: dict[tuple[str, int], list[int]] = {}
+
+    def scanned(self, entity_id: str, month_start: int) -> bool:
+        return (entity_id, month_start) in self._masks
+
+    def without_facts(self, key: PeriodKey, month_start: int) -> bool:
+        """Whether the period surely holds no fact up to its entity's watermark."""
+        masks = self._masks.get((key.entity_id, month_start))
+        if masks is None:
+            return False
+        return not masks[self._grains[key.grain]] >> _position(key.period_start, month_start) & 1
+
+    def record(
+        self, entity_id: str, month_start: int, periods: Mapping[str, Sequence[int]]
+    ) -> None:
+        """A scan's result: per grain, the periods with a fact (a grain left out has none)."""
+        masks = [0] * len(self._grains)
+        for grain, starts in periods.items():
+            for start in starts:
+                masks[self._grains[grain]] |= 1 << _position(start, month_start)
+        self._masks[(entity_id, month_start)] = masks
+        while len(self._masks) > self._limit:
+            del self._masks[next(iter(self._masks))]
+
+    def add(self, key: PeriodKey, month_start: int) -> None:
+        """A period that now holds a fact (a stored batch's), if its month was scanned."""
+        masks = self._masks.get((key.entity_id, month_start))
+        if masks is not None:
+            masks[self._grains[key.grain]] |= 1 << _position(key.period_start, month_start)
+
+    def reset(self) -> None:
+        self._masks.clear()
+
+
+def _position(period_start: int, month_start: int) -> int:
+    return (period_start - month_start) // _SLOT
