@@ -1,4 +1,5 @@
-"""Which periods hold facts (``StoredPeriods``): what lets a new hour skip its build."""
+"""KPI states held in memory: which periods are dropped first, and which hold facts
+(``StoredPeriods``, what lets a new hour skip its build)."""
 
 from __future__ import annotations
 
@@ -51,3 +52,18 @@ def test_dropping_the_states_drops_what_was_scanned() -> None:
     states.stored.record("RENIEC", MONTH, {})
     states.reset()
     assert not states.stored.scanned("RENIEC", MONTH)
+
+
+def test_past_hours_are_dropped_before_any_day_or_month() -> None:
+    states = StateStore(max_slices=4)
+    month = PeriodKey("RENIEC", "MONTH", MONTH)
+    day = PeriodKey("RENIEC", "DAY", DAY)
+    nine, ten = PeriodKey("RENIEC", "HOUR", NINE), PeriodKey("RENIEC", "HOUR", TEN)
+    for key in (month, day, nine, ten):
+        states.put(key, {("", ""): [1, 1]})
+    states.apply(nine, ("", ""), [1, 1])  # nine touched last: ten is the older hour now
+    states.put(PeriodKey("SUNAT", "MONTH", MONTH), {("", ""): [1, 1]})
+    assert [key for key, _ in states.evict()] == [ten]
+    states.max_slices = 2
+    assert [key for key, _ in states.evict()] == [nine, day]
+    assert month in states and PeriodKey("SUNAT", "MONTH", MONTH) in states
