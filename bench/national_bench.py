@@ -1160,6 +1160,11 @@ def processor_stats(process: ProcessorProcess) -> str:
     read = metric_value(page, "pcm_processor_query_rows_read_sum", deltas)
     per_delta = read / (metric_value(page, "pcm_processor_query_rows_read_count", deltas) or 1)
     kpi_rows = metric_value(page, "pcm_processor_kpi_rows_total")
+    built = "/".join(
+        f"{metric_value(page, 'pcm_processor_kpi_state_builds_total', {'grain': g}):,.0f}"
+        for g in GRAINS
+    )
+    started_empty = metric_value(page, "pcm_processor_kpi_states_started_empty_total", attention)
     return (
         f"mean batch {size:,.0f} events, fact insert "
         f"{mean_ms('pcm_processor_insert_seconds', table='attention_events')} ms, KPI recompute "
@@ -1167,7 +1172,8 @@ def processor_stats(process: ProcessorProcess) -> str:
         f"states built, when any: {build} ms), "
         f"dead letters {metric_value(page, 'pcm_processor_dead_letter_total'):,.0f}, "
         f"state slices held {metric_value(page, 'pcm_processor_kpi_state_slices'):,.0f}, "
-        f"periods built {metric_value(page, 'pcm_processor_kpi_state_builds_total'):,.0f}, "
+        f"periods built {metric_value(page, 'pcm_processor_kpi_state_builds_total'):,.0f} "
+        f"(H/D/M {built}; started empty, without a build: {started_empty:,.0f}), "
         f"facts read per delta {per_delta:,.0f} ({read / events:,.1f} per event stored), "
         f"KPI rows written per event {kpi_rows / events:,.1f}"
     )

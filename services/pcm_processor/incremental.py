@@ -11,9 +11,11 @@ subject's other facts, all inside the same SQL as ``recompute``). ClickHouse sub
 sides itself and returns only the slices that moved.
 
 A period the process does not hold (after a start, a rebalance or an eviction) is built from its
-facts up to the new watermark instead, once; from then on it follows the batches. The touched
-rows say which periods they fall in, so those builds run on a second connection while the delta
-query runs (a subject-wide lookup's other periods are built after it). Replays change
+facts up to the new watermark instead, once; from then on it follows the batches. A period with
+no fact stored before the batch (an entity's new hour or day, which a backlog brings by the tens
+of thousands) needs no build: its state is the delta alone (``StoredPeriods`` says which). The
+touched rows say which periods they fall in, so the scans and builds run on a second connection
+while the delta query runs (a subject-wide lookup's other periods are built after it). Replays change
 nothing: a replayed message is at or below the watermark of a state built after it was stored,
 and the states are only ever a cache of the facts.
 
@@ -35,9 +37,16 @@ from typing import Any
 from pcm_common.domains import Row
 
 from pcm_processor.adapters.kpi_sql import SqlCompiler
-from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
+from pcm_processor.domain.buckets import BUCKET_COLUMNS, GRAINS, BucketClock
 from pcm_processor.domain.kpis import ALL, KpiPlan, KpiRow, SliceKey, kpi_version
-from pcm_processor.domain.states import PeriodKey, Slice, StateStore, Vector, packed
+from pcm_processor.domain.states import (
+    PeriodKey,
+    Slice,
+    StateStore,
+    StoredPeriods,
+    Vector,
+    packed,
+)
 from pcm_processor.metrics import (
     PROCESSOR_KPI_BUILD_SECONDS,
     PROCESSOR_KPI_DELTA_SECONDS,
@@ -49,12 +58,11 @@ from pcm_processor.metrics import (
 Subject = tuple[str, str]  # (entity, subject id)
 Delta = dict[Slice, Vector]  # per slice that moved: side 1 minus side 0
 Versioned = Iterable[tuple[KpiRow, int]]
-Scanned = list[tuple[str, int, dict[str, Sequence[int]]]]
-"""Per (entity, month) scanned, the starts of its periods with a fact, per grain."""
 Moved = frozenset[int] | None
 """Positions of the aggregates that changed in a slice; ``ALL_KPIS``: write every KPI."""
 ALL_KPIS: Moved = None
 ENTITY_LEVEL: Slice = (ALL, ALL)
+_NO_OFFSET = 1 << 63
 Changed = dict[PeriodKey, dict[Slice, Moved] | None]
 """Per period, what moved in each slice; None: a period built, every slice and KPI."""
 Gathered = dict[PeriodKey, tuple[int, list[tuple[Slice, Vector, Moved]]]]
@@ -99,6 +107,7 @@ class IncrementalKpis:
         """(entity, grain, period start) of the touched rows: the periods a delta will return,
         but for a subject-wide lookup's other periods."""
         self._newest: dict[str, int] = {}
+        self._oldest: dict[str, int] = {}
         self._deferred: dict[PeriodKey, dict[Slice, Moved]] = {}
         self._set_aside: Gathered = {}
         """Deferred slices of periods no longer held (evicted, reassigned), as they were."""
@@ -118,7 +127,8 @@ class IncrementalKpis:
         return bool(self._deferred or self._set_aside)
 
     def touch(self, rows: Sequence[Row]) -> None:
-        """Remember the subjects a stored batch touched, and each entity's newest offset."""
+        """Remember the subjects a stored batch touched, and each entity's oldest and newest
+        offset."""
         periods = self._periods
         for row in rows:
             entity = row[self._entity]
@@ -128,20 +138,25 @@ class IncrementalKpis:
             offset = row[self._offset]
             if offset > self._newest.get(entity, -1):
                 self._newest[entity] = offset
+            if offset < self._oldest.get(entity, _NO_OFFSET):
+                self._oldest[entity] = offset
 
     async def flush(self, computed_at: int) -> Versioned:
         """Bring every touched state up to the batch; the KPI rows of what changed."""
         touched, self._touched = self._touched, {}
         after, self._newest = self._newest, {}
+        oldest, self._oldest = self._oldest, {}
         periods, self._periods = self._periods, set()
         if not touched:
             return []
         states = self._states
         epoch = states.epoch
         before = {e: w for e in after if (w := states.watermark(e)) is not None}
-        fresh = self._fresh(periods, before)
-        deltas, built, scanned = await self._deltas_and_builds(
-            touched, before, after, periods, fresh
+        # Facts stored before the batch: up to the watermark, or for an entity not held, before
+        # its oldest row in the batch (every later fact of it up to ``after`` is in the batch).
+        since = {e: before[e] + 1 if e in before else oldest[e] for e in after}
+        deltas, built, scanned, fresh = await self._deltas_and_builds(
+            touched, before, after, since, periods
         )
         if states.epoch != epoch:
             before = {}  # reassigned meanwhile: nothing held is current, build everything
@@ -152,29 +167,42 @@ class IncrementalKpis:
             if key in built:
                 continue
             if key in fresh:
-                states.put(key, {})  # no fact up to the old watermark: the delta is all of it
-            if key.entity_id in before and key in states:
-                held = states.get(key)
-                # A slice new to the state gets every KPI (a count of nothing is a 0 row).
-                changed[key] = {
-                    slice_: _moved(difference) if slice_ in held else ALL_KPIS
-                    for slice_, difference in slices.items()
-                }
-                for slice_, difference in slices.items():
-                    states.apply(key, slice_, difference)
-            else:
+                # No fact before the batch: the delta (side 0 holds nothing then) is all of it.
+                states.put(key, {})
+            elif key.entity_id not in before or key not in states:
                 missing.append(key)
+                continue
+            held = states.get(key)
+            # A slice new to the state gets every KPI (a count of nothing is a 0 row).
+            changed[key] = {
+                slice_: _moved(difference) if slice_ in held else ALL_KPIS
+                for slice_, difference in slices.items()
+            }
+            for slice_, difference in slices.items():
+                states.apply(key, slice_, difference)
         built.update(await self._build(missing, after, self._store))
         if states.epoch != epoch:
             # The states are gone; what was built is still exact at ``after``: publish it.
-            every = {k: _gathered(vs, dict.fromkeys(vs, ALL_KPIS)) for k, vs in built.items()}
+            every = {
+                k: _gathered(vs, dict.fromkeys(vs, ALL_KPIS))
+                for k, vs in built.items()
+                if k in deltas
+            }
             return self._finalized(every, computed_at)
+        # Every touched period is held from now on, those without a delta row too (the batch's
+        # rows in them are ones the KPIs filter out, so none of their KPIs moved): the period's
+        # next batch then finds it held, not built again.
         for key, vectors in built.items():
             states.put(key, vectors)
-            changed[key] = None
+            if key in deltas:
+                changed[key] = None
+        for key in fresh.difference(deltas):
+            states.put(key, {})
         for entity, offset in after.items():
             states.advance(entity, offset)
-        self._remember_stored(scanned, periods)
+        states.stored.update(scanned)
+        for entity, grain, period in periods:
+            states.stored.add(PeriodKey(entity, grain, period), self._month_of(period))
         # Gathered before the eviction below, which cannot lose them; the rows are made as they
         # are read, so a flush over every entity never holds all its rows at once.
         now = {
@@ -224,15 +252,17 @@ class IncrementalKpis:
         """A period about to be dropped: its deferred slices as they are (no longer updated)."""
         self._set_aside[key] = _gathered(state, self._deferred.pop(key, {}))
 
-    def _fresh(self, periods: set[tuple[str, str, int]], before: dict[str, int]) -> set[PeriodKey]:
-        """The touched periods not held that surely have no fact up to their entity's watermark
-        (an entity's new hour or day): their state is the delta alone, no build needed."""
+    def _fresh(self, periods: set[tuple[str, str, int]], scanned: StoredPeriods) -> set[PeriodKey]:
+        """The touched periods not held that surely have no fact stored before the batch (an
+        entity's new hour or day): their state is the delta alone, no build needed."""
         states = self._states
         fresh = set()
         for entity, grain, period in periods:
-            if entity in before:
-                key = PeriodKey(entity, grain, period)
-                if key not in states and states.stored.without_facts(key, self._month_of(period)):
+            key = PeriodKey(entity, grain, period)
+            if key not in states:
+                month = self._month_of(period)
+                known = scanned if scanned.scanned(entity, month) else states.stored
+                if known.without_facts(key, month):
                     fresh.add(key)
         if fresh:
             PROCESSOR_KPI_STATES_STARTED_EMPTY.labels(self.plan.domain.name).inc(len(fresh))
@@ -241,27 +271,19 @@ class IncrementalKpis:
     def _month_of(self, period_start: int) -> int:
         return self._clock.buckets(period_start).month_start
 
-    def _remember_stored(self, scanned: Scanned, periods: set[tuple[str, str, int]]) -> None:
-        """The periods with facts now, up to the new watermarks: the months scanned in this
-        flush, and the periods of its rows in the months scanned before."""
-        stored = self._states.stored
-        for entity, month, found in scanned:
-            stored.record(entity, month, found)
-        for entity, grain, period in periods:
-            stored.add(PeriodKey(entity, grain, period), self._month_of(period))
-
     async def _deltas_and_builds(
         self,
         touched: dict[Subject, set[int]],
         before: dict[str, int],
         after: dict[str, int],
+        since: dict[str, int],
         periods: set[tuple[str, str, int]],
-        fresh: set[PeriodKey],
-    ) -> tuple[dict[PeriodKey, Delta], dict[PeriodKey, dict[Slice, Vector]], Scanned]:
-        """The deltas, and with a second connection the states of the touched periods not held
-        (but the fresh ones), built at the same time, then the scans of the touched months not
-        scanned yet. Of the built states, only the periods the deltas show are kept (a row the
-        KPIs filter out gives no delta row: its period needs no state)."""
+    ) -> tuple[
+        dict[PeriodKey, Delta], dict[PeriodKey, dict[Slice, Vector]], StoredPeriods, set[PeriodKey]
+    ]:
+        """The deltas and, on a second connection at the same time: the periods with facts
+        stored before the batch, of the touched months not scanned yet; then the states of the
+        touched periods not held that have such facts (the others are fresh)."""
         stored = self._states.stored
         unscanned = sorted(
             {
@@ -271,40 +293,46 @@ class IncrementalKpis:
             }
         )
         if self._build_store is None:
-            deltas = await self._deltas(touched, before, after)
-            return deltas, {}, await self._scan(unscanned, after, self._store)
+            scanned = await self._scan(unscanned, since, self._store)
+            fresh = self._fresh(periods, scanned)
+            return await self._deltas(touched, before, after), {}, scanned, fresh
         states = self._states
-        unheld = [
-            key
-            for key in (PeriodKey(*period) for period in periods)
-            if (key.entity_id not in before or key not in states) and key not in fresh
-        ]
 
-        async def build_then_scan() -> tuple[dict[PeriodKey, dict[Slice, Vector]], Scanned]:
+        async def scan_then_build() -> tuple[
+            StoredPeriods, set[PeriodKey], dict[PeriodKey, dict[Slice, Vector]]
+        ]:
             assert self._build_store is not None
-            built = await self._build(unheld, after, self._build_store)
-            return built, await self._scan(unscanned, after, self._build_store)
+            scanned = await self._scan(unscanned, since, self._build_store)
+            fresh = self._fresh(periods, scanned)
+            unheld = [
+                key
+                for key in (PeriodKey(*period) for period in periods)
+                if (key.entity_id not in before or key not in states) and key not in fresh
+            ]
+            return scanned, fresh, await self._build(unheld, after, self._build_store)
 
-        deltas, (built, scanned) = await asyncio.gather(
-            self._deltas(touched, before, after), build_then_scan()
+        deltas, (scanned, fresh, built) = await asyncio.gather(
+            self._deltas(touched, before, after), scan_then_build()
         )
-        return deltas, {key: state for key, state in built.items() if key in deltas}, scanned
+        return deltas, built, scanned, fresh
 
     async def _scan(
-        self, months: list[tuple[str, int]], after: dict[str, int], store: Any
-    ) -> Scanned:
-        """Per (entity, month), its periods with a fact up to the entity's new watermark."""
-        scanned: Scanned = []
+        self, months: list[tuple[str, int]], since: dict[str, int], store: Any
+    ) -> StoredPeriods:
+        """Per (entity, month), its periods with a fact stored before the batch (a Kafka
+        offset below ``since``)."""
+        scanned = StoredPeriods(GRAINS)
         grains = self.plan.grains
         for start in range(0, len(months), self._query_keys):
             part = months[start : start + self._query_keys]
-            watermarks = {entity: after[entity] for entity, _ in part}
-            sql = self._compiler.stored_periods(grains, part, watermarks)
-            # A month without any fact up to the watermark has no row: it is recorded empty.
+            bounds = {entity: since[entity] - 1 for entity, _ in part}
+            sql = self._compiler.stored_periods(grains, part, bounds)
+            # A month without any fact before the batch has no row: it is recorded empty.
             found: dict[tuple[str, int], dict[str, Sequence[int]]] = {key: {} for key in part}
             for entity, month, *starts in await store.query("stored periods", sql):
                 found[(entity, int(month))] = dict(zip(grains, starts, strict=True))
-            scanned += [(entity, month, periods) for (entity, month), periods in found.items()]
+            for (entity, month), periods in found.items():
+                scanned.record(entity, month, periods)
         return scanned
 
     async def _deltas(

@@ -142,14 +142,15 @@ in its month's mask is its slot counted from the month's start."""
 class StoredPeriods:
     """Per (entity, month) scanned, the periods that hold a fact up to the entity's watermark.
 
-    A period a batch touches for the first time is not held, and is built from its facts; but
-    the new hour or day of an entity that is already held has no fact before the batch, so its
-    state is exactly what the batch adds. The processor scans each entity's month once (the first
-    flush that touches it), then adds the periods of every batch it stores: a period whose bit is
-    off then needs no build. Bits only ever get set until ``reset``, so a set of bits covers, at
-    worst, more periods than hold facts (one build too many), never fewer. Held as one integer
-    mask per grain (a month's hours in 3 KB of bits, not 744 Python integers); the oldest months
-    are forgotten beyond ``limit`` (a forgotten month is scanned again when touched).
+    A period a batch touches that is not held is built from its facts; but an entity's new hour
+    or day has no fact stored before the batch, so its state is exactly what the batch adds. A
+    flush scans each touched month it has not scanned yet for the periods with facts stored
+    before the batch (one light query per entity and month, instead of a build per new hour,
+    each of which reads the entity's whole month), then adds the periods of every batch it
+    stores: a period whose bit is off needs no build. Bits only ever get set until ``reset``,
+    so they cover, at worst, more periods than hold facts (one build too many), never fewer.
+    Held as one integer mask per grain (a month's hours in 3 KB of bits, not 744 Python
+    integers); the oldest months are forgotten beyond ``limit`` (scanned again when touched).
     """
 
     def __init__(self, grains: Sequence[str], limit: int = 20_000) -> None:
@@ -176,6 +177,15 @@ class StoredPeriods:
             for start in starts:
                 masks[self._grains[grain]] |= 1 << _position(start, month_start)
         self._masks[(entity_id, month_start)] = masks
+        self._forget_oldest()
+
+    def update(self, other: StoredPeriods) -> None:
+        """The months ``other`` scanned, as it found them."""
+        for (entity_id, month_start), masks in other._masks.items():
+            self._masks[(entity_id, month_start)] = list(masks)
+        self._forget_oldest()
+
+    def _forget_oldest(self) -> None:
         while len(self._masks) > self._limit:
             del self._masks[next(iter(self._masks))]
 
