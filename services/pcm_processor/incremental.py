@@ -15,9 +15,9 @@ facts up to the new watermark instead, once; from then on it follows the batches
 no fact stored before the batch (an entity's new hour or day, which a backlog brings by the tens
 of thousands) needs no build: its state is the delta alone (``StoredPeriods`` says which). The
 touched rows say which periods they fall in, so the scans and builds run on a second connection
-while the delta query runs (a subject-wide lookup's other periods are built after it). Replays change
-nothing: a replayed message is at or below the watermark of a state built after it was stored,
-and the states are only ever a cache of the facts.
+while the delta query runs (a subject-wide lookup's other periods are built after it). Replays
+change nothing: a replayed message is at or below the watermark of a state built after it was
+stored, and the states are only ever a cache of the facts.
 
 A flush writes the entity-level values (all channels, all services: what the KPI topic carries
 and the national benchmark reads) at once. The channel and service slices that moved are
@@ -154,7 +154,9 @@ class IncrementalKpis:
         before = {e: w for e in after if (w := states.watermark(e)) is not None}
         # Facts stored before the batch: up to the watermark, or for an entity not held, before
         # its oldest row in the batch (every later fact of it up to ``after`` is in the batch).
-        since = {e: before[e] + 1 if e in before else oldest[e] for e in after}
+        # Offset 0 counts as before in any case: history loaded straight into ClickHouse (the
+        # national bench's year) is stored there, and scanning a fact of the batch too is safe.
+        since = {e: before[e] + 1 if e in before else max(oldest[e], 1) for e in after}
         deltas, built, scanned, fresh = await self._deltas_and_builds(
             touched, before, after, since, periods
         )

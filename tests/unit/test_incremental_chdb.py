@@ -18,7 +18,7 @@ import pytest
 from pcm_common.catalogues import Catalogues
 from pcm_common.clickhouse.migrate import migrate
 from pcm_processor.adapters.kpi_sql import TOUCHED, TOUCHED_STRUCTURE, SqlCompiler, Touched, literal
-from pcm_processor.domain.buckets import BucketClock
+from pcm_processor.domain.buckets import BUCKET_COLUMNS, BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Position, Row
 from pcm_processor.domain.kpis import KpiPlan, KpiRow, build_plan
 from pcm_processor.domain.reference import reference_kpis
@@ -181,6 +181,40 @@ def test_batches_with_a_crash_replay_and_evictions_give_the_reference(
     assert f"build {finest}" in builds.queries and "stored periods" in builds.queries
     assert _states_started_empty(domain) > started_empty
     assert_same(reference_kpis(plan, rows), last_values([first, second]))
+
+
+def test_history_loaded_at_offset_zero_counts_before_the_first_message(
+    engine: ChdbExecutor, catalogues: Catalogues
+) -> None:
+    """Facts loaded straight into ClickHouse at offset 0 (a backfill of history, as the
+    national bench loads its year) are in the state of a process whose first message of the
+    entity is at offset 0 too."""
+    database = "inc_backfill"
+    migrate(engine, database)
+    store = ChdbStore(engine, database)
+    plan, _ = build_plan(ATTENTION, catalogues).split()
+    rows = messages(catalogues, ATTENTION, seed=7)  # from Jan 31, 20:00, offsets from 0
+    generator = Generator(catalogues, seed=7, entities=4, run_id="inc-history")  # same entities
+    produced = generator.stream(ATTENTION.name, 100, local_time(2025, 1, 31, 8), 12 * 3600)
+    ctx = MappingContext(CatalogueView.of(catalogues), CLOCK)
+    history = [ATTENTION.map(p.envelope, Position(0, 0), ctx) for p in produced]
+    store.insert(ATTENTION, history)
+    process = Process(plan, store, max_slices=10_000)
+    process.consume(rows, 1_741_600_000)
+    process.commit(1_741_600_000)
+    # The periods of the live rows, which hold history too (January's day and month).
+    touched = {
+        (row[0], grain, row[ATTENTION.index(BUCKET_COLUMNS[grain])])
+        for row in rows
+        for grain in plan.grains
+    }
+    expected = {
+        key: row
+        for key, row in reference_kpis(plan, history + rows).items()
+        if (key[0], key[2], key[3]) in touched
+    }
+    assert expected != reference_kpis(plan, rows)
+    assert_same(expected, last_values([process]))
 
 
 def _states_started_empty(domain: FactDomain) -> float:
