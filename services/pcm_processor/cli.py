@@ -9,8 +9,6 @@ pcm-processor recompute --from 2026-01-01   # every stored KPI since then, under
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
 import datetime as dt
 import gc
 import logging
@@ -54,7 +52,6 @@ def prepare(settings: ProcessorSettings) -> None:
 
 
 def run_worker(settings: ProcessorSettings, catalogues: Catalogues) -> None:
-    limit_malloc_arenas(settings.processor_malloc_arenas)
     prepare(settings)
     if settings.processor_metrics_port:
         serve_metrics(settings.processor_metrics_port, settings.metrics_host)
@@ -75,24 +72,6 @@ def run_worker(settings: ProcessorSettings, catalogues: Catalogues) -> None:
         override_logging=False,  # keep the platform's structured logging
     )
     worker.execute_from_commandline()
-
-
-_M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
-
-
-def limit_malloc_arenas(arenas: int) -> None:
-    """At most ``arenas`` glibc heaps (``processor_malloc_arenas``). glibc gives each thread that
-    allocates beside another its own heap, up to eight per core, and keeps what is freed in each
-    of them: the flushes' rows and the inserts' columns, made on the loop and on executor
-    threads, left the processor's memory 60 MB higher in one national run. Nothing to do on
-    another C library (musl has no such arenas)."""
-    if arenas <= 0:
-        return
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_ARENA_MAX, arenas)
 
 
 def tune_garbage_collector(threshold: int) -> None:

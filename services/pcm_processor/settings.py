@@ -73,11 +73,6 @@ class ProcessorSettings(Settings):
         "start (catalogues, plans) are frozen out of the collections too. 0 keeps Python's "
         "defaults.",
     )
-    processor_malloc_arenas: int = Field(
-        2,
-        description="Most glibc malloc arenas (heaps) of the processor process; glibc's default "
-        "is eight per core, each keeping what its threads freed. 0 keeps glibc's default.",
-    )
     processor_flush_tick_s: float = Field(
         0.25, description="How often an idle processor checks for KPIs left to recompute."
     )
