@@ -23,7 +23,8 @@ a synthetic national registry (`pcm_testkit.national`, through PCM_CATALOGUE_DIR
 8. a chart of event -> KPI p50/p95 per grain, rate and engine: bench/results/national.svg.
 
 Targets (issue 10): p95 <= 2 s for HOUR and DAY at 10,000 events/s, MONTH <= 60 s; backlog
->= 20,000 events/s per process; RSS <= 500 MB; facts path >= 0.6x the minimal consumer.
+until KPIs current >= 20,000 events/s per process; RSS <= 500 MB; facts path >= 0.6x the
+minimal consumer.
 `--quick` is a smoke run (300 entities, 3 days of history, 10 s per rate).
 """
 
@@ -1258,12 +1259,12 @@ def print_engine(result: EngineResult) -> None:
     tag, backlog = f"[{result.engine}]", result.backlog
     print(
         f"{tag} backlog facts     {backlog.facts_per_s:>10,.0f} events/s into ClickHouse "
-        f"({backlog.events:,} events; target >= {TARGET_BACKLOG:,} per process: "
-        f"{verdict(backlog.facts_per_s >= TARGET_BACKLOG)})"
+        f"({backlog.events:,} events)"
     )
     print(
         f"{tag} until KPIs current {backlog.current_per_s:>9,.0f} events/s "
-        "(until the consumer group had no lag)"
+        f"(until the consumer group had no lag; target >= {TARGET_BACKLOG:,} per process: "
+        f"{verdict(backlog.current_per_s >= TARGET_BACKLOG)})"
     )
     print(
         f"{tag} processor CPU     {backlog.cpu_facts_ms:>10.1f} ms per 1,000 events (facts path; "

@@ -43,7 +43,9 @@ def _national() -> list[Target]:
     for engine in ("incremental", "recompute"):
         name = f"national {engine}"
         found += [
-            Target(f"{name} backlog", ">=", 20_000, 10, f"{_NATIONAL}: per process"),
+            # The figure: the backlog's events over the time until KPIs are current,
+            # not only until its facts are stored.
+            Target(f"{name} until KPIs current", ">=", 20_000, 10, f"{_NATIONAL}: per process"),
             Target(f"{name} peak RSS", "<=", 500, 10, _NATIONAL),
             Target(f"{name} HOUR p95 @10,000/s", "<=", 2, 10, _NATIONAL),
             Target(f"{name} DAY p95 @10,000/s", "<=", 2, 10, _NATIONAL),
