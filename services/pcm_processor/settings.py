@@ -61,8 +61,8 @@ class ProcessorSettings(Settings):
     processor_state_max_slices: int = Field(
         400_000,
         description="Most KPI state slices (entity, grain, period, channel, service) held in "
-        "memory per domain; the least recently touched periods are dropped beyond it and "
-        "rebuilt from the facts if touched again.",
+        "memory per domain; beyond it the least recently touched periods are dropped, the "
+        "finest grain's first, and rebuilt from the facts if touched again.",
     )
     processor_gc_threshold: int = Field(
         50_000,
