@@ -40,21 +40,23 @@ have npm || missing+=(npm)
 have chromium || missing+=(chromium)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
-# The gRPC services listen on fixed ports 50051-50055 (the tests' own up to 50099), inside
-# Linux's default ephemeral range (32768-60999): any process's outgoing connection can take one of
-# them for a while, and a service started then fails ("Failed to bind to address"; a CI run lost
-# the demo's complaints and surveys servers that way). Reserved for listeners (until reboot; add
+# The gRPC services listen on fixed ports 50051-50055 (the tests' own up to 50099; the soak's,
+# shifted by its offset of 10,000, 60051-60099), inside Linux's default ephemeral range
+# (32768-60999): any process's outgoing connection can take one of them for a while, and a
+# service started then fails ("Failed to bind to address"; CI runs lost the demo's and the soak's
+# complaints and surveys servers that way). Reserved for listeners (until reboot; add
 # net.ipv4.ip_local_reserved_ports to /etc/sysctl.d to keep it).
 reserved_file=/proc/sys/net/ipv4/ip_local_reserved_ports
-platform_ports=50051-50099
-reserved=$(cat "$reserved_file" 2>/dev/null || true)
-if [[ -e $reserved_file && ",$reserved," != *",$platform_ports,"* ]]; then
-  if echo "${reserved:+$reserved,}$platform_ports" | "${SUDO[@]}" tee "$reserved_file" >/dev/null; then
-    echo "install_system: ports $platform_ports reserved from the ephemeral range"
-  else
-    echo "install_system: warning: could not reserve ports $platform_ports" >&2
+for platform_ports in 50051-50099 60051-60099; do
+  reserved=$(cat "$reserved_file" 2>/dev/null || true)
+  if [[ -e $reserved_file && ",$reserved," != *",$platform_ports,"* ]]; then
+    if echo "${reserved:+$reserved,}$platform_ports" | "${SUDO[@]}" tee "$reserved_file" >/dev/null; then
+      echo "install_system: ports $platform_ports reserved from the ephemeral range"
+    else
+      echo "install_system: warning: could not reserve ports $platform_ports" >&2
+    fi
   fi
-fi
+done
 
 if [[ ${#missing[@]} -eq 0 ]]; then
   echo "install_system: all system packages present"
