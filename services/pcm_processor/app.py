@@ -96,9 +96,9 @@ class DomainRunner:
         self._max_events = max_events
         self._max_seconds = max_seconds
         self._queued = queued
-        self._queue: asyncio.Queue[list[Inbound]] | None = None
+        self._queue: asyncio.Queue[tuple[int, list[Inbound]]] | None = None
 
-    def _inbox(self) -> asyncio.Queue[list[Inbound]]:
+    def _inbox(self) -> asyncio.Queue[tuple[int, list[Inbound]]]:
         if self._queue is None:
             self._queue = asyncio.Queue(maxsize=self._queued)
         return self._queue
@@ -106,40 +106,60 @@ class DomainRunner:
     async def submit_messages(self, messages: list[Any]) -> None:
         """Batch delivery: faust ``Message`` objects straight from the consumer's fetch."""
         await self._inbox().put(
-            [Inbound(m.topic, m.partition, m.offset, m.key, m.value, m) for m in messages]
+            (
+                self.pipeline.generation,
+                [Inbound(m.topic, m.partition, m.offset, m.key, m.value, m) for m in messages],
+            )
         )
 
     async def submit_events(self, events: Sequence[Any]) -> None:
         """Stream delivery: faust ``Event`` objects from ``noack_take``."""
         await self._inbox().put(
-            [
-                Inbound(
-                    e.message.topic,
-                    e.message.partition,
-                    e.message.offset,
-                    e.message.key,
-                    e.message.value,
-                    e,
-                )
-                for e in events
-            ]
+            (
+                self.pipeline.generation,
+                [
+                    Inbound(
+                        e.message.topic,
+                        e.message.partition,
+                        e.message.offset,
+                        e.message.key,
+                        e.message.value,
+                        e,
+                    )
+                    for e in events
+                ],
+            )
         )
 
     async def run(self) -> None:
         """The storing loop (a faust task): take, accumulate up to a full batch, store it."""
         inbox = self._inbox()
         while True:
-            batch = await inbox.get()
+            generation, batch = await self._current(inbox)
             deadline = time.monotonic() + self._max_seconds
             while len(batch) < self._max_events:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 try:
-                    batch += await asyncio.wait_for(inbox.get(), remaining)
+                    later, more = await asyncio.wait_for(self._current(inbox), remaining)
                 except TimeoutError:
                     break
-            await self.pipeline.process(batch)
+                if later != generation:  # reassigned meanwhile: what was gathered comes again
+                    generation, batch = later, []
+                batch += more
+            if generation == self.pipeline.generation:
+                await self.pipeline.process(batch)
+
+    async def _current(
+        self, inbox: asyncio.Queue[tuple[int, list[Inbound]]]
+    ) -> tuple[int, list[Inbound]]:
+        """The next messages fetched under the current assignment: those fetched before a
+        reassignment are dropped, the consumer brings them again from the committed offsets."""
+        while True:
+            generation, messages = await inbox.get()
+            if generation == self.pipeline.generation:
+                return generation, messages
 
     async def flush_forever(self, tick_s: float) -> None:
         """The flushing loop (a faust task): flush KPIs when due, then ack what they cover."""

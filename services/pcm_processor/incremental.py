@@ -152,6 +152,11 @@ class IncrementalKpis:
         states = self._states
         epoch = states.epoch
         before = {e: w for e in after if (w := states.watermark(e)) is not None}
+        # Messages at or below the watermark are replays, already in the states (the runner
+        # drops batches of an earlier assignment, so this is a second guard). The watermark
+        # never moves back: the states hold every fact up to it, and a later delta from a lower
+        # one would add those facts again.
+        after = {e: max(newest, before.get(e, newest)) for e, newest in after.items()}
         # Facts stored before the batch: up to the watermark, or for an entity not held, before
         # its oldest row in the batch (every later fact of it up to ``after`` is in the batch).
         # Offset 0 counts as before in any case: history loaded straight into ClickHouse (the
@@ -243,7 +248,9 @@ class IncrementalKpis:
         return self._finalized(gathered, computed_at)
 
     def reset(self) -> None:
-        """Partitions reassigned: drop the states, keeping what the deferred slices were."""
+        """Partitions reassigned: drop the states, keeping what the deferred slices were, and
+        the subjects touched since the last flush (their messages come again)."""
+        self._touched, self._newest, self._oldest, self._periods = {}, {}, {}, set()
         for key in list(self._deferred):
             if key in self._states:
                 self._put_aside(key, self._states.get(key))

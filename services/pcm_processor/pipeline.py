@@ -248,6 +248,9 @@ class DomainPipeline:
         self._every_fact_counts = bool(derived)
         self._dirty: dict[str, dict[PeriodKey, int]] = {grain: {} for grain in self._grains}
         self._held: list[Inbound] = []
+        self.generation = 0
+        """Counts the partition assignments (``reset``): a batch fetched under an earlier one is
+        dropped; the consumer brings its messages again from the committed offsets."""
         self._awaiting: dict[tuple[str, int], int] = {}
         # Incremental rows need no such memory: a flush writes only KPIs whose inputs moved.
         self._term_values: LastValues[KpiKey, Measured] = LastValues(config.cache_limit)
@@ -289,7 +292,13 @@ class DomainPipeline:
         )
 
     async def process(self, batch: Sequence[Inbound]) -> None:
-        """Store one batch's facts and dead letters; its messages wait for the next flush."""
+        """Store one batch's facts and dead letters; its messages wait for the next flush.
+
+        A batch whose storing a reassignment interrupts is stored (the same facts again are
+        harmless) but not flushed: the consumer brings its messages again from the committed
+        offsets, and the incremental KPIs need each entity's messages of one assignment in
+        offset order, with no gap (see ``IncrementalKpis.flush``)."""
+        generation = self.generation
         rows: list[Row] = []
         dead: list[DeadLetter] = []
         newest = 0
@@ -310,8 +319,12 @@ class DomainPipeline:
             await self._outputs.dead_letter(dead)
             for item in dead:
                 PROCESSOR_DEAD_LETTER.labels(item.topic, item.reason).inc()
+        if self.generation != generation:
+            return
         self._mark_dirty(rows)
         await self._mark_subjects(rows)
+        if self.generation != generation:
+            return
         if self._incremental is not None:
             self._incremental.touch(rows)
         if self._terms is not None:
@@ -359,7 +372,10 @@ class DomainPipeline:
                         keys[(entity, starts[grain])] = month
 
     def reset(self) -> None:
-        """Partitions were reassigned: held KPI states and remembered values may be stale."""
+        """Partitions were reassigned: held KPI states and remembered values may be stale, and
+        the messages stored and not flushed yet come again from the committed offsets."""
+        self.generation += 1
+        self._held = []
         if self._incremental is not None:
             self._incremental.reset()
         self._term_values.clear()

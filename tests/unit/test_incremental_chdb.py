@@ -217,6 +217,34 @@ def test_history_loaded_at_offset_zero_counts_before_the_first_message(
     assert_same(expected, last_values([process]))
 
 
+def test_messages_brought_again_below_the_watermark_change_nothing(
+    engine: ChdbExecutor, catalogues: Catalogues
+) -> None:
+    """Messages of an entity brought again below its watermark: here, batches of an earlier
+    assignment flushed after the reset, then the same messages from the committed offset (the
+    runner now drops such batches; the engine must not depend on it). A flush must not move a
+    watermark back: the states hold the facts above it, which the next delta would add again
+    (the national fault test's doubled tickets)."""
+    database = "inc_redelivered"
+    migrate(engine, database)
+    store = ChdbStore(engine, database)
+    plan, _ = build_plan(ATTENTION, catalogues).split()
+    rows = messages(catalogues, ATTENTION, seed=13)
+    size = len(rows) // 10 + 1
+    batches = [rows[start : start + size] for start in range(0, len(rows), size)]
+    now = 1_741_600_000
+    process = Process(plan, store, max_slices=10_000)
+    for index, batch in enumerate(batches[:6]):
+        process.consume(batch, now)
+        if index < 3:
+            process.commit(now)
+    process.engine.reset()  # reassigned: the same partition, states dropped
+    for batch in batches[6:8] + batches[3:]:  # fetched before the reset, then from the commit
+        process.consume(batch, now + 5)
+    process.commit(now + 5)
+    assert_same(reference_kpis(plan, rows), last_values([process]))
+
+
 def _states_started_empty(domain: FactDomain) -> float:
     value = REGISTRY.get_sample_value(
         "pcm_processor_kpi_states_started_empty_total", {"domain": domain.name}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import time
 from array import array
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -13,9 +15,11 @@ from pcm.monitoring.v1 import common_pb2, envelope_pb2, kpi_pb2
 from pcm_common.catalogues import Catalogues
 from pcm_common.kafka.envelope import wrap
 from pcm_processor.adapters.clickhouse import ClickHouseStore
+from pcm_processor.adapters.faust_consumer import OffsetLedger
 from pcm_processor.adapters.kafka import SOURCE, dead_letter_record, kpi_envelope
 from pcm_processor.adapters.kpi_sql import SqlCompiler, Touched
 from pcm_processor.adapters.retry import retry_forever
+from pcm_processor.app import DomainRunner
 from pcm_processor.domain.buckets import BucketClock
 from pcm_processor.domain.facts import CatalogueView, MappingContext, Row
 from pcm_processor.domain.kpis import Agg, KpiRow, build_plan
@@ -459,3 +463,57 @@ def test_moved_aggregates_are_positions_after_n_events_and_shared_between_slices
     assert first == frozenset({1, 3})
     assert second is first  # one set per combination, however many slices moved that way
     assert _moved(array("q", [0, 0, 0, 0, 0])) == frozenset()
+
+
+class SlowInsertStore(FakeStore):
+    """Fact inserts suspend, as real ones do: a reassignment can come while one runs."""
+
+    async def insert_facts(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
+        await asyncio.sleep(0)
+        await super().insert_facts(table, columns, rows)
+
+
+def test_messages_stored_before_a_reassignment_are_not_flushed(catalogues: Catalogues) -> None:
+    """They come again from the committed offsets: neither those held nor a batch whose storing
+    the reassignment interrupted (stored all the same) are flushed or acknowledged."""
+    store = SlowInsertStore()
+    pipeline, _ = make(catalogues, store)
+
+    async def scenario() -> list[int]:
+        await pipeline.process([message(served("T1"), 1)])
+        storing = asyncio.ensure_future(pipeline.process([message(served("T2"), 2)]))
+        await asyncio.sleep(0)  # inside the insert
+        pipeline.reset()
+        await storing
+        assert not pipeline.flush_due()
+        await pipeline.process([message(served("T1"), 1)])  # from the committed offset
+        return acked(await pipeline.flush())
+
+    assert asyncio.run(scenario()) == [1]
+    assert len(store.facts) == 3
+
+
+def fetched(envelope: envelope_pb2.EventEnvelope, offset: int) -> SimpleNamespace:
+    """A message as the consumer hands a fetch to a batch sink."""
+    value = envelope.SerializeToString()
+    return SimpleNamespace(topic="t.attention", partition=2, offset=offset, key=b"R", value=value)
+
+
+def test_batches_fetched_before_a_reassignment_are_dropped(catalogues: Catalogues) -> None:
+    store = FakeStore()
+    pipeline, _ = make(catalogues, store)
+    runner = DomainRunner(pipeline, OffsetLedger(), lambda token: None, 10, 0.05)
+    offset = ATTENTION.index("kafka_offset")
+
+    async def scenario() -> list[int]:
+        await runner.submit_messages([fetched(served("T1"), 1)])
+        pipeline.reset()
+        await runner.submit_messages([fetched(served("T2"), 2)])
+        storing = asyncio.ensure_future(runner.run())
+        deadline = time.monotonic() + 5
+        while not store.facts and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        storing.cancel()
+        return [row[offset] for row in store.facts]
+
+    assert asyncio.run(scenario()) == [2]
