@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import time
 from array import array
 from collections.abc import Sequence
 from types import SimpleNamespace
@@ -465,25 +464,38 @@ def test_moved_aggregates_are_positions_after_n_events_and_shared_between_slices
     assert _moved(array("q", [0, 0, 0, 0, 0])) == frozenset()
 
 
-class SlowInsertStore(FakeStore):
-    """Fact inserts suspend, as real ones do: a reassignment can come while one runs."""
+class GatedInsertStore(FakeStore):
+    """Fact inserts wait while ``release`` is clear (set at first), as ``GatedStore``'s queries:
+    ``entered`` when one waits, ``stored`` when one is done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.release = asyncio.Event()
+        self.release.set()
+        self.stored = asyncio.Event()
 
     async def insert_facts(self, table: str, columns: Sequence[str], rows: Sequence[Row]) -> None:
-        await asyncio.sleep(0)
+        self.entered.set()
+        await self.release.wait()
         await super().insert_facts(table, columns, rows)
+        self.stored.set()
 
 
 def test_messages_stored_before_a_reassignment_are_not_flushed(catalogues: Catalogues) -> None:
     """They come again from the committed offsets: neither those held nor a batch whose storing
     the reassignment interrupted (stored all the same) are flushed or acknowledged."""
-    store = SlowInsertStore()
+    store = GatedInsertStore()
     pipeline, _ = make(catalogues, store)
 
     async def scenario() -> list[int]:
         await pipeline.process([message(served("T1"), 1)])
+        store.release.clear()
+        store.entered.clear()
         storing = asyncio.ensure_future(pipeline.process([message(served("T2"), 2)]))
-        await asyncio.sleep(0)  # inside the insert
+        await asyncio.wait_for(store.entered.wait(), 5)  # inside the insert
         pipeline.reset()
+        store.release.set()
         await storing
         assert not pipeline.flush_due()
         await pipeline.process([message(served("T1"), 1)])  # from the committed offset
@@ -500,7 +512,7 @@ def fetched(envelope: envelope_pb2.EventEnvelope, offset: int) -> SimpleNamespac
 
 
 def test_batches_fetched_before_a_reassignment_are_dropped(catalogues: Catalogues) -> None:
-    store = FakeStore()
+    store = GatedInsertStore()
     pipeline, _ = make(catalogues, store)
     runner = DomainRunner(pipeline, OffsetLedger(), lambda token: None, 10, 0.05)
     offset = ATTENTION.index("kafka_offset")
@@ -510,9 +522,7 @@ def test_batches_fetched_before_a_reassignment_are_dropped(catalogues: Catalogue
         pipeline.reset()
         await runner.submit_messages([fetched(served("T2"), 2)])
         storing = asyncio.ensure_future(runner.run())
-        deadline = time.monotonic() + 5
-        while not store.facts and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        await asyncio.wait_for(store.stored.wait(), 5)
         storing.cancel()
         return [row[offset] for row in store.facts]
 
