@@ -105,31 +105,29 @@ class DomainRunner:
 
     async def submit_messages(self, messages: list[Any]) -> None:
         """Batch delivery: faust ``Message`` objects straight from the consumer's fetch."""
-        await self._inbox().put(
-            (
-                self.pipeline.generation,
-                [Inbound(m.topic, m.partition, m.offset, m.key, m.value, m) for m in messages],
-            )
+        await self._submit(
+            [Inbound(m.topic, m.partition, m.offset, m.key, m.value, m) for m in messages]
         )
 
     async def submit_events(self, events: Sequence[Any]) -> None:
         """Stream delivery: faust ``Event`` objects from ``noack_take``."""
-        await self._inbox().put(
-            (
-                self.pipeline.generation,
-                [
-                    Inbound(
-                        e.message.topic,
-                        e.message.partition,
-                        e.message.offset,
-                        e.message.key,
-                        e.message.value,
-                        e,
-                    )
-                    for e in events
-                ],
-            )
+        await self._submit(
+            [
+                Inbound(
+                    e.message.topic,
+                    e.message.partition,
+                    e.message.offset,
+                    e.message.key,
+                    e.message.value,
+                    e,
+                )
+                for e in events
+            ]
         )
+
+    async def _submit(self, messages: list[Inbound]) -> None:
+        """Queued with the assignment they were fetched under (see ``_current``)."""
+        await self._inbox().put((self.pipeline.generation, messages))
 
     async def run(self) -> None:
         """The storing loop (a faust task): take, accumulate up to a full batch, store it."""

@@ -334,8 +334,7 @@ class IncrementalKpis:
         grains = self.plan.grains
         for start in range(0, len(months), self._query_keys):
             part = months[start : start + self._query_keys]
-            bounds = {entity: since[entity] - 1 for entity, _ in part}
-            sql = self._compiler.stored_periods(grains, part, bounds)
+            sql = self._compiler.stored_periods(grains, part, {e: since[e] for e, _ in part})
             # A month without any fact before the batch has no row: it is recorded empty.
             found: dict[tuple[str, int], dict[str, Sequence[int]]] = {key: {} for key in part}
             for entity, month, *starts in await store.query("stored periods", sql):

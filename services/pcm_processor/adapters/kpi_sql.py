@@ -380,16 +380,17 @@ HAVING {" OR ".join(f"d_{c} != 0" for c in columns)}
         self,
         grains: Sequence[str],
         months: Sequence[tuple[str, int]],
-        watermarks: Mapping[str, int],
+        since: Mapping[str, int],
     ) -> str:
         """The periods of each grain (columns in ``grains`` order, arrays of starts) with a fact
-        up to the entity's watermark, per (entity, month) of ``months``. Every stored fact
-        counts, whether or not a KPI filters it: a period with only such facts is built, which
-        is exact, only not needed. Reads the sorting key and the bucket columns only."""
+        at a Kafka offset below the entity's ``since``, per (entity, month) of ``months``. Every
+        stored fact counts, whether or not a KPI filters it: a period with only such facts is
+        built, which is exact, only not needed. Reads the sorting key and the bucket columns
+        only."""
         entities = literals(sorted({entity for entity, _ in months}))
         starts = literals(sorted({month for _, month in months}))
         pairs = ", ".join(f"({literal(entity)}, {month})" for entity, month in months)
-        bound = _bound_of({entity: offset + 1 for entity, offset in watermarks.items()})
+        bound = _bound_of(since)
         periods = ", ".join(
             f"groupUniqArray(toUInt32({BUCKET_COLUMNS[grain]}))" for grain in grains
         )
